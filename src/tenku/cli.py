@@ -17,6 +17,39 @@ class UsageError(Exception):
     """A bad argument or input: printed as one line, exit code 2."""
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """'WxH' of positive even integers -> (W, H); anything else is a UsageError."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"size {text!r} is not WxH (e.g. 128x128, 224x128)") from None
+    if w <= 0 or h <= 0 or w % 2 or h % 2:
+        raise UsageError(f"size {text!r}: width and height must be positive even integers (e.g. 128x128, 224x128)")
+    return w, h
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {v}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tenku import __version__
 

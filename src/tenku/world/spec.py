@@ -11,6 +11,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 # Object colours: far apart in colour space so the benchmark's tracker can
 # segment them, and none close to a background colour.
 PALETTE: dict[str, tuple[int, int, int]] = {
@@ -57,16 +59,32 @@ BACKGROUND_KINDS = ("solid", "gradient", "stripes", "checker")
 FLOOR_HEIGHT = 0.1  # top of the visible floor, world units
 
 
+def _star(points: int, outer: float, inner: float) -> np.ndarray:
+    ang = np.pi / 2 + np.arange(2 * points) * np.pi / points
+    rad = np.where(np.arange(2 * points) % 2 == 0, outer, inner)
+    return np.stack([rad * np.cos(ang), rad * np.sin(ang)], 1)
+
+
+# Outlines at size radius 1, counter-clockwise, y up. The collision disc is the
+# unit circle; the flat bottoms sit on it, so resting shapes touch the floor.
+POLYGONS: dict[str, np.ndarray] = {
+    "square": np.array([[-0.88, -0.88], [0.88, -0.88], [0.88, 0.88], [-0.88, 0.88]]),
+    "triangle": np.array([[-1.1, -0.95], [1.1, -0.95], [0.0, 1.0]]),
+    "star": _star(5, 1.25, 0.52),
+}
+RING_INNER = 0.55  # inner radius of a ring, as a fraction of its size radius
+
+
 def shape_area(shape: str, radius: float) -> float:
     """Area in world units^2 of a shape of the given size radius (mass is proportional to it)."""
-    r = radius
-    return {
-        "circle": math.pi * r * r,
-        "square": (2 * 0.86 * r) ** 2,
-        "triangle": 3 * math.sqrt(3) / 4 * (1.25 * r) ** 2,
-        "star": 5 * (1.3 * r) * (0.55 * r) * math.sin(math.pi / 5),
-        "ring": math.pi * (r * r - (0.62 * r) ** 2),
-    }[shape]
+    if shape == "circle":
+        unit = math.pi
+    elif shape == "ring":
+        unit = math.pi * (1 - RING_INNER**2)
+    else:
+        x, y = POLYGONS[shape].T
+        unit = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
+    return unit * radius * radius
 
 
 @dataclass
