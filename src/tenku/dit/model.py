@@ -1,0 +1,261 @@
+"""The spacetime-patch diffusion transformer: modules and weight init only.
+
+A latent (C, T', H', W') becomes T'/pt * H'/ph * W'/pw tokens (Conv3d, kernel =
+stride = patch) with 3D rotary codes. Each block: self-attention over all
+spacetime tokens, cross-attention to text tokens, an MLP; adaLN modulation from
+the noise level **per latent frame** (adaLN-single: one shared projection plus a
+learned table per block). Modulation, norms and rotary maths run in fp32;
+modulation and the output layer start at zero, so a fresh model outputs zeros.
+
+Tokens are handled in groups that share a noise level: for a batch of one
+shape a group is a frame of H'W' tokens; for a packed batch of mixed shapes
+every token is its own group and attention is block-diagonal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from tenku.dit.rope import apply_rope
+
+
+@dataclass
+class DiTConfig:
+    in_channels: int = 16  # latent channels
+    patch: tuple[int, int, int] = (1, 2, 2)  # (pt, ph, pw)
+    dim: int = 384
+    depth: int = 12
+    heads: int = 6
+    mlp_ratio: float = 4.0
+    text_dim: int = 384  # hidden size of the text encoder
+    freq_dim: int = 256  # sinusoidal noise-level features
+    rope_theta: float = 10000.0
+    grad_checkpoint: bool = False
+
+
+# One model class, a registry of sizes (DiT's DiT_models).
+DIT_SIZES: dict[str, dict[str, int]] = {
+    "tiny": dict(dim=64, depth=2, heads=4),
+    "S": dict(dim=384, depth=12, heads=6),
+    "B": dict(dim=768, depth=12, heads=12),
+    "L": dict(dim=1024, depth=24, heads=16),
+    "XL": dict(dim=1152, depth=28, heads=16),
+}
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight.float()).type_as(x)
+
+
+def layer_norm(x: torch.Tensor) -> torch.Tensor:
+    """Affine-free LayerNorm in fp32."""
+    return F.layer_norm(x.float(), x.shape[-1:], eps=1e-6)
+
+
+class Attention(nn.Module):
+    """Self- (context None) or cross-attention with q/k RMSNorm, through SDPA."""
+
+    def __init__(self, dim: int, heads: int, kv_dim: int | None = None):
+        super().__init__()
+        self.heads, self.cross = heads, kv_dim is not None
+        hd = dim // heads
+        if self.cross:
+            self.q = nn.Linear(dim, dim)
+            self.kv = nn.Linear(kv_dim, 2 * dim)
+        else:
+            self.qkv = nn.Linear(dim, 3 * dim)  # fused: one matrix product
+        self.q_norm, self.k_norm = RMSNorm(hd), RMSNorm(hd)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        b, n, d = x.shape
+        if self.cross:
+            q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)  # (B, h, L, hd)
+            k, v = self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        else:
+            q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, h, L, hd) each
+        q, k = self.q_norm(q), self.k_norm(k)
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, h, L, hd)
+        return self.out(o.transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        d = cfg.dim
+        self.attn = Attention(d, cfg.heads)
+        self.cross = Attention(d, cfg.heads, kv_dim=d)
+        self.norm_cross = nn.LayerNorm(d, eps=1e-6)
+        hidden = int(d * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.table = nn.Parameter(torch.randn(6, d) / math.sqrt(d))  # per-block offset of the shared modulation
+
+    def forward(self, x: torch.Tensor, mod: torch.Tensor, context: torch.Tensor, ctx_mask: torch.Tensor | None,
+                self_mask: torch.Tensor | None, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        b, n, d = x.shape
+        g = mod.shape[1]
+        m = (self.table[None, None].float() + mod.float()).unbind(2)  # 6 x (B, G, D), fp32
+        shift1, scale1, gate1, shift2, scale2, gate2 = (t[:, :, None] for t in m)  # (B, G, 1, D)
+        xg = x.view(b, g, n // g, d)  # tokens grouped by noise level
+        h = modulate(layer_norm(xg), shift1, scale1).type_as(x).view(b, n, d)
+        x = (xg.float() + gate1 * self.attn(h, mask=self_mask, rope=rope).view(b, g, -1, d).float()).type_as(x).view(b, n, d)
+        x = x + self.cross(self.norm_cross(x), context, ctx_mask)
+        xg = x.view(b, g, n // g, d)
+        h = modulate(layer_norm(xg), shift2, scale2).type_as(x)
+        return (xg.float() + gate2 * self.mlp(h).float()).type_as(x).view(b, n, d)
+
+
+def timestep_features(sigma: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of 1000 * sigma: (...,) -> (..., dim), fp32."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=sigma.device) / half)
+    a = 1000.0 * sigma.float()[..., None] * freqs
+    return torch.cat([torch.cos(a), torch.sin(a)], dim=-1)
+
+
+class DiT(nn.Module):
+    """Velocity predictor v(x_sigma, sigma per frame, text)."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, pt, ph, pw = cfg.dim, *cfg.patch
+        self.patch_embed = nn.Conv3d(cfg.in_channels, d, kernel_size=cfg.patch, stride=cfg.patch)
+        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d))
+        self.t_embed = nn.Sequential(nn.Linear(cfg.freq_dim, d), nn.SiLU(), nn.Linear(d, d))
+        self.t_mod = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.final_table = nn.Parameter(torch.randn(2, d) / math.sqrt(d))
+        self.final = nn.Linear(d, pt * ph * pw * cfg.in_channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        w = self.patch_embed.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.zeros_(self.patch_embed.bias)
+        nn.init.normal_(self.t_embed[0].weight, std=0.02)
+        nn.init.normal_(self.t_embed[2].weight, std=0.02)
+        for zero in (self.t_mod[1], self.final):  # adaLN modulation and output start at zero
+            nn.init.zeros_(zero.weight)
+            nn.init.zeros_(zero.bias)
+
+    def forward_tokens(self, tokens: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor,
+                       ctx_mask: torch.Tensor | None, rope: tuple[torch.Tensor, torch.Tensor],
+                       self_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Transformer on embedded tokens (B, L, D); sigma (B, G) per token group -> (B, L, patch_out)."""
+        b, n, d = tokens.shape
+        emb = self.t_embed(timestep_features(sigma, self.cfg.freq_dim))  # (B, G, D)
+        mod = self.t_mod(emb).view(b, emb.shape[1], 6, d)  # (B, G, 6, D)
+        ctx = self.text_proj(context)  # (B, Lc, D)
+        x = tokens
+        for blk in self.blocks:
+            if self.cfg.grad_checkpoint and self.training:
+                x = checkpoint(blk, x, mod, ctx, ctx_mask, self_mask, rope, use_reentrant=False)
+            else:
+                x = blk(x, mod, ctx, ctx_mask, self_mask, rope)  # (B, L, D)
+        g = emb.shape[1]
+        shift, scale = (self.final_table[None, None].float() + emb.float()[:, :, None]).unbind(2)  # (B, G, D)
+        h = modulate(layer_norm(x.view(b, g, -1, d)), shift[:, :, None], scale[:, :, None]).type_as(x)
+        return self.final(h.view(b, n, d))  # (B, L, pt*ph*pw*C)
+
+    # ---- latents in, latents out -------------------------------------------------
+
+    def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        """Patchify (B, C, T, H, W) -> tokens (B, L, D) in (t, h, w) order and the token grid."""
+        pt, ph, pw = self.cfg.patch
+        _, c, t, h, w = x.shape
+        if c != self.cfg.in_channels or t % pt or h % ph or w % pw:
+            raise ValueError(f"latent {tuple(x.shape[1:])} does not fit {self.cfg.in_channels} channels "
+                             f"and patch {self.cfg.patch}: T, H, W must be multiples of it")
+        tok = self.patch_embed(x.to(self.patch_embed.weight.dtype))  # (B, D, T', H', W')
+        return tok.flatten(2).transpose(1, 2), tuple(tok.shape[2:])  # (B, L, D)
+
+    def _unembed(self, out: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+        """(B, L, pt*ph*pw*C) -> (B, C, T, H, W)."""
+        (t, h, w), (pt, ph, pw), c = grid, self.cfg.patch, self.cfg.in_channels
+        out = out.view(-1, t, h, w, pt, ph, pw, c)
+        return out.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(-1, c, t * pt, h * ph, w * pw)
+
+    def _rope(self, grid: tuple[int, int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        from tenku.dit.rope import grid_positions, rope_angles
+
+        ang = rope_angles(grid_positions(*grid).to(device), self.cfg.dim // self.cfg.heads, self.cfg.rope_theta)
+        return ang.cos(), ang.sin()
+
+    def _frame_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
+        """(B, T) per latent frame -> (B, T') per temporal patch (the mean over the patch)."""
+        pt = self.cfg.patch[0]
+        return sigma.view(sigma.shape[0], -1, pt).mean(-1) if pt > 1 else sigma
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor,
+                ctx_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, C, T, H, W) at noise ``sigma`` (B, T); text ``context`` (B, Lc, text_dim) with
+        ``ctx_mask`` (B, Lc) bool (True = a real token). Returns the velocity, shaped like x."""
+        tokens, grid = self._embed(x)  # (B, L, D)
+        rope = self._rope(grid, x.device)
+        cm = ctx_mask[:, None, None, :] if ctx_mask is not None else None  # (B, 1, 1, Lc)
+        out = self.forward_tokens(tokens, self._frame_sigma(sigma), context.to(tokens.dtype), cm, rope)
+        return self._unembed(out, grid).to(x.dtype)
+
+    def forward_packed(self, xs: list[torch.Tensor], sigmas: list[torch.Tensor], contexts: list[torch.Tensor],
+                       ctx_masks: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+        """Samples of different shapes in one sequence: xs[i] (C, T_i, H_i, W_i), sigmas[i] (T_i,),
+        contexts[i] (Lc_i, text_dim). Attention is block-diagonal, so each output equals
+        the sample run alone."""
+        toks, grids, sig, cos, sin, seg, cseg, ctx = [], [], [], [], [], [], [], []
+        for i, (x, s, c) in enumerate(zip(xs, sigmas, contexts)):
+            tok, grid = self._embed(x[None])
+            n, per_frame = tok.shape[1], grid[1] * grid[2]
+            toks.append(tok[0])
+            grids.append(grid)
+            sig.append(self._frame_sigma(s[None])[0].repeat_interleave(per_frame))  # one group per token
+            co, si = self._rope(grid, x.device)
+            cos.append(co)
+            sin.append(si)
+            seg.append(torch.full((n,), i, device=x.device))
+            valid = ctx_masks[i] if ctx_masks is not None else torch.ones(c.shape[0], dtype=torch.bool, device=x.device)
+            cseg.append(torch.where(valid, i, -1))
+            ctx.append(c)
+        seg_t, cseg_t = torch.cat(seg), torch.cat(cseg)
+        self_mask = (seg_t[:, None] == seg_t[None, :])[None, None]  # (1, 1, L, L) block-diagonal
+        cross_mask = (seg_t[:, None] == cseg_t[None, :])[None, None]  # (1, 1, L, Lc)
+        tokens = torch.cat(toks)[None]
+        out = self.forward_tokens(tokens, torch.cat(sig)[None], torch.cat(ctx)[None].to(tokens.dtype),
+                                  cross_mask, (torch.cat(cos), torch.cat(sin)), self_mask)[0]
+        res, start = [], 0
+        for x, grid in zip(xs, grids):
+            n = grid[0] * grid[1] * grid[2]
+            res.append(self._unembed(out[start:start + n][None], grid)[0].to(x.dtype))
+            start += n
+        return res
+
+
+def build_dit(size: str = "S", **overrides: object) -> DiT:
+    """A DiT of a registered size (see DIT_SIZES) with config overrides."""
+    if size not in DIT_SIZES:
+        raise ValueError(f"unknown DiT size {size!r}; allowed: {', '.join(DIT_SIZES)}")
+    return DiT(DiTConfig(**{**DIT_SIZES[size], **overrides}))  # type: ignore[arg-type]

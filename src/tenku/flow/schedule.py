@@ -1,0 +1,41 @@
+"""Noise levels: logit-normal for training, shifted linear grids for sampling."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def logit_normal(shape: tuple[int, ...], mean: float = 0.0, std: float = 1.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Training sigmas: sigmoid of a normal (SD3), dense in the middle of the path."""
+    return torch.sigmoid(mean + std * torch.randn(shape, generator=generator))
+
+
+def shift_sigmas(sigma: torch.Tensor, shift: float) -> torch.Tensor:
+    """Time shift sigma' = s sigma / (1 + (s - 1) sigma): s > 1 spends more steps at high noise."""
+    return shift * sigma / (1 + (shift - 1) * sigma)
+
+
+def resolution_shift(tokens: int, base_tokens: int = 256, base_shift: float = 1.0,
+                     max_tokens: int = 4096, max_shift: float = 3.0) -> float:
+    """Shift for a sequence of ``tokens``: more tokens, more shift (linear in log tokens, clamped)."""
+    if tokens <= base_tokens:
+        return base_shift
+    k = min(math.log(tokens / base_tokens) / math.log(max_tokens / base_tokens), 1.0)
+    return base_shift + k * (max_shift - base_shift)
+
+
+def sampling_sigmas(steps: int, shift: float = 1.0, start: float = 1.0) -> torch.Tensor:
+    """``steps + 1`` sigmas from ``start`` (1 = pure noise; < 1 for SDEdit) down to exactly 0."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if not 0.0 < start <= 1.0:
+        raise ValueError(f"start sigma must be in (0, 1], got {start}")
+    grid = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+    sig = shift_sigmas(grid, shift)
+    # map the shifted grid onto [0, start]: sigma = start is where sampling begins
+    sig = sig * start
+    sig[-1] = 0.0
+    return sig
