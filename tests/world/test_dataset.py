@@ -63,7 +63,7 @@ def test_several_sizes(tmp_path):
 @pytest.mark.parametrize("size", ["63x64", "64", "axb", "0x64", "-64x64", "64x64x3"])
 def test_bad_size_is_a_one_line_error_and_writes_nothing(tmp_path, capsys, size):
     out = tmp_path / "ds"
-    assert main(["world", "render", "--count", "1", "--size", size, "--out", str(out)]) == 2
+    assert main(["world", "render", "--count", "1", f"--size={size}", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "even integers" in err or "WxH" in err
     assert len(err.splitlines()) == 1 and not out.exists()
@@ -110,3 +110,8 @@ def test_preview_rejects_unknown_words(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "zebra" in err and "red" in err and not out.exists()
     assert main(["world", "preview", "a red ball", "-o", str(tmp_path / "x.avi")]) == 2
+
+
+def test_preview_refuses_too_many_objects(tmp_path, capsys):
+    assert main(["world", "preview", "100 red balls", "-o", str(tmp_path / "x.mp4")]) == 2
+    assert "1 to 4" in capsys.readouterr().err

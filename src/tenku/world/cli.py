@@ -12,6 +12,8 @@ import numpy as np
 
 from tenku.cli import UsageError, parse_size, positive_float, positive_int
 
+MAX_OBJECTS = 4
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     world = sub.add_parser("world", help="the procedural physics world: datasets and previews")
@@ -52,8 +54,8 @@ def cmd_render(args: argparse.Namespace) -> int:
         summary = render_dataset(out, args.count, sizes, args.frames, args.fps, args.seed, args.workers, not args.quiet)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    except PermissionError as e:
-        raise UsageError(f"cannot write to {args.out}: {e.strerror}") from None
+    except OSError as e:  # permission denied, a file in the way, disk full, ...
+        raise UsageError(f"cannot write to {args.out}: {e.strerror or e}") from None
     dt = time.time() - t0
     print(f"{summary['videos']} videos in {out} ({summary['rendered']} rendered, {summary['resumed']} already there) in {dt:.1f}s")
     return 0
@@ -80,6 +82,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
             f"colours: {', '.join(PALETTE)}; shapes: {', '.join(SHAPES)} (and synonyms such as ball, box, disc)"
         )
     hints = parsed.object_hints() or None
+    if hints and len(hints) > MAX_OBJECTS:
+        raise UsageError(f"the prompt asks for {len(hints)} objects; a world scene holds 1 to {MAX_OBJECTS}")
     spec = sample_scene(np.random.default_rng(args.seed), width=w / h, objects=hints, background=parsed.background_hint())
     video, doc = render_one(spec, w, h, args.fps, args.frames, args.seed)
     try:

@@ -44,14 +44,15 @@ def _launch(rng: np.random.Generator, o: dict[str, Any], width: float, floor: fl
             y = floor + r
         d = None
     elif motion == "move":
-        d = d or _pick(rng, DIRECTIONS)
+        # movers ignore walls (they leave the frame) but never pass through a visible floor
+        d = d or _pick(rng, [k for k, (_, uy) in DIRECTIONS.items() if not (floor and uy < 0)])
         speed = float(rng.uniform(0.15, 0.35))
         ux, uy = DIRECTIONS[d]
         vx, vy, walls = speed * ux, speed * uy, False
         if rng.random() < 0.4:  # enter from outside, on the side it comes from
             if ux:
                 x = -1.3 * r if ux > 0 else width + 1.3 * r
-            if uy:
+            if uy and not floor:
                 y = -1.3 * r if uy > 0 else 1 + 1.3 * r
     elif motion == "bounce":
         d = d or _pick(rng, _DIAGONALS)
@@ -102,7 +103,8 @@ def sample_scene(
     c2 = c1 if kind == "solid" else _pick(rng, [c for c in BACKGROUNDS if c != c1])
     if bg_hint.get("colors") and len(bg_hint["colors"]) > 1:
         c2 = bg_hint["colors"][1]
-    floor_on = bg_hint["floor"] if bg_hint.get("floor") is not None else bool(rng.random() < 0.5)
+    sinks = any(h.get("motion") == "move" and DIRECTIONS.get(h.get("direction") or "", (0, 0))[1] < 0 for h in objects or [])
+    floor_on = bg_hint["floor"] if bg_hint.get("floor") is not None else bool(rng.random() < 0.5) and not sinks
     bg = BackgroundSpec(kind, (c1, c2), floor_on, _pick(rng, FLOOR_COLORS), float(rng.choice([0.1, 0.125, 0.2])))
     floor = 0.1 if floor_on else 0.0
 
