@@ -6,6 +6,7 @@ feed the transformer's cross-attention."""
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -28,6 +29,12 @@ def resolve_encoder_path(name: str) -> Path:
         raise ValueError(f"text encoder {name!r}: expected {DEFAULT_ENCODER!r} or a local Hugging Face "
                          "model folder with config.json (nothing is downloaded)")
     return path
+
+
+@functools.lru_cache(maxsize=4)
+def load_text_encoder(name: str = DEFAULT_ENCODER, max_length: int = 77) -> "TextEncoder":
+    """A shared CPU encoder per (name, max_length): loading takes seconds, encoding is cached."""
+    return TextEncoder(name, max_length)
 
 
 class TextEncoder:

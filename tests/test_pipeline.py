@@ -1,0 +1,58 @@
+"""Text-to-video through the pipeline and `tenku generate`, on a random tiny model."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tenku.cli import main
+from tenku.io import read_video
+from tenku.pipeline import Pipeline
+
+
+def test_generate_shapes_and_determinism(tiny_pipeline):
+    pipe = Pipeline.load(tiny_pipeline, device="cpu")
+    a = pipe.generate("a red ball falls", seed=1)
+    b = pipe.generate("a red ball falls", seed=1)
+    c = pipe.generate("a red ball falls", seed=2)
+    assert a.shape == (9, 64, 64, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    wide = pipe.generate("a blue square", seed=0, size=(96, 64), frames=5)
+    assert wide.shape == (5, 64, 96, 3)
+
+
+def test_unmakeable_sizes_name_the_nearest(tiny_pipeline):
+    pipe = Pipeline.load(tiny_pipeline, device="cpu")
+    assert pipe.fit_size(100, 60) == (96, 64) and pipe.fit_frames(10) == 9
+    with pytest.raises(ValueError, match="nearest: 96x64"):
+        pipe.generate("x", size=(100, 60))
+    with pytest.raises(ValueError, match="nearest: 9"):
+        pipe.generate("x", frames=10)
+
+
+def test_cli_generate_writes_video_and_sidecar(tiny_pipeline, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    rc = main(["generate", "a red ball bounces", "--model", str(tiny_pipeline), "--size", "64x64",
+               "--seconds", "1", "--fps", "8", "--steps", "2", "--guidance", "5", "--seed", "3", "-o", str(out), "--quiet"])
+    assert rc == 0
+    frames, fps = read_video(out)
+    assert frames.shape == (9, 64, 64, 3) and fps == 8.0
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["seed"] == 3 and side["steps"] == 2 and side["frames"] == 9 and side["prompt"] == "a red ball bounces"
+    # seconds that do not give 1 + 4k frames are rounded, saying so
+    assert main(["generate", "x", "--model", str(tiny_pipeline), "--seconds", "1.2", "--steps", "1", "-o", str(out), "--quiet"]) == 0
+    assert "rounded to 9 frames" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,msg", [(["--size", "100x64"], "nearest: 96x64"), (["--frames", "10"], "nearest: 9"),
+                                      (["-o", "x.avi"], ".mp4 or .gif"), (["--model", "/nonexistent"], "not found")])
+def test_cli_generate_errors(tiny_pipeline, tmp_path, capsys, args, msg):
+    argv = ["generate", "x", "--model", str(tiny_pipeline), "-o", str(tmp_path / "o.mp4"), "--quiet"]
+    for i in range(0, len(args), 2):
+        if args[i] in argv:
+            argv[argv.index(args[i]) + 1] = args[i + 1]
+        else:
+            argv += args[i : i + 2]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and len(err.splitlines()) == 1
