@@ -39,6 +39,12 @@ def test_cli_generate_writes_video_and_sidecar(tiny_pipeline, tmp_path, capsys):
     assert frames.shape == (9, 64, 64, 3) and fps == 8.0
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["seed"] == 3 and side["steps"] == 2 and side["frames"] == 9 and side["prompt"] == "a red ball bounces"
+    caption = side["expansion"]["caption"]
+    assert "red" in caption and len(caption) > len("a red ball bounces") and side["expansion"]["source"] == "builtin"
+    assert f"caption: {caption}" in capsys.readouterr().out
+    assert main(["generate", "a red ball bounces", "--model", str(tiny_pipeline), "--no-expand", "--steps", "1",
+                 "-o", str(out), "--quiet"]) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["expansion"]["caption"] == "a red ball bounces"
     # seconds that do not give 1 + 4k frames are rounded, saying so
     assert main(["generate", "x", "--model", str(tiny_pipeline), "--seconds", "1.2", "--steps", "1", "-o", str(out), "--quiet"]) == 0
     assert "rounded to 9 frames" in capsys.readouterr().out

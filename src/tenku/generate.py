@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 from tenku.cli import UsageError, parse_size, positive_float, positive_int
+from tenku.prompts.cli import add_llm_args, llm_config
 
 BUNDLED = Path(__file__).resolve().parents[2] / "models" / "tenku-world"
 
@@ -25,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1 = off)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--no-expand", action="store_true", help="use the prompt verbatim (default: expand it into a detailed caption)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_llm_args(g, timeout=30.0)
     g.set_defaults(func=cmd_generate, command="generate")
 
 
@@ -63,6 +67,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"note: {args.seconds:g} s at {fps:g} fps rounded to {frames} frames (the model makes 1 + {pipe.frame_step}k)")
     else:
         frames = pipe.cfg.frames
+    from tenku.prompts.expand import expand_prompt
+
+    expansion = expand_prompt(args.prompt, args.seed, no_expand=args.no_expand, llm=llm_config(args),
+                              aspect=w / h, frames=frames, fps=fps)
+    for warning in expansion.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if expansion.unknown:
+        print(f"warning: not understood: {', '.join(expansion.unknown)}", file=sys.stderr)
+    if not args.no_expand:
+        print(f"caption: {expansion.caption}")
     steps = args.steps or pipe.cfg.steps
     guidance = pipe.cfg.guidance if args.guidance is None else args.guidance
     bar = tqdm(total=steps, desc="sampling", unit="step", disable=args.quiet)
@@ -71,7 +85,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         bar.update(i - bar.n)
 
     t0 = time.time()
-    video = pipe.generate(args.prompt, seed=args.seed, size=(w, h), frames=frames, fps=fps, steps=steps,
+    video = pipe.generate(expansion.caption, seed=args.seed, size=(w, h), frames=frames, fps=fps, steps=steps,
                           guidance=guidance, callback=tick)
     bar.close()
     elapsed = time.time() - t0
@@ -81,7 +95,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write {out}: {e}") from None
     side = {"prompt": args.prompt, "model": str(model), "seed": args.seed, "size": [w, h], "frames": frames,
             "fps": fps, "steps": steps, "guidance": guidance, "device": str(pipe.device),
-            "seconds_generated": round(elapsed, 3), "tenku": __import__("tenku").__version__}
+            "seconds_generated": round(elapsed, 3), "expansion": expansion.to_dict(), "tenku": __import__("tenku").__version__}
     out.with_suffix(".json").write_text(json.dumps(side, indent=1))
     print(f"wrote {out} ({frames} frames, {w}x{h}, {fps:g} fps) in {elapsed:.1f}s")
     return 0

@@ -73,7 +73,7 @@ MOTION_WORDS: dict[str, str] = {
     # steady motion in a straight line
     **dict.fromkeys(["move", "glide", "drift", "slide", "travel", "zoom", "roll", "fly", "float",
                      "cruise", "coast", "sail", "skate", "scoot", "dart", "race", "wander", "creep",
-                     "crawl", "shift", "skim", "whiz", "whizz", "streak"], "move"),
+                     "crawl", "shift", "skim", "whiz", "whizz", "streak", "zip", "hurtle", "speed along"], "move"),
     # bouncing around the frame off its walls
     **dict.fromkeys(["ricochet", "carom", "pinball", "ping pong", "bounce around", "bounce about",
                      "bounce off the walls", "bounce everywhere"], "bounce"),
@@ -217,7 +217,7 @@ IGNORED_VERBS = (
     "follow", "chase", "spin", "rotate", "turn", "twirl", "wobble", "push", "shove", "nudge",
     "glance", "graze", "finish", "carry", "watch", "shown", "seen",
     "visible", "invisible", "overlap", "swap", "trade", "change", "lose",
-    "gain", "pick", "hold", "peek", "poke", "let", "slip",
+    "gain", "pick", "hold", "peek", "poke", "let", "slip", "smash", "slam", "ram",
 )
 IGNORED_ADJECTIVES = (
     "bright", "dark", "light", "pale", "deep", "vivid", "shiny", "glossy", "glowing", "simple", "lone",
