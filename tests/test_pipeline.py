@@ -40,7 +40,7 @@ def test_cli_generate_writes_video_and_sidecar(tiny_pipeline, tmp_path, capsys):
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["seed"] == 3 and side["steps"] == 2 and side["frames"] == 9 and side["prompt"] == "a red ball bounces"
     caption = side["expansion"]["caption"]
-    assert "red" in caption and len(caption) > len("a red ball bounces") and side["expansion"]["source"] == "builtin"
+    assert "red" in caption and len(caption) > len("a red ball bounces") and side["expansion"]["caption_source"] == "builtin"
     assert f"caption: {caption}" in capsys.readouterr().out
     assert main(["generate", "a red ball bounces", "--model", str(tiny_pipeline), "--no-expand", "--steps", "1",
                  "-o", str(out), "--quiet"]) == 0
