@@ -115,3 +115,11 @@ def test_preview_rejects_unknown_words(tmp_path, capsys):
 def test_preview_refuses_too_many_objects(tmp_path, capsys):
     assert main(["world", "preview", "100 red balls", "-o", str(tmp_path / "x.mp4")]) == 2
     assert "1 to 4" in capsys.readouterr().err
+
+
+def test_max_objects(tmp_path):
+    out = tmp_path / "one"
+    assert render(out, "--max-objects", "1", count=6) == 0
+    recs = [json.loads(x) for x in (out / "metadata.jsonl").read_text().splitlines()]
+    assert all(len(r["spec"]["objects"]) == 1 for r in recs)
+    assert render(out, count=6) == 2  # other settings: refused

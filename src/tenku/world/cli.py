@@ -26,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--fps", type=positive_float, default=8.0)
     r.add_argument("--out", required=True, help="dataset folder (new, empty, or the same settings to resume)")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--max-objects", type=int, default=4, choices=[1, 2, 3, 4], help="objects per scene: 1 to this (default 4)")
     r.add_argument("--workers", type=positive_int, default=1, help="processes")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(func=cmd_render, command="world render")
@@ -51,7 +52,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         t0 = time.time()
-        summary = render_dataset(out, args.count, sizes, args.frames, args.fps, args.seed, args.workers, not args.quiet)
+        summary = render_dataset(out, args.count, sizes, args.frames, args.fps, args.seed, args.workers, not args.quiet,
+                                 args.max_objects)
     except ValueError as e:
         raise UsageError(str(e)) from None
     except OSError as e:  # permission denied, a file in the way, disk full, ...

@@ -45,13 +45,13 @@ def render_one(spec: SceneSpec, width: int, height: int, fps: float, frames: int
     return video, {"spec": spec.to_dict(), "short_caption": short, "caption": detailed, "ground_truth": gt.to_dict()}
 
 
-def _job(args: tuple[str, int, list[tuple[int, int]], int, float, int]) -> dict[str, Any]:
-    out, idx, sizes, frames, fps, seed = args
+def _job(args: tuple[str, int, list[tuple[int, int]], int, float, int, int]) -> dict[str, Any]:
+    out, idx, sizes, frames, fps, seed, max_objects = args
     root = Path(out)
     vid = f"{idx:06d}"
     rng = np.random.default_rng([seed, idx])
     w, h = sizes[int(rng.integers(len(sizes)))]
-    spec = sample_scene(rng, width=w / h)
+    spec = sample_scene(rng, width=w / h, max_objects=max_objects)
     video, doc = render_one(spec, w, h, fps, frames, seed * 1_000_003 + idx)
     write_video(root / "videos" / f"{vid}.mp4", video, fps)
     record = {
@@ -85,7 +85,8 @@ def check_dataset_dir(out: Path, manifest: dict[str, Any]) -> None:
         old = json.loads(mpath.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"{mpath} is not valid JSON ({e}); choose another --out") from None
-    keys = ("format", "version", "sizes", "frames", "fps", "seed")
+    old.setdefault("max_objects", 4)  # datasets made before the option had up to 4
+    keys = ("format", "version", "sizes", "frames", "fps", "seed", "max_objects")
     diff = [f"{k}={old.get(k)!r} (asked {manifest[k]!r})" for k in keys if old.get(k) != manifest[k]]
     if diff:
         raise ValueError(
@@ -103,10 +104,12 @@ def render_dataset(
     seed: int = 0,
     workers: int = 1,
     progress: bool = True,
+    max_objects: int = 4,
 ) -> dict[str, Any]:
     """Render ``count`` captioned videos into ``out`` (resuming what is there). Returns a summary."""
     out = Path(out)
-    manifest = {"format": FORMAT, "version": VERSION, "sizes": [list(s) for s in sizes], "frames": frames, "fps": fps, "seed": seed}
+    manifest = {"format": FORMAT, "version": VERSION, "sizes": [list(s) for s in sizes], "frames": frames, "fps": fps, "seed": seed,
+                "max_objects": max_objects}
     check_dataset_dir(out, manifest)
     (out / "videos").mkdir(parents=True, exist_ok=True)
     (out / "gt").mkdir(exist_ok=True)
@@ -114,7 +117,7 @@ def render_dataset(
         write_text_atomic(out / "dataset.json", json.dumps(manifest, indent=1))
     done = {p.stem for p in (out / "gt").glob("*.json")}
     todo = [i for i in range(count) if f"{i:06d}" not in done or not (out / "videos" / f"{i:06d}.mp4").exists()]
-    jobs = [(str(out), i, [tuple(s) for s in sizes], frames, float(fps), seed) for i in todo]
+    jobs = [(str(out), i, [tuple(s) for s in sizes], frames, float(fps), seed, max_objects) for i in todo]
     bar = tqdm(total=len(jobs), desc="render", unit="video", disable=not progress)
     if workers > 1 and len(jobs) > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:

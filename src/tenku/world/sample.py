@@ -173,11 +173,12 @@ def sample_scene(
     background: dict[str, Any] | None = None,
     pan: float | None = None,
     scenario: str | None = None,
+    max_objects: int = 4,
 ) -> SceneSpec:
     """Draw a scene ``width`` world units wide (the render's aspect ratio).
 
     ``objects``: hints, one dict per object with any of ``HINT_KEYS`` fixed;
-    ``None`` draws 1 to 4 objects freely. ``background``: any of
+    ``None`` draws 1 to ``max_objects`` (at most 4) objects freely. ``background``: any of
     ``BackgroundSpec``'s fields fixed (``floor_color`` too). With two or more
     free objects the scene sometimes stages a collision or an occlusion.
 
@@ -203,7 +204,12 @@ def sample_scene(
     floor = 0.1 if floor_on else 0.0
 
     free = objects is None
-    hints = [dict(h) for h in objects] if objects is not None else [{} for _ in range(_pick(rng, [1, 2, 3, 4], [0.35, 0.3, 0.2, 0.15]))]
+    if objects is None:
+        counts = [1, 2, 3, 4][: max(1, min(max_objects, 4))]
+        p = np.array([0.35, 0.3, 0.2, 0.15][: len(counts)])
+        hints = [{} for _ in range(_pick(rng, counts, p / p.sum()))]
+    else:
+        hints = [dict(h) for h in objects]
     if scenario is not None and scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; allowed: {', '.join(SCENARIOS)}")
     forced = scenario not in (None, "free")
