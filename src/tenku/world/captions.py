@@ -233,6 +233,8 @@ class _Writer:
         o, r = self.objs[i], self.rng
         d = _c(r, _DIR[o.direction]) if o.direction in _DIR else ""
         if o.motion == "rest":
+            if any(e.type == "collision" and i in e.objects for e in self.gt.events):  # knocked later: still at first
+                return _c(r, ("stays still at first", "is at rest at first", "sits still until it is hit"))
             return _c(r, ("stays still", "does not move", "remains stationary", "stays put", "never moves",
                           "stays perfectly still"))
         if o.motion == "move":
