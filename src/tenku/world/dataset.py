@@ -28,7 +28,7 @@ from tenku.world.sample import sample_scene
 from tenku.world.spec import SceneSpec
 
 FORMAT = "tenku-world"
-VERSION = 1
+VERSION = 2  # bump when sampling changes, so a resume never mixes two samplers
 
 
 def write_text_atomic(path: Path, text: str) -> None:

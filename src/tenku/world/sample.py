@@ -212,7 +212,9 @@ def sample_scene(
         hints = [dict(h) for h in objects]
     if scenario is not None and scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; allowed: {', '.join(SCENARIOS)}")
-    forced = scenario not in (None, "free")
+    if scenario is None:  # free draws of two or more objects sometimes stage an interaction
+        scenario = _pick(rng, ["free", "collision", "occlusion"], [0.5, 0.25, 0.25]) if free and len(hints) >= 2 else "free"
+    forced = scenario != "free"
     if forced:
         if len(hints) < 2:
             raise ValueError(f"scenario {scenario!r} needs at least two objects, got {len(hints)}")
@@ -225,32 +227,17 @@ def sample_scene(
         h["shape"] = h.get("shape") or _pick(rng, SHAPES)
         h["size"] = h.get("size") or _pick(rng, SIZES)
         h["motion"] = h.get("motion") or _pick(rng, MOTIONS, list(_MOTION_P.values()))
-    if scenario is None:
-        scenario = _pick(rng, ["free", "collision", "occlusion"], [0.5, 0.25, 0.25]) if free and len(hints) >= 2 else "free"
-    if scenario == "occlusion" and not forced:  # a smaller mover passes behind (or in front of) a larger resting object
-        hints[0].update(size="large", motion="rest")
-        hints[1].update(size=_pick(rng, ["small", "medium"]), motion="move", direction=_pick(rng, ["left", "right"]))
-
     specs: list[ObjectSpec] = []
     for i, h in enumerate(hints):
         for _ in range(50):
             o = _launch(rng, h, width, floor, g)
             if forced and i == 1:
                 _stage(rng, scenario, specs[0], o, width, floor, g)
-            elif scenario == "occlusion" and i == 1:
-                front = specs[0]
-                o.y, o.x = front.y, (-1.3 * o.radius if o.vx > 0 else width + 1.3 * o.radius)
-                o.depth = 0 if rng.random() < 0.7 else 2
-                front.depth = 1
-            elif scenario == "collision" and i == 1:
-                a = specs[0]  # aim straight at the first object
-                speed = float(rng.uniform(0.3, 0.5))
-                dx, dy = a.x - o.x, a.y - o.y
-                norm = float(np.hypot(dx, dy)) or 1.0
-                o.vx, o.vy = speed * dx / norm, (0.0 if o.gravity else speed * dy / norm)
-                o.direction = "right" if dx > 0 else "left"
             if not _overlaps(o, specs):
                 break
+        else:
+            if free:  # no room left for a free object: leave it out rather than start inside another
+                continue
         specs.append(o)
     if pan is None:
         pan = float(rng.choice([-1, 1]) * rng.uniform(0.03, 0.08)) if rng.random() < 0.1 else 0.0

@@ -1,0 +1,13 @@
+"""The world-model benchmark (``tenku eval``): does a generated world obey physics?
+
+Modules, in the order data flows through them:
+
+- ``suites``: the fixed prompts (with seed, size, length and intended scene);
+- ``run``: generate or load each video, score it, aggregate (any ``generate(item)``);
+- ``tracking``: objects by colour in CIELAB, connected components, shapes, tracks;
+- ``metrics`` / ``motion``: adherence, permanence, identity, laws of motion;
+- ``checks``: frame-level checks (VBench flickering, background, the modes' checks);
+- ``evaluate``: every metric of one clip; ``report``: metrics.json, report.md, plots.
+
+Definitions, thresholds and calibration numbers: docs/eval.md.
+"""

@@ -1,0 +1,92 @@
+"""`tenku eval`: run the world-model benchmark on a model or on the simulator itself."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+from tenku.cli import UsageError, positive_int
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from tenku.eval.suites import SUITES
+
+    p = sub.add_parser("eval", help="the world-model benchmark: physics, permanence, consistency over time",
+                       description="Generate every prompt of a suite (or render it with the simulator), track the "
+                                   "objects and score them; writes OUT/metrics.json, OUT/report.md, plots and "
+                                   "contact sheets. Videos are cached in OUT/videos, so a re-run resumes.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model", metavar="DIR", help="model folder that tenku.pipeline.Pipeline.load reads")
+    src.add_argument("--reference", action="store_true", help="score the simulator's own renders (the calibration)")
+    p.add_argument("--suite", default="world", help=f"{', '.join(SUITES)}, several comma-separated, or all")
+    p.add_argument("--out", required=True, metavar="REPORT", help="report folder (new, empty, or a run to resume)")
+    p.add_argument("--limit", type=positive_int, help="only the first N items of each suite")
+    p.add_argument("--steps", type=positive_int, help="sampling steps passed to the pipeline")
+    p.add_argument("--height", type=positive_int,
+                   help="rescale every item to this height (a multiple of 16, or of the model's size multiple); "
+                        "widths are rounded to the same multiple")
+    p.add_argument("--device", default="cpu", help="device the pipeline runs on")
+    p.add_argument("--worst", type=int, default=5, help="worst cases per suite with plots and contact sheets")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_eval, command="eval")
+
+
+def _suites(text: str) -> list[str]:
+    from tenku.eval.suites import SUITES
+
+    names = list(SUITES) if text == "all" else [s.strip() for s in text.split(",") if s.strip()]
+    bad = [s for s in names if s not in SUITES]
+    if bad or not names:
+        raise UsageError(f"unknown suite {', '.join(map(repr, bad)) or repr(text)}; suites: {', '.join(SUITES)}, all")
+    return names
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tenku.eval.report import write_report
+    from tenku.eval.run import GeneratorUnavailable, PipelineGenerator, reference_frames, run_suite
+    from tenku.eval.suites import SIZE_MULTIPLE, build_suite
+
+    names = _suites(args.suite)
+    if args.worst < 0:
+        raise UsageError(f"--worst must be >= 0, got {args.worst}")
+    if args.reference and args.steps:
+        raise UsageError("--steps applies to --model, not --reference")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} exists and is not a folder")
+    if args.reference:
+        generate, tag = reference_frames, "reference"
+    else:
+        try:
+            generate = PipelineGenerator(args.model, args.steps, args.device)
+        except GeneratorUnavailable as e:
+            raise UsageError(str(e)) from None
+        tag = generate.tag
+    multiple = max(SIZE_MULTIPLE, getattr(getattr(generate, "pipe", None), "size_multiple", 0) or 0)
+    if args.height is not None and args.height % multiple:
+        raise UsageError(f"--height must be a multiple of {multiple}, got {args.height}")
+    t0 = time.time()
+    runs = {}
+    try:
+        for name in names:
+            items = build_suite(name, args.limit, args.height, multiple)
+            missing = sorted({i.mode for i in items if not getattr(generate, "supports", lambda m: True)(i.mode)})
+            if missing:  # the pipeline does not have every mode yet: score what it can
+                print(f"skipping suite {name}: the pipeline has no {', '.join(missing)} mode")
+                continue
+            runs[name] = run_suite(items, generate, out, tag, progress=not args.quiet)
+        if not runs:
+            raise UsageError(f"nothing to score: the model supports none of the suites {', '.join(names)}")
+        doc = write_report(out, runs, tag, time.time() - t0, args.worst)
+    except ValueError as e:  # a folder of another run, a generator returning the wrong shape, ...
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"cannot write to {out}: {e.strerror or e}") from None
+    for name, s in doc["suites"].items():
+        rates = s["summary"]["rates"]
+        shown = ", ".join(f"{m} {v:.3f}" for m, v in rates.items() if v is not None and not math.isnan(v))
+        print(f"{name} ({s['summary']['items']} videos, {s['cached']} cached): {shown}")
+    print(f"wrote {out / 'metrics.json'} and {out / 'report.md'} in {time.time() - t0:.1f}s")
+    return 0

@@ -1,0 +1,249 @@
+"""Running a suite: generate (or load cached) videos, score them, aggregate.
+
+The runner takes any ``generate(item) -> frames`` callable, so the same code
+scores a model (``PipelineGenerator``), the simulator itself (``reference_frames``,
+the calibration) or a deliberately broken video (tests). ``frames`` is uint8
+``(T, H, W, 3)``: the whole video for every mode except ``connect``, where it is
+the transition only (the runner puts clip A before it and clip B after it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from tenku.eval.checks import PSNR_LIMIT, RATIO_LIMIT, connect_ratios, loop_ratio, psnr, seam_ratio
+from tenku.eval.evaluate import RATES, Clip, evaluate_clip, reference
+from tenku.eval.suites import SUITE_VERSION, SuiteItem
+
+Generator = Callable[[SuiteItem], np.ndarray]
+WINDOW_SECONDS = 4.0  # long videos are scored per window of this length
+EVAL_FORMAT = "tenku-eval"
+
+
+class GeneratorUnavailable(RuntimeError):
+    """The model cannot be loaded (no pipeline yet, or a bad model folder)."""
+
+
+_LAST: dict[str, tuple[np.ndarray, Any]] = {}
+
+
+def reference_render(item: SuiteItem) -> tuple[np.ndarray, Any]:
+    """``item.reference()``, remembered for the last item (the runner asks twice per item)."""
+    key = f"{item.id}-{item.key()}-{item.spec.to_dict()}"
+    if key not in _LAST:
+        _LAST.clear()
+        _LAST[key] = item.reference()
+    return _LAST[key]
+
+
+def reference_frames(item: SuiteItem) -> np.ndarray:
+    """The simulator as a generator: its own render of the item (the calibration)."""
+    frames, _ = reference_render(item)
+    return frames[item.cond: item.frames - item.cond] if item.mode == "connect" else frames
+
+
+def expected_frames(item: SuiteItem) -> int:
+    """How many frames ``generate(item)`` must return."""
+    return item.frames - 2 * item.cond if item.mode == "connect" else item.frames
+
+
+class PipelineGenerator:
+    """Generates suite items with ``tenku.pipeline.Pipeline`` (imported only when used).
+
+    Calls ``pipe.generate(prompt, seed=, size=(w, h), frames=, fps=, steps=)`` and, per
+    mode, ``image=`` (i2v: the reference's first frame), ``video=, extend="forward"|"backward"``
+    (the reference's first or last ``cond`` frames), ``loop=True``, or ``connect=(A, B)``
+    with ``frames`` the length of the transition it must return.
+    """
+
+    def __init__(self, model_dir: str | Path, steps: int | None = None, device: str = "cpu"):
+        try:
+            from tenku.pipeline import Pipeline  # type: ignore[import-not-found]
+        except ImportError as e:
+            raise GeneratorUnavailable(f"cannot load a model: tenku.pipeline is not available ({e}); "
+                                       "use --reference to score the simulator") from None
+        if not Path(model_dir).is_dir():
+            raise GeneratorUnavailable(f"model folder {model_dir} does not exist")
+        self.pipe = Pipeline.load(str(model_dir), device=device)
+        self.steps = steps
+        self.tag = f"model:{Path(model_dir).resolve()}:steps={steps}"
+
+    MODE_ARGS = {"t2v": (), "i2v": ("image",), "extend_forward": ("video", "extend"),
+                 "extend_backward": ("video", "extend"), "loop": ("loop",), "connect": ("connect",)}
+
+    def supports(self, mode: str) -> bool:
+        """Whether ``pipe.generate`` takes the keyword arguments ``mode`` needs."""
+        import inspect
+
+        params = inspect.signature(self.pipe.generate).parameters
+        return all(a in params for a in self.MODE_ARGS[mode]) or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+    def __call__(self, item: SuiteItem) -> np.ndarray:
+        kw: dict[str, Any] = dict(seed=item.seed, size=(item.width, item.height), frames=item.frames, fps=item.fps)
+        if self.steps:
+            kw["steps"] = self.steps
+        if item.mode != "t2v" and item.mode != "loop":
+            ref = reference_frames(SuiteItem(**{**item.__dict__, "mode": "t2v"}))
+            if item.mode == "i2v":
+                kw["image"] = ref[0]
+            elif item.mode.startswith("extend"):
+                fwd = item.mode == "extend_forward"
+                kw.update(video=ref[: item.cond] if fwd else ref[-item.cond:], extend="forward" if fwd else "backward")
+            elif item.mode == "connect":
+                kw.update(connect=(ref[: item.cond], ref[-item.cond:]), frames=expected_frames(item))
+        elif item.mode == "loop":
+            kw["loop"] = True
+        return np.asarray(self.pipe.generate(item.prompt, **kw))
+
+
+def _check(item: SuiteItem, frames: np.ndarray) -> np.ndarray:
+    frames = np.asarray(frames)
+    want = (expected_frames(item), item.height, item.width, 3)
+    if frames.dtype != np.uint8 or frames.shape != want:
+        raise ValueError(f"{item.id}: generator returned {frames.dtype} {frames.shape}, expected uint8 {want}")
+    return frames
+
+
+def _load_or_generate(item: SuiteItem, generate: Generator, cache: Path | None) -> tuple[np.ndarray, bool]:
+    path = cache / f"{item.id}-{item.key()}.npz" if cache else None
+    if path is not None and path.exists():
+        with np.load(path) as z:
+            return _check(item, z["frames"]), True
+    frames = _check(item, generate(item))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
+        np.savez_compressed(tmp, frames=frames)
+        os.replace(tmp, path)
+    return frames, False
+
+
+def mode_check(item: SuiteItem, video: np.ndarray, ref: np.ndarray) -> dict[str, Any] | None:
+    """The item's mode check (issue 5) on the assembled video: a dict with ``ok`` and the numbers."""
+    k, T = item.cond, item.frames
+    if item.mode == "i2v":
+        p = psnr(video[0], ref[0])
+        return {"psnr": p, "ok": p >= PSNR_LIMIT}
+    if item.mode.startswith("extend"):
+        fwd = item.mode == "extend_forward"
+        r = seam_ratio(video, k if fwd else T - k)
+        given = slice(0, k) if fwd else slice(T - k, T)
+        return {"seam_ratio": r, "condition_psnr": psnr(video[given], ref[given]), "ok": r <= RATIO_LIMIT}
+    if item.mode == "loop":
+        r = loop_ratio(video)
+        return {"loop_ratio": r, "ok": r <= RATIO_LIMIT}
+    if item.mode == "connect":
+        a, b = connect_ratios(ref[:k], video[k: T - k], ref[T - k:])
+        return {"start_ratio": a, "end_ratio": b, "ok": max(a, b) <= RATIO_LIMIT}
+    return None
+
+
+def _nanmean(xs: list[float]) -> float:
+    xs = [float(x) for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return float(np.mean(xs)) if xs else math.nan
+
+
+def evaluate_item(item: SuiteItem, video: np.ndarray) -> dict[str, Any]:
+    """Score one assembled video against its item (windows of ``WINDOW_SECONDS`` for long ones)."""
+    ref_frames, gt = reference_render(item)
+    ref, vis = reference(item.spec, gt)
+    clip = Clip(video, item.spec, item.hints, item.fps, ref, vis)
+    win = int(round(WINDOW_SECONDS * item.fps))
+    if item.frames > win + 1:
+        spans = [(s, min(s + win + 1, item.frames)) for s in range(0, item.frames - 1, win)]
+        parts = [evaluate_clip(clip.window(a, b), details=(a == 0)) for a, b in spans]
+        res = {"rates": {m: _nanmean([p["rates"][m] for p in parts]) for m in RATES},
+               "values": {v: _nanmean([p["values"][v] for p in parts]) for v in parts[0]["values"]},
+               "objects": parts[0]["objects"],
+               "windows": [{"start": a / item.fps, "rates": p["rates"], "values": p["values"]} for (a, _), p in zip(spans, parts)]}
+        res["drift"] = {m: parts[-1]["rates"][m] - parts[0]["rates"][m] for m in RATES}
+    else:
+        res = evaluate_clip(clip)
+    mc = mode_check(item, video, ref_frames)
+    if mc is not None:
+        res["mode_check"] = mc
+        res["rates"]["mode_check"] = float(mc["ok"])
+    return res
+
+
+def _manifest(out: Path, tag: str) -> None:
+    path = out / "eval.json"
+    want = {"format": EVAL_FORMAT, "suite_version": SUITE_VERSION, "generator": tag}
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON ({e}); choose another --out") from None
+        if old != want:
+            raise ValueError(f"{out} holds videos of {old.get('generator')!r} (suite v{old.get('suite_version')}); "
+                             f"this run is {tag!r}: choose another --out, or the same generator to resume")
+    elif out.exists() and any(p.name not in ("report.md", "metrics.json") for p in out.iterdir()):
+        raise ValueError(f"{out} is not empty and holds no tenku eval run; choose a new or empty --out")
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(want, indent=1))
+
+
+def run_suite(items: list[SuiteItem], generate: Generator, out: str | Path | None = None, tag: str = "custom",
+              progress: bool = True) -> dict[str, Any]:
+    """Generate (or load from ``out/videos``) and score every item; returns per-item results and
+    the suite summary. ``tag`` names the generator: a folder holds the videos of one generator."""
+    out = Path(out) if out is not None else None
+    if out is not None:
+        _manifest(out, tag)
+    results, cached = [], 0
+    for item in tqdm(items, desc=f"eval {items[0].suite if items else ''}", unit="video", disable=not progress):
+        frames, hit = _load_or_generate(item, generate, out / "videos" if out else None)
+        cached += hit
+        res = evaluate_item(item, assemble(item, frames))
+        path = out / "videos" / f"{item.id}-{item.key()}.npz" if out else None
+        results.append({"item": item, "video_path": str(path) if path else None, **res})
+    return {"results": results, "summary": summarize(results), "cached": cached}
+
+
+def assemble(item: SuiteItem, frames: np.ndarray) -> np.ndarray:
+    """The whole video of an item from what the generator returned (connect: A + transition + B)."""
+    if item.mode != "connect":
+        return frames
+    ref, _ = reference_render(item)
+    return np.concatenate([ref[: item.cond], frames, ref[item.frames - item.cond:]])
+
+
+def load_video(result: dict[str, Any]) -> np.ndarray | None:
+    """The assembled video of a scored item, from the run's cache (None without one)."""
+    path = result.get("video_path")
+    if not path or not Path(path).exists():
+        return None
+    with np.load(path) as z:
+        return assemble(result["item"], z["frames"])
+
+
+def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Suite means of every rate and value, the same per tag, and mode-check pass rates."""
+    rates = sorted({m for r in results for m in r["rates"]}, key=lambda m: (m not in RATES, m))
+    values = sorted({v for r in results for v in r["values"]})
+    out: dict[str, Any] = {
+        "items": len(results),
+        "rates": {m: _nanmean([r["rates"].get(m) for r in results]) for m in rates},
+        "values": {v: _nanmean([r["values"].get(v) for r in results]) for v in values},
+    }
+    tags = sorted({t for r in results for t in r["item"].tags})
+    out["by_tag"] = {t: {"items": sum(t in r["item"].tags for r in results),
+                         **{m: _nanmean([r["rates"].get(m) for r in results if t in r["item"].tags]) for m in rates}}
+                     for t in tags}
+    drift = [r for r in results if "drift" in r]
+    if drift:
+        out["drift"] = {m: _nanmean([r["drift"][m] for r in drift]) for m in RATES}
+    return out
+
+
+def item_score(res: dict[str, Any]) -> float:
+    """One number per item to rank the worst cases: the mean of its rates."""
+    return _nanmean(list(res["rates"].values()))

@@ -1,0 +1,364 @@
+"""Train the causal video autoencoder: ``tenku train vae --config configs/vae-world.yaml [key=value ...]``.
+
+Reads top to bottom: config, data, helpers, then ``train`` (the loop). Runs on a CPU with
+bf16 autocast; no torchrun needed. Everything lands in ``cfg.out``:
+
+    config.yaml        the resolved run config
+    log.jsonl          one line per logged step (loss terms, lr, throughput) and per eval
+    samples/           side-by-side (input | reconstruction) mp4 and PNG contact sheets
+    ckpt/              the latest checkpoint: a loadable VAE folder (model.safetensors +
+                       config.yaml with latent statistics) plus optim.safetensors and
+                       state.json (and disc*.safetensors with the GAN); re-running resumes it
+
+Every random draw is a function of (seed, step), so a resumed run continues as if it had
+never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from tenku.config import ConfigError, apply_overrides, from_dict, save_config, to_dict
+from tenku.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, from_uint8, probe_video, read_video, save_contact_sheet, to_uint8, write_video
+from tenku.train.checkpoint import commit_folder, load_optimizer, save_optimizer, write_json
+from tenku.vae.losses import LossConfig, PatchDiscriminator, d_hinge_loss, g_hinge_loss, psnr, reconstruction_loss, ssim
+from tenku.vae.model import VAE, VAE_CONFIGS, VAEConfig, save_vae
+
+# ----------------------------------------------------------------------------- config
+
+
+@dataclass
+class DataConfig:
+    train: list[str] = field(default_factory=list)  # folders: tenku datasets (metadata.jsonl) or any folder of videos/images
+    val: str = ""  # held-out folder for PSNR/SSIM; empty: no evaluation
+    val_count: int = 16  # held-out videos evaluated (whole length, 1 + time_down*k frames)
+    crop: int = 128  # square crop side (multiple of space_down); videos smaller than this are skipped
+    max_frames: int = 17  # longest training clip; a step draws T = 1 + time_down*k, k in 1..(max_frames-1)/time_down
+    image_prob: float = 0.1  # share of steps that train on single frames (images, and frames of videos)
+    batch_frames: int = 34  # frames per batch: B = max(1, batch_frames // T)
+    flip: bool = True  # random horizontal flips (never vertical: gravity points down)
+    cache_gb: float = 4.0  # decoded videos kept in memory
+
+
+@dataclass
+class TrainVAEConfig:
+    out: str = "runs/vae"
+    preset: str = "small"  # VAE_CONFIGS entry the ``model`` section starts from
+    model: VAEConfig = field(default_factory=VAEConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    steps: int = 30000
+    lr: float = 4e-4
+    min_lr: float = 4e-5
+    warmup: int = 500
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    bf16: bool = True  # autocast to bf16 on CPU (AMX): about 2.5x faster than fp32 here
+    threads: int = 0  # torch threads; 0 keeps torch's default
+    seed: int = 0
+    log_every: int = 10
+    sample_every: int = 500
+    eval_every: int = 1000
+    ckpt_every: int = 500
+    stats_clips: int = 16  # training clips whose latents set the per-channel normalisation
+    resume: bool = True
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainVAEConfig:
+    """YAML file + ``key=value`` overrides -> config. ``model`` keys are applied on top of
+    the ``preset`` registry entry, so a config file only names what it changes."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({e})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level")
+    data = apply_overrides(data, overrides or [])
+    preset = data.get("preset", TrainVAEConfig.preset)
+    if preset not in VAE_CONFIGS:
+        raise ConfigError(f"preset: unknown VAE size {preset!r}; known: {', '.join(VAE_CONFIGS)}")
+    data["model"] = {**to_dict(VAE_CONFIGS[preset]), **(data.get("model") or {})}
+    cfg = from_dict(TrainVAEConfig, data)
+    cfg.model.validate()
+    if cfg.data.crop % cfg.model.space_down:
+        raise ConfigError(f"data.crop must be a multiple of model.space_down={cfg.model.space_down}; got {cfg.data.crop}")
+    if cfg.data.max_frames < 1 + cfg.model.time_down:
+        raise ConfigError(f"data.max_frames must be at least {1 + cfg.model.time_down}; got {cfg.data.max_frames}")
+    if not cfg.data.train:
+        raise ConfigError("data.train: name at least one folder of videos (e.g. data.train=[data/world])")
+    return cfg
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class Item:
+    path: Path
+    frames: int
+    height: int
+    width: int
+
+
+def scan_folder(folder: str | Path) -> list[Item]:
+    """Videos of a tenku dataset folder (DIR/metadata.jsonl), else every video and image under it."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ValueError(f"{root}: no such data folder")
+    meta = root / "metadata.jsonl"
+    if meta.is_file():
+        recs = [json.loads(line) for line in meta.read_text().splitlines() if line.strip()]
+        return [Item(root / r["file"], int(r["frames"]), int(r["height"]), int(r["width"])) for r in recs]
+    items = []
+    for p in sorted(root.rglob("*")):
+        if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES and not p.name.startswith("."):
+            info = probe_video(p)
+            items.append(Item(p, int(info["frames"]), int(info["height"]), int(info["width"])))
+    return items
+
+
+class Clips:
+    """Random clips from a list of videos: decoded once, kept in memory up to a budget."""
+
+    def __init__(self, items: list[Item], cache_gb: float) -> None:
+        self.items, self.cache, self.budget, self.used = items, {}, cache_gb * 2**30, 0
+
+    def video(self, i: int) -> np.ndarray:
+        if i in self.cache:
+            return self.cache[i]
+        v = read_video(self.items[i].path)[0]  # uint8 (F, H, W, 3)
+        if self.used + v.nbytes <= self.budget:
+            self.cache[i], self.used = v, self.used + v.nbytes
+        return v
+
+    def batch(self, rng: np.random.Generator, batch: int, frames: int, crop: int, flip: bool) -> torch.Tensor:
+        """(batch, 3, frames, crop, crop) in [-1, 1]: random videos, start frames, crops, flips."""
+        ok = [i for i, it in enumerate(self.items) if it.frames >= frames and min(it.height, it.width) >= crop]
+        if not ok:
+            raise ValueError(f"no training video has >= {frames} frames and sides >= {crop} px")
+        out = []
+        for i in rng.choice(ok, size=batch):
+            v = self.video(int(i))
+            t0 = int(rng.integers(0, len(v) - frames + 1))
+            y0, x0 = int(rng.integers(0, v.shape[1] - crop + 1)), int(rng.integers(0, v.shape[2] - crop + 1))
+            c = v[t0 : t0 + frames, y0 : y0 + crop, x0 : x0 + crop]
+            out.append(from_uint8(np.ascontiguousarray(c[:, :, ::-1] if flip and rng.random() < 0.5 else c)))
+        return torch.stack(out)
+
+
+def whole_clip(v: np.ndarray, time_down: int, space_down: int) -> torch.Tensor:
+    """(1, 3, T, H, W): the longest 1 + time_down*k prefix, centre-cropped to multiples of space_down."""
+    t = 1 + (len(v) - 1) // time_down * time_down
+    h, w = v.shape[1] // space_down * space_down, v.shape[2] // space_down * space_down
+    y0, x0 = (v.shape[1] - h) // 2, (v.shape[2] - w) // 2
+    return from_uint8(np.ascontiguousarray(v[:t, y0 : y0 + h, x0 : x0 + w]))[None]
+
+
+def check_data(cfg: TrainVAEConfig) -> list[Item]:
+    """The training items; ValueError (one line, for the CLI) if the folders cannot feed this config."""
+    items = [it for folder in cfg.data.train for it in scan_folder(folder)]
+    if cfg.data.val:
+        scan_folder(cfg.data.val)
+    need = 1 + cfg.model.time_down
+    if not any(it.frames >= need and min(it.height, it.width) >= cfg.data.crop for it in items):
+        raise ValueError(f"{', '.join(cfg.data.train)}: no video with >= {need} frames and sides >= data.crop={cfg.data.crop} px")
+    return items
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def lr_at(step: int, cfg: TrainVAEConfig) -> float:
+    """Linear warm-up, then cosine from lr to min_lr."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * p))
+
+
+@torch.no_grad()
+def measure_latent_stats(model: VAE, clips: list[torch.Tensor]) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the raw posterior means over ``clips`` (each (1, 3, T, H, W))."""
+    zs = [model.posterior(c)[0].transpose(0, 1).flatten(1) for c in clips]  # (C, N) each
+    z = torch.cat(zs, 1).double()
+    return z.mean(1).tolist(), z.std(1).clamp_min(1e-6).tolist()
+
+
+@torch.no_grad()
+def evaluate(model: VAE, clips: list[torch.Tensor]) -> dict[str, float]:
+    """Mean per-video PSNR (dB) and SSIM of fp32 reconstructions, quantised to uint8 as written."""
+    p, s = [], []
+    for x in clips:
+        r = from_uint8(to_uint8(model.decode(model.encode(x))))[None]
+        x8 = from_uint8(to_uint8(x))[None]
+        p.append(psnr(r, x8).item())
+        s.append(ssim(r, x8).item())
+    return {"psnr": float(np.mean(p)), "ssim": float(np.mean(s))}
+
+
+@torch.no_grad()
+def write_samples(model: VAE, clips: list[torch.Tensor], out: Path, fps: float = 8.0) -> None:
+    """input | reconstruction side by side: an mp4 of the first clip(s) and a PNG of 8 frames each."""
+    rows = []
+    for x in clips:
+        both = torch.cat([x, model.decode(model.encode(x)).clamp(-1, 1)], dim=-1)  # (1, 3, T, H, 2W)
+        rows.append(to_uint8(both))
+    write_video(out.with_suffix(".mp4"), np.concatenate(rows, axis=1), fps)  # clips stacked vertically
+    picks = [r[np.linspace(0, len(r) - 1, 8).round().astype(int)] for r in rows]
+    save_contact_sheet(out.with_suffix(".png"), np.concatenate(picks), cols=4)
+
+
+def save_checkpoint(out: Path, step: int, model: VAE, opt: torch.optim.Optimizer,
+                    disc: PatchDiscriminator | None, dopt: torch.optim.Optimizer | None) -> None:
+    tmp = out / "ckpt.tmp"
+    save_vae(model, tmp)
+    save_optimizer(opt, tmp / "optim.safetensors")
+    if disc is not None and dopt is not None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in disc.state_dict().items()}, str(tmp / "disc.safetensors"))
+        save_optimizer(dopt, tmp / "disc_optim.safetensors")
+    write_json(tmp / "state.json", {"step": step})
+    commit_folder(tmp, out / "ckpt")
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def train(cfg: TrainVAEConfig, progress: bool = True, stop_after: int | None = None) -> dict[str, float]:
+    """Run (or resume) training to ``cfg.steps``; returns the last logged values (and eval
+    metrics if any). ``stop_after`` ends this invocation early at that step, with a
+    checkpoint (time-boxed sessions; the schedule still spans ``cfg.steps``)."""
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    (out / "samples").mkdir(parents=True, exist_ok=True)
+    mc = cfg.model
+
+    # data: training clips, fixed clips for latent statistics, held-out clips
+    items = check_data(cfg)
+    data = Clips(items, cfg.data.cache_gb)
+    videos = [i for i, it in enumerate(items) if it.frames > mc.time_down]
+    stat_clips = [whole_clip(data.video(i), mc.time_down, mc.space_down) for i in videos[: cfg.stats_clips]]
+    val = [whole_clip(read_video(it.path)[0], mc.time_down, mc.space_down) for it in scan_folder(cfg.data.val)[: cfg.data.val_count]] if cfg.data.val else []
+    show = (val or stat_clips)[:2]
+
+    # model, optimizer, and the optional discriminator
+    torch.manual_seed(cfg.seed)
+    model = VAE(mc)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)  # type: ignore[arg-type]
+    disc = dopt = None
+    if cfg.loss.gan_weight > 0:
+        disc = PatchDiscriminator(mc.in_channels, cfg.loss.disc_channels)
+        dopt = torch.optim.AdamW(disc.parameters(), lr=cfg.loss.disc_lr, betas=(0.5, 0.9), weight_decay=0.0)
+
+    # resume
+    step = 0
+    ck = out / "ckpt"
+    if cfg.resume and (ck / "state.json").is_file():
+        saved = yaml.safe_load((ck / "config.yaml").read_text())
+        mine = {k: v for k, v in to_dict(mc).items() if k not in ("latent_mean", "latent_std")}
+        if any(saved.get(k) != v for k, v in mine.items()):
+            raise ValueError(f"{ck} holds a model with another config; use another out= or resume=false")
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(ck / "model.safetensors")))
+        model.set_latent_stats(saved["latent_mean"], saved["latent_std"])
+        load_optimizer(opt, ck / "optim.safetensors")
+        if disc is not None and dopt is not None and (ck / "disc.safetensors").is_file():
+            disc.load_state_dict(load_file(str(ck / "disc.safetensors")))
+            load_optimizer(dopt, ck / "disc_optim.safetensors")
+        step = int(json.loads((ck / "state.json").read_text())["step"])
+    save_config(cfg, out / "config.yaml")
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"VAE {n_params / 1e6:.2f}M params ({4 * n_params / 2**20:.1f} MiB fp32); {len(items)} training videos/images; "
+          f"{len(val)} held-out; {'resuming at step ' + str(step) if step else 'from scratch'} -> {out}")
+
+    longest = max(it.frames for it in items if min(it.height, it.width) >= cfg.data.crop)
+    end = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
+    kmax = (min(cfg.data.max_frames, longest) - 1) // mc.time_down
+    bar = tqdm(total=cfg.steps, initial=step, desc="train vae", unit="step", disable=not progress, dynamic_ncols=True)
+    log = open(out / "log.jsonl", "a")  # a stop (Ctrl-C) loses at most ckpt_every steps: re-run to resume
+    rate = {"clips/s": 0.0, "frames/s": 0.0}
+    last: dict[str, float] = {}
+    try:
+        while step < end:
+            t0 = time.perf_counter()
+            rng = np.random.default_rng([cfg.seed, step])
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            frames = 1 if rng.random() < cfg.data.image_prob else 1 + mc.time_down * int(rng.integers(1, kmax + 1))
+            x = data.batch(rng, max(1, cfg.data.batch_frames // frames), frames, cfg.data.crop, cfg.data.flip)
+            lr = lr_at(step, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+
+            # autoencoder step: the network under bf16 autocast, the losses in fp32 (SSIM's variances need it)
+            model.train()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                recon, mean, logvar = model(x, sample=True, generator=gen)  # (B, 3, T, H, W), (B, z, T', h, w) x2
+            loss, logs = reconstruction_loss(x, recon, mean, logvar, cfg.loss)
+            gan_on = disc is not None and step >= cfg.loss.gan_start
+            if gan_on:
+                disc.requires_grad_(False)  # type: ignore[union-attr]
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                    g_loss = g_hinge_loss(disc(recon))  # type: ignore[misc]
+                loss = loss + cfg.loss.gan_weight * g_loss
+                logs["g"] = g_loss.item()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+
+            # discriminator step (hinge), on the same batch
+            if gan_on:
+                disc.requires_grad_(True)  # type: ignore[union-attr]
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                    d_loss = d_hinge_loss(disc(x), disc(recon.detach()))  # type: ignore[misc]
+                dopt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
+                d_loss.backward()
+                dopt.step()  # type: ignore[union-attr]
+                logs["d"] = d_loss.item()
+
+            step += 1
+            dt = time.perf_counter() - t0
+            a = 0.9 if rate["clips/s"] else 0.0  # EMA of throughput, so the bar is readable
+            rate = {"clips/s": a * rate["clips/s"] + (1 - a) * x.shape[0] / dt, "frames/s": a * rate["frames/s"] + (1 - a) * x.numel() / 3 / x.shape[-1] / x.shape[-2] / dt}
+            last = {"step": step, "loss": loss.item(), **logs, "psnr": psnr(recon.detach().clamp(-1, 1), x).item(),
+                    "gnorm": float(gnorm), "lr": lr, "T": frames, "B": x.shape[0], **rate}
+            bar.set_postfix(loss=f"{last['loss']:.4f}", psnr=f"{last['psnr']:.1f}", clips_s=f"{rate['clips/s']:.2f}", frames_s=f"{rate['frames/s']:.1f}")
+            bar.update()
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                log.write(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in last.items()}) + "\n")
+                log.flush()
+
+            model.eval()
+            if step % cfg.sample_every == 0 or step == cfg.steps:
+                write_samples(model, show, out / "samples" / f"step-{step:07d}")
+            if val and (step % cfg.eval_every == 0 or step == cfg.steps):
+                metrics = evaluate(model, val)
+                last.update({f"val_{k}": v for k, v in metrics.items()})
+                log.write(json.dumps({"step": step, **{f"val_{k}": round(v, 4) for k, v in metrics.items()}}) + "\n")
+                log.flush()
+                bar.write(f"step {step}: held-out PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}")
+            if step % cfg.ckpt_every == 0 or step == end:
+                model.set_latent_stats(*measure_latent_stats(model, stat_clips))
+                save_checkpoint(out, step, model, opt, disc, dopt)
+    finally:
+        bar.close()
+        log.close()
+    return last

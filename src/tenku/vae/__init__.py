@@ -1,0 +1,5 @@
+"""The causal video autoencoder (``model``) and its training losses (``losses``)."""
+
+from tenku.vae.model import VAE, VAE_CONFIGS, VAEConfig, load_vae, save_vae, vae_config
+
+__all__ = ["VAE", "VAE_CONFIGS", "VAEConfig", "load_vae", "save_vae", "vae_config"]

@@ -1,0 +1,51 @@
+"""`tenku eval`: the calibration run writes metrics and a report, resumes, and refuses bad input."""
+
+import json
+
+from tenku.cli import main
+
+
+def test_reference_run_writes_metrics_and_report_and_resumes(tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["eval", "--suite", "world", "--reference", "--out", str(out), "--limit", "3", "--quiet"]) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    world = doc["suites"]["world"]
+    assert doc["generator"] == "reference" and world["summary"]["items"] == 3 and world["cached"] == 0
+    assert all(v >= 0.98 for v in world["summary"]["rates"].values())
+    assert [i["id"] for i in world["items"]] == ["world-000", "world-001", "world-002"]
+    report = (out / "report.md").read_text()
+    assert "| object_adherence |" in report and "plots/world-000.png" in report
+    assert len(list((out / "plots").glob("*.png"))) == 3 and len(list((out / "sheets").glob("*.png"))) == 3
+    assert len(list((out / "videos").glob("*.npz"))) == 3
+    capsys.readouterr()
+    assert main(["eval", "--suite", "world", "--reference", "--out", str(out), "--limit", "3", "--quiet"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["suites"]["world"]["cached"] == 3
+    assert "3 cached" in capsys.readouterr().out
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    cases = [
+        ["eval", "--suite", "nope", "--reference", "--out", str(tmp_path / "a")],
+        ["eval", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "b")],
+        ["eval", "--reference", "--height", "72", "--out", str(tmp_path / "c")],
+    ]
+    for argv in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("tenku eval: error:") and "\n" not in err and "Traceback" not in err
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "eval.json").write_text(json.dumps({"format": "tenku-eval", "suite_version": 1,
+                                                          "generator": "model:/x:steps=None"}))
+    assert main(["eval", "--reference", "--out", str(tmp_path / "d"), "--limit", "1", "--quiet"]) == 2
+    assert "choose another --out" in capsys.readouterr().err
+
+
+def test_model_run_through_the_pipeline(tiny_pipeline, tmp_path, capsys):
+    out = tmp_path / "m"
+    rc = main(["eval", "--model", str(tiny_pipeline), "--suite", "world", "--out", str(out), "--limit", "1",
+               "--height", "64", "--steps", "1", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["generator"].startswith("model:") and doc["suites"]["world"]["summary"]["items"] == 1
+    rates = doc["suites"]["world"]["summary"]["rates"]
+    assert set(rates) >= {"object_adherence", "physics_fidelity", "temporal_flickering"}

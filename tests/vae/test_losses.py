@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tenku.vae.losses import (
+    LossConfig,
+    PatchDiscriminator,
+    d_hinge_loss,
+    freq_loss,
+    g_hinge_loss,
+    kl_loss,
+    psnr,
+    reconstruction_loss,
+    ssim,
+)
+
+
+def test_metrics_known_values() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 3, 32, 32) * 2 - 1
+    assert torch.allclose(ssim(x, x), torch.tensor(1.0), atol=1e-5)
+    assert ssim(x, torch.rand_like(x) * 2 - 1) < 0.1  # unrelated noise
+    assert math.isclose(psnr(x, x + 0.1).item(), 10 * math.log10(4 / 0.01), rel_tol=1e-4)
+    assert psnr(x, x + 0.1, reduce=False).shape == (2,)
+    assert freq_loss(x, x).item() == 0.0 and freq_loss(x, x.flip(-1) * 0.5) > 0
+    assert kl_loss(torch.zeros(1, 4, 2, 3, 3), torch.zeros(1, 4, 2, 3, 3)).item() == 0.0
+    # KL of N(1, 1) against N(0, 1) is 1/2 per channel, summed over 4 channels
+    assert math.isclose(kl_loss(torch.ones(1, 4, 2, 3, 3), torch.zeros(1, 4, 2, 3, 3)).item(), 2.0, rel_tol=1e-6)
+
+
+def test_reconstruction_loss_terms() -> None:
+    x = torch.rand(1, 3, 5, 16, 16) * 2 - 1
+    z = torch.zeros(1, 4, 2, 2, 2)
+    loss, logs = reconstruction_loss(x, x.clone(), z, z, LossConfig(freq=0.1))
+    assert loss.item() < 1e-5 and set(logs) == {"l1", "ssim", "freq", "kl"}
+    loss2, _ = reconstruction_loss(x, x + 0.2, z, z, LossConfig())
+    assert loss2 > loss
+
+
+def test_discriminator_and_hinge() -> None:
+    d = PatchDiscriminator(3, 8)
+    logits = d(torch.zeros(2, 3, 3, 64, 64))
+    assert logits.shape[:2] == (6, 1) and logits.shape[-1] == logits.shape[-2] == 6
+    ones = torch.ones(4)
+    assert d_hinge_loss(ones, -ones).item() == 0.0  # confident and right: no loss
+    assert d_hinge_loss(-ones, ones).item() == 4.0
+    assert g_hinge_loss(ones).item() == -1.0
