@@ -8,7 +8,7 @@ from tenku.cli import UsageError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser("train", help="train a model (vae)")
+    train = sub.add_parser("train", help="train a model (vae, dit)")
     tsub = train.add_subparsers(dest="train_command", metavar="MODEL", required=True)
 
     v = tsub.add_parser("vae", help="train the causal video autoencoder",
