@@ -51,6 +51,8 @@ def test_bad_inputs(model: VAE) -> None:
         vae_config("tiny", time_down=3).validate()
     with pytest.raises(ConfigError, match="enc_blocks needs 5 counts"):
         VAE(vae_config("tiny", space_down=16))
+    with pytest.raises(ConfigError, match="do not divide evenly"):
+        VAE(vae_config("tiny", channels=[8, 12, 16, 16]))
     with pytest.raises(ConfigError, match="unknown VAE size"):
         vae_config("huge")
 

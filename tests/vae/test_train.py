@@ -26,7 +26,10 @@ def test_cli_smoke(world_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "done: step 6" in capsys.readouterr().out
     model = load_vae(out / "ckpt")  # the checkpoint is a loadable VAE folder with latent statistics
     assert len(model.cfg.latent_mean) == 4 and min(model.cfg.latent_std) > 0
-    assert json.loads((out / "ckpt" / "state.json").read_text())["step"] == 6
+    state = json.loads((out / "ckpt" / "state.json").read_text())
+    assert state["step"] == 6
+    best = json.loads((out / "best" / "metrics.json").read_text())  # best held-out PSNR, a publishable folder
+    assert best["psnr"] == state["best_psnr"] and load_vae(out / "best").cfg.latent_std
     lines = [json.loads(s) for s in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines if "loss" in r] == [1, 2, 3, 4, 5, 6]
     assert any("val_psnr" in r for r in lines)

@@ -9,6 +9,8 @@ bf16 autocast; no torchrun needed. Everything lands in ``cfg.out``:
     ckpt/              the latest checkpoint: a loadable VAE folder (model.safetensors +
                        config.yaml with latent statistics) plus optim.safetensors and
                        state.json (and disc*.safetensors with the GAN); re-running resumes it
+    best/              the VAE folder with the best held-out PSNR so far (+ metrics.json):
+                       the one to publish
 
 Every random draw is a function of (seed, step), so a resumed run continues as if it had
 never stopped.
@@ -41,10 +43,10 @@ class DataConfig:
     train: list[str] = field(default_factory=list)  # folders: tenku datasets (metadata.jsonl) or any folder of videos/images
     val: str = ""  # held-out folder for PSNR/SSIM; empty: no evaluation
     val_count: int = 16  # held-out videos evaluated (whole length, 1 + time_down*k frames)
-    crop: int = 128  # square crop side (multiple of space_down); videos smaller than this are skipped
-    max_frames: int = 17  # longest training clip; a step draws T = 1 + time_down*k, k in 1..(max_frames-1)/time_down
+    crop: int = 64  # square crop side (multiple of space_down); videos smaller than this are skipped
+    max_frames: int = 9  # longest training clip; a step draws T = 1 + time_down*k, k in 1..(max_frames-1)/time_down
     image_prob: float = 0.1  # share of steps that train on single frames (images, and frames of videos)
-    batch_frames: int = 34  # frames per batch: B = max(1, batch_frames // T)
+    batch_frames: int = 36  # frames per batch: B = max(1, batch_frames // T)
     flip: bool = True  # random horizontal flips (never vertical: gravity points down)
     cache_gb: float = 4.0  # decoded videos kept in memory
 
@@ -57,9 +59,9 @@ class TrainVAEConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     steps: int = 30000
-    lr: float = 4e-4
-    min_lr: float = 4e-5
-    warmup: int = 500
+    lr: float = 1e-3  # no norm layers: 3e-3 diverges
+    min_lr: float = 1e-4
+    warmup: int = 200
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     weight_decay: float = 0.0
     grad_clip: float = 1.0
@@ -67,7 +69,7 @@ class TrainVAEConfig:
     threads: int = 0  # torch threads; 0 keeps torch's default
     seed: int = 0
     log_every: int = 10
-    sample_every: int = 500
+    sample_every: int = 1000
     eval_every: int = 1000
     ckpt_every: int = 500
     stats_clips: int = 16  # training clips whose latents set the per-channel normalisation
@@ -224,7 +226,7 @@ def write_samples(model: VAE, clips: list[torch.Tensor], out: Path, fps: float =
 
 
 def save_checkpoint(out: Path, step: int, model: VAE, opt: torch.optim.Optimizer,
-                    disc: PatchDiscriminator | None, dopt: torch.optim.Optimizer | None) -> None:
+                    disc: PatchDiscriminator | None, dopt: torch.optim.Optimizer | None, best: float) -> None:
     tmp = out / "ckpt.tmp"
     save_vae(model, tmp)
     save_optimizer(opt, tmp / "optim.safetensors")
@@ -233,7 +235,7 @@ def save_checkpoint(out: Path, step: int, model: VAE, opt: torch.optim.Optimizer
 
         save_file({k: v.contiguous() for k, v in disc.state_dict().items()}, str(tmp / "disc.safetensors"))
         save_optimizer(dopt, tmp / "disc_optim.safetensors")
-    write_json(tmp / "state.json", {"step": step})
+    write_json(tmp / "state.json", {"step": step, "best_psnr": best if math.isfinite(best) else None})
     commit_folder(tmp, out / "ckpt")
 
 
@@ -268,7 +270,7 @@ def train(cfg: TrainVAEConfig, progress: bool = True, stop_after: int | None = N
         dopt = torch.optim.AdamW(disc.parameters(), lr=cfg.loss.disc_lr, betas=(0.5, 0.9), weight_decay=0.0)
 
     # resume
-    step = 0
+    step, best = 0, -math.inf
     ck = out / "ckpt"
     if cfg.resume and (ck / "state.json").is_file():
         saved = yaml.safe_load((ck / "config.yaml").read_text())
@@ -283,7 +285,8 @@ def train(cfg: TrainVAEConfig, progress: bool = True, stop_after: int | None = N
         if disc is not None and dopt is not None and (ck / "disc.safetensors").is_file():
             disc.load_state_dict(load_file(str(ck / "disc.safetensors")))
             load_optimizer(dopt, ck / "disc_optim.safetensors")
-        step = int(json.loads((ck / "state.json").read_text())["step"])
+        state = json.loads((ck / "state.json").read_text())
+        step, best = int(state["step"]), float(state.get("best_psnr") or -math.inf)
     save_config(cfg, out / "config.yaml")
     n_params = sum(p.numel() for p in model.parameters())
     print(f"VAE {n_params / 1e6:.2f}M params ({4 * n_params / 2**20:.1f} MiB fp32); {len(items)} training videos/images; "
@@ -296,6 +299,7 @@ def train(cfg: TrainVAEConfig, progress: bool = True, stop_after: int | None = N
     log = open(out / "log.jsonl", "a")  # a stop (Ctrl-C) loses at most ckpt_every steps: re-run to resume
     rate = {"clips/s": 0.0, "frames/s": 0.0}
     last: dict[str, float] = {}
+    skipped = 0
     try:
         while step < end:
             t0 = time.perf_counter()
@@ -322,7 +326,13 @@ def train(cfg: TrainVAEConfig, progress: bool = True, stop_after: int | None = N
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            if torch.isfinite(gnorm):
+                opt.step()
+            else:  # an unattended run skips a bad batch instead of poisoning the weights; many in a row is a real fault
+                skipped += 1
+                bar.write(f"step {step}: non-finite loss or gradient, update skipped ({skipped} so far)")
+                if skipped > 20:
+                    raise RuntimeError(f"{skipped} non-finite updates: lower lr (now {cfg.lr}) and resume from {ck}")
 
             # discriminator step (hinge), on the same batch
             if gan_on:
@@ -355,9 +365,15 @@ def train(cfg: TrainVAEConfig, progress: bool = True, stop_after: int | None = N
                 log.write(json.dumps({"step": step, **{f"val_{k}": round(v, 4) for k, v in metrics.items()}}) + "\n")
                 log.flush()
                 bar.write(f"step {step}: held-out PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}")
+                if metrics["psnr"] > best:  # out/best: the model folder to publish
+                    best = metrics["psnr"]
+                    model.set_latent_stats(*measure_latent_stats(model, stat_clips))
+                    save_vae(model, out / "best.tmp")
+                    write_json(out / "best.tmp" / "metrics.json", {"step": step, **metrics})
+                    commit_folder(out / "best.tmp", out / "best")
             if step % cfg.ckpt_every == 0 or step == end:
                 model.set_latent_stats(*measure_latent_stats(model, stat_clips))
-                save_checkpoint(out, step, model, opt, disc, dopt)
+                save_checkpoint(out, step, model, opt, disc, dopt, best)
     finally:
         bar.close()
         log.close()
