@@ -65,7 +65,7 @@ class TrainVAEConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.99])
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    bf16: bool = True  # autocast to bf16 on CPU (AMX): about 2.5x faster than fp32 here
+    bf16: bool = True  # autocast to bf16 on CPU (avx512_bf16 here): about 2.5x faster than fp32
     threads: int = 0  # torch threads; 0 keeps torch's default
     seed: int = 0
     log_every: int = 10
