@@ -35,6 +35,7 @@ from tenku.dit.model import DIT_SIZES, DiT, DiTConfig, save_dit
 from tenku.flow import add_noise, logit_normal, velocity
 from tenku.pipeline import Pipeline, PipelineConfig
 from tenku.text import TextEncoder, load_text_encoder
+from tenku.train.schedule import lr_at
 from tenku.train.checkpoint import commit_folder, load_optimizer, save_optimizer, write_json
 from tenku.train.conditions import ConditionConfig, draw_condition_masks
 from tenku.vae.model import VAE
@@ -86,14 +87,6 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
     if not cfg.vae:
         raise ConfigError("vae: name the VAE folder (e.g. vae=models/tenku-world/vae)")
     return cfg
-
-
-def lr_at(step: int, cfg: TrainDiTConfig) -> float:
-    """Linear warm-up, then cosine to min_lr."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * p))
 
 
 # ----------------------------------------------------------------------------- batches

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from tenku.config import ConfigError, apply_overrides, from_dict, save_config, to_dict
 from tenku.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, from_uint8, probe_video, read_video, save_contact_sheet, to_uint8, write_video
+from tenku.train.schedule import lr_at
 from tenku.train.checkpoint import commit_folder, load_optimizer, save_optimizer, write_json
 from tenku.vae.losses import LossConfig, PatchDiscriminator, d_hinge_loss, g_hinge_loss, psnr, reconstruction_loss, ssim
 from tenku.vae.model import VAE, VAE_CONFIGS, VAEConfig, save_vae
@@ -183,14 +184,6 @@ def check_data(cfg: TrainVAEConfig) -> list[Item]:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def lr_at(step: int, cfg: TrainVAEConfig) -> float:
-    """Linear warm-up, then cosine from lr to min_lr."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    p = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * p))
 
 
 @torch.no_grad()
