@@ -29,7 +29,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from tenku.config import ConfigError, apply_overrides, from_dict, save_config, to_dict
+from tenku.config import ConfigError, apply_overrides, read_yaml, from_dict, save_config, to_dict
 from tenku.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, from_uint8, probe_video, read_video, save_contact_sheet, to_uint8, write_video
 from tenku.train.schedule import lr_at
 from tenku.train.checkpoint import commit_folder, load_optimizer, save_optimizer, write_json
@@ -80,18 +80,7 @@ class TrainVAEConfig:
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainVAEConfig:
     """YAML file + ``key=value`` overrides -> config. ``model`` keys are applied on top of
     the ``preset`` registry entry, so a config file only names what it changes."""
-    data: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} not found")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({e})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: expected a mapping at the top level")
-    data = apply_overrides(data, overrides or [])
+    data = apply_overrides(read_yaml(path), overrides or [])
     preset = data.get("preset", TrainVAEConfig.preset)
     if preset not in VAE_CONFIGS:
         raise ConfigError(f"preset: unknown VAE size {preset!r}; known: {', '.join(VAE_CONFIGS)}")
