@@ -9,17 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tenku.cli import UsageError, parse_size, positive_float, positive_int
-
-
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
-    return v
+from tenku.cli import UsageError, nonneg_int, parse_size, positive_float, positive_int
 
 
 def add_llm_args(p: argparse.ArgumentParser, timeout: float) -> None:
@@ -31,7 +21,7 @@ def add_llm_args(p: argparse.ArgumentParser, timeout: float) -> None:
     g.add_argument("--api-key-env", default=None, metavar="NAME",
                    help="environment variable holding the API key (default: TENKU_LLM_API_KEY, then OPENAI_API_KEY)")
     g.add_argument("--timeout", type=positive_float, default=timeout, help="seconds per request (default %(default)s)")
-    g.add_argument("--retries", type=_nonneg_int, default=2, help="extra attempts after a failure (default %(default)s)")
+    g.add_argument("--retries", type=nonneg_int, default=2, help="extra attempts after a failure (default %(default)s)")
 
 
 def llm_config(args: argparse.Namespace):  # -> LLMConfig | None
