@@ -1,5 +1,6 @@
-"""Shared tiny fixtures: a world dataset, a random tiny VAE, a tiny pipeline."""
+"""Shared tiny fixtures: a world dataset, a random tiny VAE, a tiny pipeline, a synthetic clip."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -42,3 +43,21 @@ def tiny_pipeline(tmp_path_factory, tiny_vae):
     folder = tmp_path_factory.mktemp("pipe") / "pipeline"
     Pipeline(vae, dit, load_text_encoder(), cfg, torch.device("cpu")).save(folder)
     return folder
+
+
+def _clip(n, seed=0, w=64, h=64):
+    """A smooth synthetic clip (a moving bright square), not noise, so round trips mean something."""
+    y, x = np.mgrid[0:h, 0:w]
+    frames = []
+    for t in range(n):
+        cx, cy = 10 + 2 * t + seed, h / 2
+        f = np.full((h, w, 3), 40, np.uint8)
+        f[(np.abs(x - cx) < 8) & (np.abs(y - cy) < 8)] = (220, 60, 60)
+        frames.append(f)
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="session")
+def clip():
+    """``clip(n, seed=0, w=64, h=64)``: uint8 frames of a red square moving right."""
+    return _clip

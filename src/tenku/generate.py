@@ -1,4 +1,5 @@
-"""`tenku generate`: text to an mp4, with a sidecar JSON of every parameter."""
+"""`tenku generate`: text (and an image, a video or two clips) to an mp4, with a sidecar JSON
+of every parameter. Every mode of the pipeline (pipeline.Pipeline.stream) is a flag here."""
 
 from __future__ import annotations
 
@@ -7,95 +8,288 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from tenku.cli import UsageError, parse_size, positive_float, positive_int
-from tenku.prompts.cli import add_llm_args, llm_config
 
 BUNDLED = Path(__file__).resolve().parents[2] / "models" / "tenku-world"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    g = sub.add_parser("generate", help="generate a video from a text prompt")
-    g.add_argument("prompt")
+    from tenku.prompts.cli import add_llm_args
+
+    g = sub.add_parser("generate", help="generate a video from a text prompt (and an image, a video, two clips)",
+                       description="Text-to-video and every other mode of one model. Examples:\n"
+                       '  tenku generate "a red ball bounces" -o ball.mp4\n'
+                       '  tenku generate "..." --image first.png          image-to-video\n'
+                       '  tenku generate "..." --video v.mp4 --extend forward --seconds 3\n'
+                       '  tenku generate "..." --loop                     a seamless loop\n'
+                       '  tenku generate "..." --connect a.mp4 b.mp4      a transition (written as A + transition + B)\n'
+                       '  tenku generate --video v.mp4 --edit "a blue ball bounces" --strength 0.6\n'
+                       '  tenku generate "..." --seconds 60               a long video, chunk by chunk\n'
+                       '  tenku generate "..." --preview -o d.mp4; tenku generate --upscale d.mp4 -o full.mp4',
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    g.add_argument("prompt", nargs="?", help="what to show (not needed with --edit or --upscale)")
     g.add_argument("-o", "--out", default="video.mp4", help="output .mp4 or .gif; a .json sidecar goes beside it")
     g.add_argument("--model", default=None, help=f"pipeline folder (default: the bundled model, {BUNDLED.name})")
     g.add_argument("--size", default=None, help="WxH, e.g. 128x128, 224x128 (16:9), 128x224 (9:16)")
-    g.add_argument("--seconds", type=positive_float, default=None, help="duration; rounded to a frame count the model makes")
-    g.add_argument("--frames", type=positive_int, default=None, help="frame count (1 + 4k); overrides --seconds")
+    g.add_argument("--aspect", default=None, help="W:H such as 16:9 or 9:16; the short side is the model's (or --height/--width)")
+    g.add_argument("--height", type=positive_int, default=None, help="with --aspect: the height")
+    g.add_argument("--width", type=positive_int, default=None, help="with --aspect: the width")
+    g.add_argument("--seconds", type=positive_float, default=None,
+                   help="duration (with --extend: of the new part; with --connect: of the transition)")
+    g.add_argument("--frames", type=positive_int, default=None, help="frame count; overrides --seconds")
     g.add_argument("--fps", type=positive_float, default=None)
-    g.add_argument("--steps", type=positive_int, default=None, help="sampling steps")
+    g.add_argument("--steps", type=positive_int, default=None, help="sampling steps (per chunk)")
     g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1 = off)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=None, help="noise seed (default 0; an upscale reuses the draft's)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    m = g.add_argument_group("modes")
+    m.add_argument("--image", default=None, help="image-to-video: the video starts with this image")
+    m.add_argument("--video", default=None, help="a video to --extend or to --edit")
+    m.add_argument("--extend", choices=["forward", "backward"], default=None, help="continue --video after its end or before its start")
+    m.add_argument("--loop", action="store_true", help="a seamless loop: the last frame flows into the first")
+    m.add_argument("--connect", nargs=2, metavar=("A", "B"), default=None, help="a transition from clip A's end to clip B's start")
+    m.add_argument("--edit", default=None, metavar="PROMPT", help="video-to-video: redo --video to follow PROMPT")
+    m.add_argument("--strength", type=positive_float, default=None, help="edit/upscale strength in (0, 1] (default 0.6)")
+    m.add_argument("--preview", action="store_true", help="a fast draft at half size (then --upscale it)")
+    m.add_argument("--upscale", default=None, metavar="DRAFT", help="refine a --preview draft at full size, same prompt and seed")
     g.add_argument("--no-expand", action="store_true", help="use the prompt verbatim (default: expand it into a detailed caption)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     add_llm_args(g, timeout=30.0)
     g.set_defaults(func=cmd_generate, command="generate")
 
 
+def _read(path: str, what: str, still: bool = False) -> tuple[np.ndarray, float | None]:
+    """An input image or video as uint8 frames (+ fps); a file that does not decode is a UsageError."""
+    from tenku.io import IMAGE_SUFFIXES, read_image, read_video
+
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"{what} {path}: no such file")
+    try:
+        if p.suffix.lower() in IMAGE_SUFFIXES:
+            return read_image(p)[None], None
+        frames, fps = read_video(p)
+    except ValueError as e:
+        raise UsageError(f"{what}: {e}") from None
+    return (frames[:1], None) if still else (frames, fps)
+
+
+def _resample(frames: np.ndarray, src: float | None, fps: float) -> np.ndarray:
+    """Frames of a video at ``src`` fps shown at ``fps``: the frame nearest each new time."""
+    if not src or abs(src - fps) / fps < 0.01:
+        return frames
+    idx = np.round(np.arange(0, len(frames) * fps / src) * src / fps).astype(int)
+    return frames[idx[idx < len(frames)]]
+
+
+def _check_combination(args: argparse.Namespace) -> None:
+    """Mode flags that do not go together: one line saying which, exit 2."""
+    if args.extend and not args.video:
+        raise UsageError("--extend needs --video V (the video to extend)")
+    if args.edit is not None and not args.video:
+        raise UsageError("--edit needs --video V (the video to edit)")
+    if args.video and not (args.extend or args.edit is not None):
+        raise UsageError("--video needs --extend forward|backward or --edit PROMPT")
+    if args.extend and args.edit is not None:
+        raise UsageError("--extend and --edit do not go together; pick one")
+    if args.loop and (args.connect or args.video):
+        raise UsageError("--loop works with a text prompt or --image, not with --connect or --video")
+    inputs = [f for f, on in (("--image", args.image), ("--video", args.video), ("--connect", args.connect),
+                              ("--upscale", args.upscale)) if on]
+    if len(inputs) > 1:
+        raise UsageError(f"{' and '.join(inputs)} do not go together; give one input")
+    if args.preview and (args.upscale or args.video or args.connect):
+        raise UsageError("--preview makes a draft from text (or --image); it does not go with --upscale, --video or --connect")
+    if args.strength is not None and args.edit is None and not args.upscale:
+        raise UsageError("--strength is for --edit or --upscale")
+    if args.strength is not None and not 0 < args.strength <= 1:
+        raise UsageError(f"--strength must be in (0, 1]; got {args.strength:g}")
+    if args.aspect and args.size:
+        raise UsageError("give --size or --aspect, not both")
+    if (args.height or args.width) and not args.aspect:
+        raise UsageError("--height/--width go with --aspect (or use --size WxH)")
+    if args.prompt is None and args.edit is None and not args.upscale:
+        raise UsageError("give a prompt (or --video V --edit PROMPT, or --upscale DRAFT)")
+    if args.prompt is not None and args.edit is not None:
+        raise UsageError("with --edit the new prompt is the --edit value; drop the positional prompt")
+
+
+def _size(args: argparse.Namespace, pipe: Any, default: tuple[int, int]) -> tuple[int, int]:
+    from tenku.modes import parse_aspect, size_for_aspect
+
+    if args.aspect:
+        try:
+            aspect = parse_aspect(args.aspect)
+            return size_for_aspect(aspect, pipe.size_multiple, min(pipe.cfg.size), args.width, args.height)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    w, h = parse_size(args.size) if args.size else default
+    try:
+        return pipe.check_size((w, h))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _frames_wanted(args: argparse.Namespace, pipe: Any, fps: float, exact: bool) -> int | None:
+    """--frames, or --seconds as frames (n seconds span n * fps intervals). ``exact``: any count
+    works (extend/connect: new frames); else rounded to 1 + 4k, saying so."""
+    if args.frames:
+        if not exact:
+            try:
+                pipe.check_frames(args.frames)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+        return args.frames
+    if not args.seconds:
+        return None
+    n = round(args.seconds * fps) if exact else round(args.seconds * fps) + 1
+    if exact:
+        return max(1, n)
+    fitted = pipe.fit_frames(n)
+    if fitted != n:
+        print(f"note: {args.seconds:g} s at {fps:g} fps rounded to {fitted} frames (the model makes 1 + {pipe.frame_step}k)")
+    return fitted
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from tenku.io import write_video
+    from tenku.modes import cover_resize
     from tenku.pipeline import Pipeline
+    from tenku.prompts.cli import llm_config
+    from tenku.prompts.expand import expand_prompt
 
+    _check_combination(args)
     out = Path(args.out)
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise UsageError(f"output must end in .mp4 or .gif, got {out.name!r}")
     if not out.parent.exists():
         raise UsageError(f"output folder {out.parent} does not exist")
-    size = parse_size(args.size) if args.size else None
-    model = Path(args.model) if args.model else BUNDLED
+    draft_side: dict[str, Any] = {}
+    if args.upscale:
+        side_path = Path(args.upscale).with_suffix(".json")
+        draft_side = json.loads(side_path.read_text()) if side_path.exists() else {}
+        if not draft_side and args.prompt is None:
+            raise UsageError(f"no sidecar {side_path.name} beside the draft: give the prompt")
+    model = Path(args.model or draft_side.get("model") or BUNDLED)
     if not model.exists():
         raise UsageError(f"model folder {model} not found" + ("" if args.model else " (no bundled model yet: pass --model DIR)"))
     try:
         pipe = Pipeline.load(model, device=args.device)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    fps = args.fps or pipe.cfg.fps
-    w, h = size or pipe.cfg.size
-    if (w, h) != pipe.fit_size(w, h):
-        fw, fh = pipe.fit_size(w, h)
-        raise UsageError(f"size {w}x{h}: width and height must be multiples of {pipe.size_multiple}; nearest: {fw}x{fh}")
-    if args.frames:
-        frames = args.frames
-        if frames != pipe.fit_frames(frames):
-            raise UsageError(f"{frames} frames: the model makes 1 + {pipe.frame_step}k frames; nearest: {pipe.fit_frames(frames)}")
-    elif args.seconds:
-        frames = pipe.fit_frames(round(args.seconds * fps) + 1)  # n seconds span n * fps frame intervals
-        if frames != round(args.seconds * fps) + 1:
-            print(f"note: {args.seconds:g} s at {fps:g} fps rounded to {frames} frames (the model makes 1 + {pipe.frame_step}k)")
-    else:
-        frames = pipe.cfg.frames
-    from tenku.prompts.expand import expand_prompt
+    fps = args.fps or draft_side.get("fps") or pipe.cfg.fps
+    seed = args.seed if args.seed is not None else int(draft_side.get("seed", 0))
 
-    expansion = expand_prompt(args.prompt, args.seed, no_expand=args.no_expand, llm=llm_config(args),
-                              aspect=w / h, frames=frames, fps=fps)
-    for warning in expansion.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    if expansion.unknown:
-        print(f"warning: not understood: {', '.join(expansion.unknown)}", file=sys.stderr)
-    if not args.no_expand:
-        print(f"caption: {expansion.caption}")
+    # inputs, resampled to fps; the output size defaults to the input video's (fitted)
+    mode: dict[str, Any] = {}
+    clips: tuple[np.ndarray, np.ndarray] | None = None
+    default = pipe.cfg.size
+    if args.image:
+        mode["image"] = _read(args.image, "--image", still=True)[0][0]
+    if args.video:
+        v = _resample(*_read(args.video, "--video"), fps)
+        default = pipe.fit_size(v.shape[2], v.shape[1])
+        mode["video"] = v
+    if args.connect:
+        clips = tuple(_resample(*_read(p, f"--connect {n}"), fps) for n, p in zip("AB", args.connect))  # type: ignore[assignment]
+        default = pipe.fit_size(clips[0].shape[2], clips[0].shape[1])
+    if args.upscale:
+        draft = _resample(*_read(args.upscale, "--upscale"), fps)
+        default = tuple(draft_side.get("preview", {}).get("full_size") or pipe.cfg.size)  # type: ignore[assignment]
+    w, h = _size(args, pipe, default)
+    if args.preview:
+        full = (w, h)
+        w, h = pipe.fit_size(w // 2, h // 2)
+    frames = _frames_wanted(args, pipe, fps, exact=bool(args.extend or args.connect))
+
+    if args.extend:
+        v = cover_resize(mode["video"], w, h)
+        mode.update(video=v, extend=args.extend)
+        frames = len(v) + (frames if frames is not None else pipe.cfg.frames - pipe.cfg.context_frames)
+    elif args.connect:
+        mode["connect"] = tuple(cover_resize(c, w, h) for c in clips)  # type: ignore[union-attr]
+    elif args.edit is not None or args.upscale:
+        if args.frames or args.seconds:
+            raise UsageError("an edit or upscale keeps the input's length; drop --frames/--seconds")
+        mode.update(video=mode.get("video", draft if args.upscale else None), strength=args.strength or pipe.cfg.strength)
+    if args.loop:
+        mode["loop"] = True
+
+    prompt = args.edit if args.edit is not None else args.prompt
+    no_expand = args.no_expand
+    if args.upscale and prompt is None:
+        prompt, no_expand = draft_side.get("caption") or draft_side["prompt"], True  # the draft's caption, as it was
+    expansion = expand_prompt(prompt, seed, no_expand=no_expand, llm=llm_config(args), aspect=w / h,
+                              frames=frames or pipe.cfg.frames, fps=fps)
     steps = args.steps or pipe.cfg.steps
     guidance = pipe.cfg.guidance if args.guidance is None else args.guidance
-    bar = tqdm(total=steps, desc="sampling", unit="step", disable=args.quiet)
+    bar = tqdm(total=1, desc="sampling", unit="step", disable=args.quiet)
 
     def tick(i: int, n: int) -> None:
+        bar.total = n
+        chunks = max(1, n // steps)
+        bar.set_postfix_str(f"chunk {min(chunks, i // steps + (i % steps > 0))}/{chunks}" if chunks > 1 else "", refresh=False)
         bar.update(i - bar.n)
 
     t0 = time.time()
-    video = pipe.generate(expansion.caption, seed=args.seed, size=(w, h), frames=frames, fps=fps, steps=steps,
-                          guidance=guidance, callback=tick)
-    bar.close()
-    elapsed = time.time() - t0
     try:
-        write_video(out, video, fps)
+        blocks = pipe.stream(expansion.caption, seed=seed, size=(w, h), frames=frames, fps=fps, steps=steps,
+                             guidance=guidance, callback=tick, **mode)
+    except ValueError as e:  # a request the model cannot do: say so before anything else
+        raise UsageError(str(e)) from None
+    for warning in expansion.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if expansion.unknown and not any("not understood" in w for w in expansion.warnings):
+        print(f"warning: not understood: {', '.join(expansion.unknown)}", file=sys.stderr)
+    if not no_expand:
+        print(f"caption: {expansion.caption}")
+    if clips is not None:  # the file shows A, the transition, B
+        blocks = _with_ends(mode["connect"][0], blocks, mode["connect"][1])
+    count = [0]
+    try:
+        write_video(out, _counted(blocks, count), fps)
     except OSError as e:
         raise UsageError(f"cannot write {out}: {e}") from None
-    side = {"prompt": args.prompt, "model": str(model), "seed": args.seed, "size": [w, h], "frames": frames,
-            "fps": fps, "steps": steps, "guidance": guidance, "device": str(pipe.device),
-            "seconds_generated": round(elapsed, 3), "expansion": expansion.to_dict(), "tenku": __import__("tenku").__version__}
+    bar.close()
+    elapsed = time.time() - t0
+    side = {"prompt": prompt, "caption": expansion.caption, "model": str(model), "seed": seed, "size": [w, h],
+            "frames": count[0], "fps": fps, "steps": steps, "guidance": guidance, "device": str(pipe.device),
+            "mode": _mode_name(args), "seconds_generated": round(elapsed, 3), "expansion": expansion.to_dict(),
+            "tenku": __import__("tenku").__version__}
+    for key in ("image", "video", "connect", "upscale"):
+        if getattr(args, key):
+            side[key] = getattr(args, key)
+    if "strength" in mode:
+        side["strength"] = mode["strength"]
+    if args.preview:
+        side["preview"] = {"full_size": list(full)}
     out.with_suffix(".json").write_text(json.dumps(side, indent=1))
-    print(f"wrote {out} ({frames} frames, {w}x{h}, {fps:g} fps) in {elapsed:.1f}s")
+    print(f"wrote {out} ({count[0]} frames, {w}x{h}, {fps:g} fps) in {elapsed:.1f}s")
+    if args.preview:
+        print(f"full size: tenku generate --upscale {out} -o {out.with_name(out.stem + '-full' + out.suffix)}")
     return 0
+
+
+def _mode_name(args: argparse.Namespace) -> str:
+    for name in ("upscale", "connect", "edit", "extend", "loop", "image", "preview"):
+        if getattr(args, name) not in (None, False):
+            return {"extend": f"extend-{args.extend}", "image": "image-to-video"}.get(name, name)
+    return "text-to-video"
+
+
+def _with_ends(a: np.ndarray, blocks: Any, b: np.ndarray) -> Any:
+    yield a
+    yield from blocks
+    yield b
+
+
+def _counted(blocks: Any, count: list[int]) -> Any:
+    for block in blocks:
+        count[0] += len(block)
+        yield block

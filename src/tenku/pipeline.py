@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Callable
 
 import numpy as np
@@ -19,7 +20,8 @@ import torch
 from tenku.config import load_config, save_config
 from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, euler_sample, resolution_shift, sampling_sigmas
-from tenku.io import to_uint8
+from tenku.io import from_uint8, to_uint8
+from tenku.modes import Chunk, cover_resize, end_latents, loop_split, plan_connect, plan_rollout, start_latents
 from tenku.text import TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
 
@@ -36,6 +38,8 @@ class PipelineConfig:
     base_tokens: int = 256  # sampling shift grows with tokens past this (flow.resolution_shift)
     max_shift: float = 3.0
     cond_sigma: float = 0.0  # noise level of condition frames (noise augmentation used in training)
+    context_frames: int = 9  # most given frames a chunk is conditioned on (extend, long videos, connect)
+    strength: float = 0.6  # default SDEdit strength of edits and upscales
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -129,24 +133,243 @@ class Pipeline:
         """Normalised latent (1, C, T', H', W') -> uint8 frames (T, H, W, 3)."""
         return to_uint8(self.vae.decode(latent.float().cpu()).clamp(-1, 1)[0])
 
-    def generate(self, prompt: str, seed: int = 0, size: tuple[int, int] | None = None, frames: int | None = None,
-                 fps: float | None = None, steps: int | None = None, guidance: float | None = None,
-                 callback: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """Text-to-video: uint8 frames (T, H, W, 3). ``size`` is (width, height); sizes and
-        frame counts the model cannot make are a ValueError naming the nearest allowed ones."""
-        w, h = size or self.cfg.size
-        n = frames or self.cfg.frames
+    def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (1 + time_down k, H, W, 3) -> normalised latent (1, C, 1 + k, H', W')."""
+        return self.vae.encode(from_uint8(frames)[None])
+
+    def check_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        w, h = size
         if (w, h) != self.fit_size(w, h):
             fw, fh = self.fit_size(w, h)
-            raise ValueError(f"size {w}x{h} is not a multiple of {self.size_multiple}; nearest: {fw}x{fh}")
+            raise ValueError(f"size {w}x{h}: width and height must be multiples of {self.size_multiple}; nearest: {fw}x{fh}")
+        return w, h
+
+    def check_frames(self, n: int) -> int:
         if n != self.fit_frames(n):
             raise ValueError(f"{n} frames: the model makes 1 + {self.frame_step}k frames; nearest: {self.fit_frames(n)}")
-        shape = self.vae.latent_shape(n, h, w)
-        z = self.sample_latents(prompt, seed, shape, steps, guidance, callback=callback)
+        return n
+
+    def sample_chunk(self, prompt: str, seed: int, size: tuple[int, int], frames: int, start: np.ndarray | None = None,
+                     end: np.ndarray | None = None, steps: int | None = None, guidance: float | None = None,
+                     callback: Callable[[int, int], None] | None = None, x_start: np.ndarray | None = None,
+                     strength: float = 1.0) -> np.ndarray:
+        """One sampling call: ``frames`` uint8 frames whose first ``len(start)`` and last
+        ``len(end)`` frames are given (the latent frames they fill completely are clean
+        conditions; see modes.py), or that start from ``x_start`` noised to ``strength``
+        (SDEdit). Returns the whole decoded chunk, given frames included."""
+        w, h = size
+        shape = self.vae.latent_shape(frames, h, w)
+        td, T = self.vae.cfg.time_down, shape[1]
+        cond = torch.zeros((1, *shape))
+        mask = torch.zeros(1, T, dtype=torch.bool)
+        if start is not None and len(start):
+            k = start_latents(len(start), td)
+            cond[:, :, :k] = self.encode_frames(start[: 1 + td * (k - 1)])
+            mask[:, :k] = True
+        if end is not None and end_latents(len(end), td):
+            k = end_latents(len(end), td)
+            tail = end[len(end) - td * k :]
+            cond[:, :, T - k :] = self.encode_frames(np.concatenate([tail[:1], tail]))[:, :, 1:]
+            mask[:, T - k :] = True
+        if mask.all():
+            raise ValueError(f"nothing to generate: all {T} latent frames of the chunk are given")
+        given = bool(mask.any())
+        z0 = None if x_start is None else self.encode_frames(x_start)
+        z = self.sample_latents(prompt, seed, shape, steps, guidance, cond=cond if given else None,
+                                cond_mask=mask if given else None, x_start=z0, start_sigma=strength, callback=callback)
         return self.decode(z)
+
+    # ---- modes (the table in DESIGN.md; the chunk arithmetic is in modes.py) -------------
+
+    def generate(self, prompt: str, seed: int = 0, size: tuple[int, int] | None = None, frames: int | None = None,
+                 fps: float | None = None, steps: int | None = None, guidance: float | None = None,
+                 callback: Callable[[int, int], None] | None = None, **mode: Any) -> np.ndarray:
+        """``stream`` gathered into one uint8 array (T, H, W, 3)."""
+        return np.concatenate(list(self.stream(prompt, seed, size, frames, fps, steps, guidance, callback, **mode)))
+
+    def stream(self, prompt: str, seed: int = 0, size: tuple[int, int] | None = None, frames: int | None = None,
+               fps: float | None = None, steps: int | None = None, guidance: float | None = None,
+               callback: Callable[[int, int], None] | None = None, *, image: np.ndarray | None = None,
+               video: np.ndarray | None = None, extend: str | None = None, loop: bool = False,
+               connect: tuple[np.ndarray, np.ndarray] | None = None, strength: float | None = None) -> Iterator[np.ndarray]:
+        """Every mode, as uint8 frame blocks (T_i, H, W, 3) in playing order. Long videos are
+        sampled and handed out chunk by chunk (each chunk conditioned on the tail of the last),
+        so memory does not grow with length.
+
+        ``frames``: the length of what comes out: the whole video (for ``extend``: the given
+        video plus the new frames; its frames come back unchanged), except for
+        ``connect=(A, B)``, which gives the transition only. Modes: text only; ``image``
+        (image-to-video: the first frame is the image after the autoencoder round trip);
+        ``video`` with ``extend="forward"|"backward"``, or with ``strength`` (an SDEdit edit:
+        keep the video's layout, follow the new prompt); ``loop`` (alone or with ``image``);
+        ``connect``. Inputs are resized by ``modes.cover_resize`` to ``size`` (default: the
+        input video's size fitted to what the model makes, else the model's default).
+        ``callback(done, total)`` counts sampling steps over all chunks. Wrong sizes, frame
+        counts and mode combinations are ValueErrors that say what is allowed."""
+        steps = steps or self.cfg.steps
+        modes = [n for n, on in (("image", image is not None), ("video", video is not None),
+                                 ("connect", connect is not None)) if on]
+        if len(modes) > 1:
+            raise ValueError(f"give one of image, video, connect; got {' and '.join(modes)}")
+        if loop and (video is not None or connect is not None):
+            raise ValueError("loop works with text or an image, not with a video or connect")
+        if extend is not None and video is None:
+            raise ValueError("extend needs a video to extend")
+        if extend not in (None, "forward", "backward"):
+            raise ValueError(f"extend must be 'forward' or 'backward'; got {extend!r}")
+        if video is not None and (extend is None) == (strength is None):
+            raise ValueError("with a video, give extend ('forward'/'backward') or strength (an edit), one of them")
+        if strength is not None and not 0 < strength <= 1:
+            raise ValueError(f"strength must be in (0, 1]; got {strength}")
+        first = video if video is not None else connect[0] if connect is not None else None
+        if size is None and first is not None:
+            size = self.fit_size(first.shape[2], first.shape[1])
+        w, h = self.check_size(size or self.cfg.size)
+        fit = lambda v: cover_resize(_frames(v, "video"), w, h)  # noqa: E731
+        chunk, overlap, step = self.cfg.frames, min(self.cfg.context_frames, self.cfg.frames - 1), self.frame_step
+        run = _Runner(self, prompt, seed, (w, h), steps, guidance, callback)
+        if strength is not None:  # edit: the whole (fitted) video in one call
+            v = fit(video)
+            n = 1 + step * ((len(v) - 1) // step)  # the longest valid frame count it holds
+            if frames is not None and frames != n:
+                raise ValueError(f"an edit keeps the video's length ({n} frames usable); got frames={frames}")
+            run.total = steps
+            return iter([run.chunk(n, x_start=v[:n], strength=strength)])
+        if video is not None:
+            v = fit(video)
+            if len(v) < overlap:
+                raise ValueError(f"the video has {len(v)} frames; extending needs at least {overlap}")
+            n = frames if frames is not None else len(v) + chunk - overlap
+            if n <= len(v):
+                raise ValueError(f"frames={n} must exceed the video's {len(v)} frames (it counts the video too)")
+            return run.extend(v, n - len(v), chunk, overlap, step, backward=extend == "backward")
+        if connect is not None:
+            a, b = fit(connect[0]), fit(connect[1])
+            for name, clip in (("A", a), ("B", b)):
+                if len(clip) < overlap:
+                    raise ValueError(f"clip {name} has {len(clip)} frames; connect needs at least {overlap}")
+            n = frames if frames is not None else chunk - 2 * overlap
+            return run.connect(a, b, n, chunk, overlap, step)
+        n = frames or self.cfg.frames
+        self.check_frames(n)  # text and image modes: 1 + 4k frames, whatever the length
+        img = None if image is None else cover_resize(_frames(image, "image", still=True), w, h)
+        if loop:
+            if n < 2 * overlap - 1:
+                raise ValueError(f"a loop needs at least {2 * overlap - 1} frames; got {n}")
+            return run.loop(img, n, chunk, overlap, step)
+        return run.forward(img, n, chunk, overlap, step)
 
     def describe(self) -> dict[str, Any]:
         """What went into a run, for sidecar files."""
         return {"dit": vars(self.dit.cfg) | {}, "vae": {"latent_channels": self.vae.cfg.latent_channels,
                 "time_down": self.vae.cfg.time_down, "space_down": self.vae.cfg.space_down},
                 "text_encoder": self.cfg.text_encoder}
+
+
+def _frames(x: Any, what: str, still: bool = False) -> np.ndarray:
+    """An input checked: uint8 RGB (T, H, W, 3), or (H, W, 3) for an image (-> 1 frame)."""
+    x = np.asarray(x)
+    if still and x.ndim == 3:
+        x = x[None]
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3 or min(x.shape[:3]) < 1:
+        want = "(H, W, 3)" if still else "(T, H, W, 3)"
+        raise ValueError(f"{what} must be a uint8 RGB array {want}; got shape {x.shape}, dtype {x.dtype}")
+    return x[-1:] if still else x
+
+
+class _Runner:
+    """Runs the chunk plans of one request (modes.py makes them), one sampling call per
+    chunk, and counts steps for the progress callback. Chunk i > 0 draws its own noise."""
+
+    def __init__(self, pipe: Pipeline, prompt: str, seed: int, size: tuple[int, int], steps: int,
+                 guidance: float | None, callback: Callable[[int, int], None] | None):
+        self.pipe, self.prompt, self.seed, self.size = pipe, prompt, seed, size
+        self.steps, self.guidance, self.callback = steps, guidance, callback
+        self.total = self.done = self.calls = 0
+        self.overlap = min(pipe.cfg.context_frames, pipe.cfg.frames - 1)
+
+    def chunk(self, frames: int, **kw: Any) -> np.ndarray:
+        seed = self.seed if self.calls == 0 else self.seed * 1_000_003 + self.calls
+        self.calls += 1
+
+        def tick(i: int, n: int) -> None:
+            if self.callback is not None:
+                self.callback(self.done + i, self.total)
+
+        out = self.pipe.sample_chunk(self.prompt, seed, self.size, frames, steps=self.steps, guidance=self.guidance,
+                                     callback=tick, **kw)
+        self.done += self.steps
+        return out
+
+    def _count(self, *plans: list[Chunk]) -> None:
+        self.total = sum(len(p) for p in plans) * self.steps
+
+    def _roll(self, tail: np.ndarray | None, plan: list[Chunk], whole_first: bool) -> Iterator[np.ndarray]:
+        """Forward chunks after ``tail``; yields the new frames (all of chunk 0 if ``whole_first``)."""
+        for i, c in enumerate(plan):
+            out = self.chunk(c.frames, start=None if c.given == 0 else tail[-c.given:])
+            new = out[c.given : c.given + c.new]
+            yield out[: c.given + c.new] if i == 0 and whole_first else new
+            tail = new if tail is None else np.concatenate([tail, new])[-self.overlap:]
+
+    def forward(self, image: np.ndarray | None, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
+        """Text-to-video or image-to-video of ``n`` frames, in chunks past one chunk's length."""
+        k = 0 if image is None else 1
+        plan = plan_rollout(n - k, k, chunk, overlap, step)
+        self._count(plan)
+        return self._roll(image, plan, whole_first=True)
+
+    def extend(self, v: np.ndarray, new: int, chunk: int, overlap: int, step: int, backward: bool) -> Iterator[np.ndarray]:
+        plan = plan_rollout(new, len(v), chunk, overlap, step, backward)
+        self._count(plan)
+        if not backward:
+            return _chain([v], self._roll(v[-overlap:], plan, whole_first=False))
+
+        def gen() -> Iterator[np.ndarray]:
+            head, blocks = v[:overlap], []
+            for c in plan:
+                out = self.chunk(c.frames, end=head[: c.given])
+                new = out[c.extra : c.extra + c.new]
+                blocks.insert(0, new)
+                head = np.concatenate([new, head])[:overlap]
+            yield from blocks
+            yield v
+
+        return gen()
+
+    def connect(self, a: np.ndarray, b: np.ndarray, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
+        pre, last, qb = plan_connect(n, len(a), len(b), chunk, overlap, step)
+        self._count(pre, [last])
+        return self._bridge(a[-overlap:], b[:overlap], pre, last, qb)
+
+    def _bridge(self, tail: np.ndarray, head: np.ndarray, pre: list[Chunk], last: Chunk, qb: int) -> Iterator[np.ndarray]:
+        """The transition from ``tail`` into ``head``: forward chunks, then one that lands on ``head``."""
+        for block in self._roll(tail, pre, whole_first=False):
+            tail = np.concatenate([tail, block])[-self.overlap:]
+            yield block
+        out = self.chunk(last.frames + qb, start=tail[-last.given:], end=head[:qb])
+        yield out[last.given : last.frames]
+
+    def loop(self, image: np.ndarray | None, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
+        """A clip of about half the length, then the transition from its end back to its start."""
+        x = loop_split(n, chunk - 2 * overlap, step)
+        k = 0 if image is None else 1
+        first = plan_rollout(x - k, k, chunk, overlap, step)
+        pre, last, qb = plan_connect(n - x, x, x, chunk, overlap, step)
+        self._count(first, pre, [last])
+
+        def gen() -> Iterator[np.ndarray]:
+            head: np.ndarray | None = None
+            tail: np.ndarray | None = None
+            for block in self._roll(image, first, whole_first=True):
+                head = block[:overlap] if head is None else np.concatenate([head, block])[:overlap]
+                tail = block[-overlap:] if tail is None else np.concatenate([tail, block])[-overlap:]
+                yield block
+            yield from self._bridge(tail, head, pre, last, qb)
+
+        return gen()
+
+
+def _chain(*parts: Any) -> Iterator[np.ndarray]:
+    for part in parts:
+        yield from part

@@ -64,7 +64,10 @@ def build_cache(folder: str | Path, vae: Any, text: Any, cache_dir: str | Path, 
             h = frames.shape[1] // vae.cfg.space_down * vae.cfg.space_down
             w = frames.shape[2] // vae.cfg.space_down * vae.cfg.space_down
             x = from_uint8(np.ascontiguousarray(frames[:t, :h, :w]))[None]
-            tensors[f"{s + j}.latent"] = vae.encode(x)[0].to(torch.bfloat16).contiguous()
+            # bf16 autocast halves CPU encode time; the latents are stored in bf16 anyway
+            with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
+                z = vae.encode(x)[0]
+            tensors[f"{s + j}.latent"] = z.to(torch.bfloat16).contiguous()
             texts = [r["caption"], r.get("short_caption") or r["caption"]]
             states, mask = text.encode(texts)
             for k, name in enumerate(("caption", "short")):

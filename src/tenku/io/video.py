@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -144,41 +144,53 @@ def read_video(path: PathLike, max_frames: int | None = None) -> tuple[np.ndarra
     return np.stack(frames), fps
 
 
-def write_video(path: PathLike, frames: np.ndarray, fps: float, *, crf: int = 18, odd: str = "pad") -> Path:
+def write_video(path: PathLike, frames: np.ndarray | Iterable[np.ndarray], fps: float, *, crf: int = 18,
+                odd: str = "pad") -> Path:
     """Write uint8 ``(T, H, W, 3)`` frames as browser-playable H.264 yuv420p (+faststart).
 
-    ``path`` ending in ``.gif`` writes a GIF instead (see ``write_gif``); otherwise the suffix
-    must be one of .mp4/.mov/.m4v/.mkv. yuv420p needs even sizes: ``odd="pad"`` pads an odd
-    height/width by replicating the last row/column, ``odd="error"`` raises ``ValueError``.
-    fps may be fractional (kept exactly up to denominator 1001). Atomic; returns the path.
+    ``frames`` may also be an iterable of such blocks (all of one size), written as they come,
+    so a long video streams to disk without being held in memory. ``path`` ending in ``.gif``
+    writes a GIF instead (see ``write_gif``); otherwise the suffix must be one of
+    .mp4/.mov/.m4v/.mkv. yuv420p needs even sizes: ``odd="pad"`` pads an odd height/width by
+    replicating the last row/column, ``odd="error"`` raises ``ValueError``. fps may be
+    fractional (kept exactly up to denominator 1001). Atomic; returns the path.
     """
     path = Path(path)
-    frames = _check_frames(frames)
+    blocks = [frames] if isinstance(frames, np.ndarray) else frames
     rate = _check_fps(fps)
     suffix = path.suffix.lower()
     if suffix == ".gif":
-        return write_gif(path, frames, fps)
+        return write_gif(path, np.concatenate([_check_frames(b) for b in blocks]), fps)
     if suffix not in H264_SUFFIXES:
         raise ValueError(f"{path}: H.264 output needs one of {', '.join(H264_SUFFIXES)} or .gif; got {suffix!r}")
     if not (isinstance(crf, int) and 0 <= crf <= 51):
         raise ValueError(f"crf must be an int in [0, 51]; got {crf!r}")
     if odd not in ("pad", "error"):
         raise ValueError(f"odd must be 'pad' or 'error'; got {odd!r}")
-    t, h, w, _ = frames.shape
-    if h % 2 or w % 2:
-        if odd == "error":
-            raise ValueError(f"{path}: yuv420p needs even height and width; got {w}x{h} (pass odd='pad')")
-        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     opts = {"movflags": "+faststart"} if suffix != ".mkv" else {}
     with _atomic(path) as tmp, av.open(str(tmp), "w", options=opts) as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": "medium"}
-        for i, f in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(f, format="rgb24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
+        stream, i = None, 0
+        for block in blocks:
+            block = _check_frames(block)
+            t, h, w, _ = block.shape
+            if h % 2 or w % 2:
+                if odd == "error":
+                    raise ValueError(f"{path}: yuv420p needs even height and width; got {w}x{h} (pass odd='pad')")
+                block = np.pad(block, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+            if stream is None:
+                stream = container.add_stream("libx264", rate=rate)
+                stream.width, stream.height = block.shape[2], block.shape[1]
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"crf": str(crf), "preset": "medium"}
+            elif (block.shape[2], block.shape[1]) != (stream.width, stream.height):
+                raise ValueError(f"{path}: frame size changed from {stream.width}x{stream.height} to {w}x{h}")
+            for f in block:
+                frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+                frame.pts = i
+                i += 1
+                container.mux(stream.encode(frame))
+        if stream is None:
+            raise ValueError(f"{path}: no frames to write")
         container.mux(stream.encode(None))
     return path
 
