@@ -76,7 +76,9 @@ MOTION_WORDS: dict[str, str] = {
                      "crawl", "shift", "skim", "whiz", "whizz", "streak", "zip", "hurtle", "speed along"], "move"),
     # bouncing around the frame off its walls
     **dict.fromkeys(["ricochet", "carom", "pinball", "ping pong", "bounce around", "bounce about",
-                     "bounce off the walls", "bounce everywhere"], "bounce"),
+                     "bounce off the walls", "bounce everywhere", "bounce back and forth",
+                     "bounce to and fro", "bounce from side to side", "bounce side to side",
+                     "bounce left and right", "bounce between the walls"], "bounce"),
     # falling under gravity (and bouncing on the floor)
     **dict.fromkeys(["fall", "drop", "tumble", "plummet", "plunge", "fall and bounce",
                      "drop and bounce", "fall down and bounce"], "fall"),
