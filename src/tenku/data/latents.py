@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, safe_open, save_file
 from tqdm import tqdm
 
-from tenku.io import from_uint8, read_video
+from tenku.data.videos import BadVideo, ClipPolicy, load_clips
+from tenku.io import from_uint8
 
 SHARD = 64  # videos per cache shard
 
@@ -44,41 +46,86 @@ def cache_key(vae_folder: str | Path, text_encoder: str) -> str:
 
 
 @torch.no_grad()
-def build_cache(folder: str | Path, vae: Any, text: Any, cache_dir: str | Path, progress: bool = True) -> Path:
-    """Encode every video and caption of ``folder`` into ``cache_dir`` (skips shards already there)."""
+def build_cache(folder: str | Path, vae: Any, text: Any, cache_dir: str | Path, progress: bool = True,
+                policy: ClipPolicy | None = None, rank: int = 0, world: int = 1) -> Path:
+    """Encode every video and caption of ``folder`` into ``cache_dir`` (skips shards already there).
+
+    Videos are cut into clips by ``policy`` (default: the whole video, see ``tenku.data.videos``).
+    A video that cannot be used is left out and listed with its reason in the shard's
+    metadata and in ``cache_dir/skipped.jsonl``; it never stops the build. With ``world`` > 1
+    each rank encodes every ``world``-th shard (call it on every rank, then wait for all
+    before reading; ``finish_cache`` writes the summary)."""
+    policy = policy or ClipPolicy()
     recs = read_records(folder)
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    shards = range(0, len(recs), SHARD)
-    bar = tqdm(total=len(recs), desc=f"cache {Path(folder).name}", unit="video", disable=not progress)
-    for s in shards:
+    device = next(vae.parameters()).device
+    mine = [s for k, s in enumerate(range(0, len(recs), SHARD)) if k % world == rank]
+    bar = tqdm(total=sum(len(recs[s : s + SHARD]) for s in mine), desc=f"cache {Path(folder).name}", unit="video",
+               disable=not progress)
+    for s in mine:
         path = cache / f"shard-{s // SHARD:05d}.safetensors"
         chunk = recs[s : s + SHARD]
         if path.exists():
             bar.update(len(chunk))
             continue
         tensors: dict[str, torch.Tensor] = {}
+        skipped: list[dict[str, str]] = []
         for j, r in enumerate(chunk):
-            frames, _ = read_video(Path(folder) / r["file"])
-            t = 1 + (len(frames) - 1) // vae.cfg.time_down * vae.cfg.time_down
-            h = frames.shape[1] // vae.cfg.space_down * vae.cfg.space_down
-            w = frames.shape[2] // vae.cfg.space_down * vae.cfg.space_down
-            x = from_uint8(np.ascontiguousarray(frames[:t, :h, :w]))[None]
-            # bf16 autocast halves CPU encode time; the latents are stored in bf16 anyway
-            with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
-                z = vae.encode(x)[0]
-            tensors[f"{s + j}.latent"] = z.to(torch.bfloat16).contiguous()
+            try:
+                clips = load_clips(Path(folder) / r["file"], policy, vae.cfg.time_down, vae.cfg.space_down)
+            except BadVideo as e:
+                skipped.append({"file": r["file"], "reason": str(e)})
+                bar.update()
+                continue
             texts = [r["caption"], r.get("short_caption") or r["caption"]]
             states, mask = text.encode(texts)
-            for k, name in enumerate(("caption", "short")):
-                tensors[f"{s + j}.{name}"] = states[k, : int(mask[k].sum())].to(torch.bfloat16).contiguous()
+            for c, frames in enumerate(clips):
+                name = f"{s + j}" if c == 0 else f"{s + j}-{c}"
+                x = from_uint8(np.ascontiguousarray(frames))[None].to(device)
+                # bf16 autocast halves CPU encode time; the latents are stored in bf16 anyway
+                with torch.autocast(device.type, torch.bfloat16):
+                    z = vae.encode(x)[0]
+                tensors[f"{name}.latent"] = z.to(torch.bfloat16).cpu().contiguous()
+                for k, key in enumerate(("caption", "short")):
+                    tensors[f"{name}.{key}"] = states[k, : int(mask[k].sum())].to(torch.bfloat16).cpu().contiguous()
             bar.update()
         tmp = path.with_suffix(".tmp")
-        save_file(tensors, str(tmp))
+        save_file(tensors, str(tmp), metadata={"skipped": json.dumps(skipped)})
         tmp.replace(path)
     bar.close()
-    (cache / "done.json").write_text(json.dumps({"videos": len(recs), "folder": str(folder)}))
+    if world == 1:
+        finish_cache(folder, cache, len(recs), text)
     return cache
+
+
+def finish_cache(folder: str | Path, cache: Path, videos: int, text: Any = None) -> list[dict[str, str]]:
+    """After every shard is written: the empty-prompt states, ``skipped.jsonl`` and ``done.json``.
+    Returns the skipped videos (file, reason)."""
+    skipped: list[dict[str, str]] = []
+    for shard in sorted(cache.glob("shard-*.safetensors")):
+        with safe_open(str(shard), "pt") as f:
+            skipped += json.loads((f.metadata() or {}).get("skipped", "[]"))
+    (cache / "skipped.jsonl").write_text("".join(json.dumps(r) + "\n" for r in skipped))
+    if text is not None and not (cache / "empty.safetensors").exists():
+        states, mask = text.encode([""])
+        save_file({"empty": states[0, : max(1, int(mask[0].sum()))].float().contiguous()}, str(cache / "empty.safetensors"))
+    (cache / "done.json").write_text(json.dumps({"videos": videos, "skipped": len(skipped), "folder": str(folder)}))
+    return skipped
+
+
+def cache_complete(folder: str | Path, cache: str | Path) -> bool:
+    """True if ``cache`` holds every shard of ``folder`` and its summary (nothing left to encode)."""
+    cache = Path(cache)
+    if not (cache / "done.json").is_file() or not (cache / "empty.safetensors").is_file():
+        return False
+    n = len(read_records(folder))
+    return all((cache / f"shard-{k:05d}.safetensors").exists() for k in range(math.ceil(n / SHARD)))
+
+
+def empty_states(cache: str | Path) -> torch.Tensor:
+    """The empty prompt's text states (L, D) stored by ``finish_cache``."""
+    return load_file(str(Path(cache) / "empty.safetensors"))["empty"]
 
 
 class LatentSet:
@@ -87,14 +134,19 @@ class LatentSet:
     def __init__(self, caches: list[Path]):
         self.latents: list[torch.Tensor] = []
         self.captions: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.skipped: list[dict[str, str]] = []  # videos left out by the cache builder, with the reason
         for cache in caches:
             for shard in sorted(Path(cache).glob("shard-*.safetensors")):
+                with safe_open(str(shard), "pt") as f:
+                    self.skipped += json.loads((f.metadata() or {}).get("skipped", "[]"))
                 t = load_file(str(shard))
-                for i in sorted({int(k.split(".")[0]) for k in t}):
-                    self.latents.append(t[f"{i}.latent"])
-                    self.captions.append((t[f"{i}.caption"], t[f"{i}.short"]))
+                names = {k.rsplit(".", 1)[0] for k in t}  # "7" (a video's first clip) or "7-2" (its third)
+                for name in sorted(names, key=lambda n: tuple(int(x) for x in n.split("-"))):
+                    self.latents.append(t[f"{name}.latent"])
+                    self.captions.append((t[f"{name}.caption"], t[f"{name}.short"]))
         if not self.latents:
-            raise ValueError(f"no cached latents in {', '.join(map(str, caches))}")
+            bad = f"; {len(self.skipped)} unusable videos, e.g. {self.skipped[0]['file']}: {self.skipped[0]['reason']}" if self.skipped else ""
+            raise ValueError(f"no usable videos: no cached latents in {', '.join(map(str, caches))}{bad}")
         buckets: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, z in enumerate(self.latents):
             buckets[tuple(z.shape)].append(i)

@@ -76,3 +76,74 @@ def commit_folder(tmp: Path, final: Path) -> None:
     os.replace(tmp, final)
     if old.exists():
         shutil.rmtree(old)
+
+
+# ----------------------------------------------------------------------------- a folder per step
+#
+# out/checkpoints/step-0000500/   a complete checkpoint (state.json is written last)
+# out/checkpoints/.tmp-step-...   one being written: never read, removed by the next save
+# out/ckpt -> checkpoints/step-N  the newest complete one (a symlink, swapped atomically)
+#
+# A folder is complete exactly when it carries its final name: the rename is the commit.
+
+STEP_PREFIX = "step-"
+
+
+def step_folder(out: str | Path, step: int) -> Path:
+    return Path(out) / "checkpoints" / f"{STEP_PREFIX}{step:07d}"
+
+
+def begin_step_folder(out: str | Path, step: int) -> Path:
+    """A fresh temporary folder for the checkpoint of ``step`` (stale temporaries are removed)."""
+    root = Path(out) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = root / f".tmp-{STEP_PREFIX}{step:07d}"
+    tmp.mkdir()
+    return tmp
+
+
+def complete_checkpoints(out: str | Path) -> list[Path]:
+    """Complete step folders, oldest first."""
+    root = Path(out) / "checkpoints"
+    found = [p for p in root.glob(f"{STEP_PREFIX}*") if p.is_dir() and (p / "state.json").is_file()] if root.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name[len(STEP_PREFIX):]))
+
+
+def resolve_resume(out: str | Path, resume: str) -> Path | None:
+    """The checkpoint folder to resume from: ``auto`` = the newest complete step folder (or a
+    ``ckpt/`` folder written by an older tenku), ``none`` = start fresh, else a folder path."""
+    if resume in ("none", "", "false"):
+        return None
+    if resume != "auto":
+        p = Path(resume)
+        if not (p / "state.json").is_file():
+            raise ValueError(f"resume={resume}: not a checkpoint folder (no state.json)")
+        return p
+    done = complete_checkpoints(out)
+    if done:
+        return done[-1]
+    legacy = Path(out) / "ckpt"
+    return legacy if not legacy.is_symlink() and (legacy / "state.json").is_file() else None
+
+
+def commit_step_folder(tmp: Path, out: str | Path, step: int, keep: int) -> Path:
+    """Rename the fully written ``tmp`` to its step name, point ``out/ckpt`` at it and keep
+    the newest ``keep`` (at least 2) complete folders."""
+    final = step_folder(out, step)
+    if final.exists():  # the same step saved again (a run restarted with resume=none)
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    link, out = Path(out) / "ckpt", Path(out)
+    if link.exists() and not link.is_symlink():  # an older tenku's ckpt/: keep it as a step folder
+        old = json.loads((link / "state.json").read_text()).get("step", 0) if (link / "state.json").is_file() else 0
+        dest = step_folder(out, old)
+        os.replace(link, dest if not dest.exists() else link.with_name("ckpt.legacy"))
+    tmp_link = out / ".ckpt.link"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(Path("checkpoints") / final.name)
+    os.replace(tmp_link, link)
+    for old in complete_checkpoints(out)[: -max(2, keep)]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final

@@ -1,24 +1,35 @@
 """Train the diffusion transformer: ``tenku train dit --config configs/dit-world.yaml [key=value ...]``.
 
-Reads top to bottom: config, setup (VAE, text encoder, latent cache), then
-``train`` (the loop). Runs on one CPU with bf16 autocast; no torchrun needed.
+Reads top to bottom: config, setup (distribution, latent cache, model), then ``train``
+(the loop). Runs on one CPU with bf16 autocast exactly as it runs on many GPUs under
+``torchrun`` (``python -m torch.distributed.run --nproc_per_node=N -m tenku.train dit ...``
+or ``tenku train dit --nproc N``): distribution is applied from outside the model by
+``tenku.train.distributed.parallelize`` (DDP by default, FSDP2 with ``parallel.mode=fsdp``).
+``batch_size`` is the global batch: each of the N ranks takes ``batch_size / (N *
+parallel.grad_accum)`` samples per micro-step, so a run's result does not depend on N.
 Everything lands in ``cfg.out``:
 
-    config.yaml     the resolved run config
-    log.jsonl       one line per logged step; tb/ has the same as TensorBoard scalars
-    samples/        sample videos of the EMA model for cfg.sample_prompts
-    ckpt/           model.safetensors (raw weights), optim.safetensors, state.json
-    pipeline/       a loadable pipeline folder (vae/, dit/ = EMA weights, pipeline.yaml)
+    config.yaml         the resolved run config
+    log.jsonl           one line per logged step; tb/ has the same as TensorBoard scalars (if installed)
+    samples/            sample videos of the EMA model for cfg.sample_prompts
+    checkpoints/step-N/ a checkpoint per save, written under a temporary name and renamed when
+                        complete: weights, EMA, optimizer (safetensors; torch.distributed.checkpoint
+                        shards under sharded/ with FSDP), step, data position, RNG states; the newest
+                        ``keep_checkpoints`` are kept
+    ckpt                a link to the newest complete checkpoint (``resume=auto`` resumes it)
+    pipeline/           a loadable pipeline folder (vae/, dit/ = EMA weights, pipeline.yaml)
 
-Every random draw is a function of (seed, step), so a resumed run continues as
-if it had never stopped.
+Every random draw is a function of (seed, step, sample): the batch from the bucket sampler,
+then per sample its condition mask, caption choice, noise level and noise. A resumed run
+continues as if it had never stopped, and the same global batch gives the same update on
+any number of ranks.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -27,17 +38,24 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from tenku.config import ConfigError, load_config, save_config
-from tenku.data.latents import LatentSet, build_cache, cache_key
+from tenku.data.latents import LatentSet, build_cache, cache_complete, cache_key, empty_states, finish_cache, read_records
+from tenku.data.sampler import BucketSampler
+from tenku.data.videos import ClipPolicy
 from tenku.dit.model import DIT_SIZES, DiT, DiTConfig, save_dit
 from tenku.flow import add_noise, logit_normal, velocity
 from tenku.pipeline import Pipeline, PipelineConfig
 from tenku.text import TextEncoder, load_text_encoder
-from tenku.train.schedule import lr_at
-from tenku.train.checkpoint import commit_folder, load_optimizer, save_optimizer, write_json
+from tenku.train.checkpoint import (begin_step_folder, commit_folder, commit_step_folder, load_optimizer, resolve_resume,
+                                    save_optimizer, write_json)
 from tenku.train.conditions import ConditionConfig, draw_condition_masks
+from tenku.train.distributed import (Dist, ParallelConfig, clean_name, grad_norm_clip, init_distributed, is_sharded,
+                                     parallelize, sync_gradients, unwrap)
+from tenku.train.schedule import lr_at
+from tenku.train.throughput import dit_train_flops, peak_flops
 from tenku.vae.model import VAE
 
 # ----------------------------------------------------------------------------- config
@@ -47,15 +65,19 @@ from tenku.vae.model import VAE
 class TrainDiTConfig:
     out: str = "runs/dit"
     vae: str = ""  # VAE folder (e.g. models/tenku-world/vae or a VAE run's ckpt)
-    data: list[str] = field(default_factory=list)  # dataset folders with metadata.jsonl
+    data: list[str] = field(default_factory=list)  # dataset folders with metadata.jsonl (world data or any videos)
     cache: str = ""  # latent cache root; default: <out>/cache
+    clips: ClipPolicy = field(default_factory=ClipPolicy)  # how videos become training clips (tenku.data.videos)
     text_encoder: str = "minilm"
     size: str = "S"  # DIT_SIZES entry
     model: dict[str, Any] = field(default_factory=dict)  # DiTConfig overrides (dim, depth, heads, patch, ...)
     cond: ConditionConfig = field(default_factory=ConditionConfig)
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # ddp/fsdp, grad_accum, activation checkpointing
+    device: str = "auto"  # auto (a GPU if any), cpu, cuda
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
     short_caption_prob: float = 0.25  # train on the short caption instead of the detailed one
     caption_dropout: float = 0.1  # empty prompt: the unconditional branch of guidance
-    batch_size: int = 16
+    batch_size: int = 16  # the global batch (all ranks and micro-steps together)
     steps: int = 20000
     lr: float = 3e-4
     min_lr: float = 3e-5
@@ -69,6 +91,10 @@ class TrainDiTConfig:
     seed: int = 0
     log_every: int = 10
     ckpt_every: int = 500
+    keep_checkpoints: int = 3  # complete checkpoint folders kept (never fewer than 2)
+    resume: str = "auto"  # auto (newest complete checkpoint in out/), none, or a checkpoint folder
+    max_bad_steps: int = 20  # stop after this many non-finite losses/gradients in a row
+    peak_tflops: float = 0.0  # per-device bf16 peak for MFU; 0: known GPU table or a measurement
     sample_every: int = 1000
     sample_prompts: list[str] = field(default_factory=lambda: ["a red ball falls and bounces"])
     sample_steps: int = 20
@@ -86,17 +112,28 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         raise ConfigError("data: name at least one dataset folder (e.g. data=[data/world])")
     if not cfg.vae:
         raise ConfigError("vae: name the VAE folder (e.g. vae=models/tenku-world/vae)")
+    if cfg.keep_checkpoints < 2:
+        raise ConfigError(f"keep_checkpoints must be at least 2 (one may be torn by a crash); got {cfg.keep_checkpoints}")
+    if cfg.parallel.mode not in ("ddp", "fsdp"):
+        raise ConfigError(f"parallel.mode: ddp or fsdp; got {cfg.parallel.mode!r}")
+    if cfg.parallel.grad_accum < 1 or cfg.batch_size < 1 or cfg.max_bad_steps < 1:
+        raise ConfigError("batch_size, parallel.grad_accum and max_bad_steps must be >= 1")
     return cfg
 
 
-# ----------------------------------------------------------------------------- batches
+# ----------------------------------------------------------------------------- per-sample draws
 
 
-def text_batch(data: LatentSet, idx: list[int], rng: np.random.Generator, cfg: TrainDiTConfig,
+def sample_rngs(cfg: TrainDiTConfig, step: int, n: int) -> list[np.random.Generator]:
+    """One generator per position of the global batch: the same draws on any number of ranks."""
+    return [np.random.default_rng([cfg.seed, step, j]) for j in range(n)]
+
+
+def text_batch(data: LatentSet, idx: list[int], rngs: list[np.random.Generator], cfg: TrainDiTConfig,
                empty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Caption states (B, L, D) and mask (B, L) for the samples, with short captions and dropout."""
     states = []
-    for i in idx:
+    for i, rng in zip(idx, rngs):
         u = rng.random()
         if u < cfg.caption_dropout:
             states.append(empty)
@@ -112,99 +149,233 @@ def text_batch(data: LatentSet, idx: list[int], rng: np.random.Generator, cfg: T
     return out, mask
 
 
-def flow_loss(model: DiT, x0: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor, cond: torch.Tensor,
-              gen: torch.Generator, cfg: TrainDiTConfig) -> torch.Tensor:
-    """Rectified-flow loss on the frames to generate; condition frames are (nearly) clean inputs."""
+def flow_loss_sum(model: torch.nn.Module, x0: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor,
+                  cond: torch.Tensor, rngs: list[np.random.Generator], cfg: TrainDiTConfig) -> torch.Tensor:
+    """Summed squared velocity error over the frames to generate (each frame's mean over C, H, W);
+    condition frames are (nearly) clean inputs. Noise and sigma come from each sample's rng."""
     b, _, t = x0.shape[:3]
-    noise = torch.randn(x0.shape, generator=gen)
-    sigma = logit_normal((b, 1), cfg.logit_mean, cfg.logit_std, gen).expand(b, t)
-    aug = torch.rand((b, t), generator=gen) * cfg.cond.noise_aug
-    sigma = torch.where(cond, aug, sigma)
-    x = add_noise(x0, noise, sigma)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-        v = model(x, sigma, ctx, ctx_mask)
-    err = (v.float() - velocity(x0, noise)).pow(2).mean(dim=(1, 3, 4))  # (B, T')
-    keep = (~cond).float()
-    return (err * keep).sum() / keep.sum().clamp_min(1.0)
+    noise, sigma, aug = [], [], []
+    for j, rng in enumerate(rngs):
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        noise.append(torch.randn(x0.shape[1:], generator=gen))
+        sigma.append(logit_normal((1, 1), cfg.logit_mean, cfg.logit_std, gen).expand(1, t))
+        aug.append(torch.rand((1, t), generator=gen) * cfg.cond.noise_aug)
+    dev = x0.device
+    noise_t, sigma_t, aug_t = torch.stack(noise).to(dev), torch.cat(sigma).to(dev), torch.cat(aug).to(dev)
+    sigma_t = torch.where(cond, aug_t, sigma_t)
+    x = add_noise(x0, noise_t, sigma_t)
+    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        v = model(x, sigma_t, ctx, ctx_mask)
+    err = (v.float() - velocity(x0, noise_t)).pow(2).mean(dim=(1, 3, 4))  # (B, T')
+    return (err * (~cond).float()).sum()
+
+
+# ----------------------------------------------------------------------------- setup
+
+
+def prepare_data(cfg: TrainDiTConfig, vae: VAE, dist: Dist, progress: bool) -> tuple[LatentSet, list[Path]]:
+    """Build (or reuse) the latent caches of every data folder, shards spread over the ranks."""
+    try:
+        cfg.clips.validate(vae.cfg.time_down, vae.cfg.space_down)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    root = Path(cfg.cache or Path(cfg.out) / "cache") / cache_key(cfg.vae, cfg.text_encoder)
+    tag = cfg.clips.tag()
+    text, caches = None, []
+    for d in cfg.data:
+        cdir = root / (Path(d).resolve().name + (f"-{tag}" if tag else ""))
+        if not cache_complete(d, cdir):
+            text = text or load_text_encoder(cfg.text_encoder)
+            build_cache(d, vae, text, cdir, progress and dist.main, cfg.clips, dist.rank, dist.world)
+            dist.barrier()
+            if dist.main:
+                finish_cache(d, cdir, len(read_records(d)), text)
+            dist.barrier()
+        caches.append(cdir)
+    data = LatentSet(caches)
+    if data.skipped and dist.main:
+        print(f"{len(data.skipped)} videos skipped (listed in {', '.join(str(c / 'skipped.jsonl') for c in caches)}), "
+              f"e.g. {data.skipped[0]['file']}: {data.skipped[0]['reason']}")
+    return data, caches
+
+
+def check_geometry(data: LatentSet, mcfg: DiTConfig, cfg: TrainDiTConfig, vae: VAE) -> None:
+    """Clear errors for latents or sample sizes the patch grid cannot tile."""
+    pt, ph, pw = mcfg.patch
+    for c, t, h, w in data.buckets:
+        if t % pt or h % ph or w % pw:
+            raise ConfigError(f"model.patch={list(mcfg.patch)} does not tile cached latents of (T', H', W') = {(t, h, w)}: "
+                              f"choose clips.frames/clips.sizes or a patch that divides them")
+    step = vae.cfg.space_down * max(ph, pw)
+    if cfg.sample_every and any(s % step for s in cfg.sample_size):
+        raise ConfigError(f"sample_size={cfg.sample_size} must be multiples of {step} (VAE downsampling x patch)")
+
+
+def _hold(where: str, step: int, out: Path) -> None:
+    """Tests only: TENKU_TEST_HOLD=where:step parks the process here (after touching out/.held)
+    so a test can SIGKILL it at a known point (mid-checkpoint or between checkpoints)."""
+    if os.environ.get("TENKU_TEST_HOLD") == f"{where}:{step}":
+        (out / ".held").write_text(f"{where}:{step}:{os.getpid()}")
+        while True:
+            time.sleep(1)
 
 
 # ----------------------------------------------------------------------------- the loop
 
 
 def train(cfg: TrainDiTConfig, progress: bool = True, stop_after: int | None = None) -> dict[str, float]:
+    """Run (or resume) training to ``cfg.steps`` in this process; under torchrun every rank
+    calls it. Returns the last logged values. ``stop_after`` ends this invocation after that
+    many steps, with a checkpoint."""
+    dist = init_distributed(cfg.device, cfg.parallel.timeout_s)
+    try:
+        return _train(cfg, dist, progress, stop_after)
+    finally:
+        dist.close()
+
+
+def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | None) -> dict[str, float]:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
+    accum, world = cfg.parallel.grad_accum, dist.world
+    if cfg.batch_size % (world * accum):
+        raise ConfigError(f"batch_size={cfg.batch_size} (global) must be a multiple of ranks x parallel.grad_accum = "
+                          f"{world} x {accum}")
+    if dist.main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+    vae = VAE.load(cfg.vae).to(dist.device)
+    data, caches = prepare_data(cfg, vae, dist, progress)
+    empty = empty_states(caches[0])
+    text_dim = data.captions[0][0].shape[-1]
+    mcfg = DiTConfig(**{**DIT_SIZES[cfg.size], "in_channels": vae.cfg.latent_channels, "text_dim": text_dim, **cfg.model})
+    check_geometry(data, mcfg, cfg, vae)
+
+    # model: the same initial weights on every rank, loaded from a checkpoint before wrapping
     torch.manual_seed(cfg.seed)
-    vae = VAE.load(cfg.vae)
-    text = load_text_encoder(cfg.text_encoder)
-    cache_root = Path(cfg.cache or out / "cache") / cache_key(cfg.vae, cfg.text_encoder)
-    caches = [build_cache(d, vae, text, cache_root / Path(d).resolve().name, progress) for d in cfg.data]
-    data = LatentSet(caches)
-    empty = text.encode([""])[0][0]
+    raw = DiT(mcfg)
+    src = resolve_resume(out, cfg.resume)
+    state: dict[str, Any] = json.loads((src / "state.json").read_text()) if src else {}
+    sharded_src = bool(src) and (src / "sharded").is_dir()
+    full_ema: dict[str, torch.Tensor] | None = None
+    if src and not sharded_src:
+        raw.load_state_dict(load_file(str(src / "model.safetensors")))
+        full_ema = load_file(str(src / "ema" / "model.safetensors"))
+    raw.to(dist.device).train()
+    model = parallelize(raw, cfg.parallel, dist)
+    sharded = is_sharded(model)
+    if sharded_src and not sharded:
+        raise ConfigError(f"{src} is a sharded (fsdp) checkpoint: resume it with parallel.mode=fsdp under torchrun")
+    params = [(clean_name(n), p) for n, p in model.named_parameters()]
+    ema = {n: (full_ema[n].to(p.device, p.dtype) if full_ema is not None and not sharded else p.detach().clone()) for n, p in params}
+    if sharded and full_ema is not None:  # a full checkpoint resumed under fsdp: shard the EMA like the weights
+        from torch.distributed.tensor import distribute_tensor
 
-    mcfg = DiTConfig(**{**DIT_SIZES[cfg.size], "in_channels": vae.cfg.latent_channels, "text_dim": text.dim, **cfg.model})
-    model = DiT(mcfg).train()
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
+        ema = {n: distribute_tensor(full_ema[n].to(dist.device), p.device_mesh, p.placements) for n, p in params}
+    torch.manual_seed(cfg.seed + 1 + dist.rank)  # each rank its own stream for anything not drawn per sample
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
-    step = 0
-    ckpt = out / "ckpt"
-    if (ckpt / "state.json").exists():  # resume
-        from tenku.weights import load_state
+    step = int(state.get("step", 0))
+    counters = {"skipped": int(state.get("skipped", 0)), "bad_in_row": 0}
+    if src:
+        if sharded_src:
+            load_sharded(src, model, ema, opt)
+        elif not sharded:
+            load_optimizer(opt, src / "optim.safetensors")
+        elif dist.main:
+            print(f"note: {src} is a full checkpoint resumed under fsdp: weights and EMA restored, optimizer moments restart")
+        rng_file = src / "rng" / f"rank-{dist.rank:05d}.safetensors"
+        if rng_file.is_file():
+            torch.set_rng_state(load_file(str(rng_file))["cpu"])
+    if dist.main:
+        _trim_log(out / "log.jsonl", step)
+        print(f"DiT {sum(p.numel() for p in raw.parameters()) / 1e6:.2f}M params, {len(data)} clips in {len(data.buckets)} "
+              f"shapes, {world} rank(s) x {accum} micro-step(s), {'resuming ' + str(src) if src else 'from scratch'} -> {out}")
 
-        load_state(ckpt, model)
-        load_state(ckpt / "ema", ema)
-        load_optimizer(opt, ckpt / "optim.safetensors")
-        step = json.loads((ckpt / "state.json").read_text())["step"]
-    n_params = sum(p.numel() for p in model.parameters())
-    tb = _tensorboard(out / "tb")
-    log = open(out / "log.jsonl", "a")
-    bar = tqdm(total=cfg.steps, initial=step, desc="train dit", unit="step", disable=not progress)
+    sampler = BucketSampler(data.buckets, cfg.batch_size, cfg.seed)
+    n_params = sum(p.numel() for p in raw.parameters())
+    peak = peak_flops(dist.device, cfg.peak_tflops) * world
+    tb = _tensorboard(out / "tb") if dist.main else None
+    log = open(out / "log.jsonl", "a") if dist.main else None
+    bar = tqdm(total=cfg.steps, initial=step, desc="train dit", unit="step", disable=not (progress and dist.main))
     last: dict[str, float] = {}
-    t_log, seen, tokens = time.time(), 0, 0
+    t_log, seen, tokens, flops = time.time(), 0, 0, 0.0
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
+    per = cfg.batch_size // (world * accum)
     while step < end:
         rng = np.random.default_rng([cfg.seed, step])
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        x0, idx = data.batch(rng, cfg.batch_size)
-        if x0.shape[2] > 1 and rng.random() < cfg.cond.image_prob:
-            x0 = x0[:, :, :1]  # the causal VAE's first latent frame is the image alone
-        cond = draw_condition_masks(rng, x0.shape[0], x0.shape[2], cfg.cond)
-        ctx, ctx_mask = text_batch(data, idx, rng, cfg, empty)
+        idx = sampler.global_batch(step)
+        frames = data.latents[idx[0]].shape[1]
+        t = 1 if frames > 1 and rng.random() < cfg.cond.image_prob else frames  # the causal VAE's first latent frame is the image alone
+        rngs = sample_rngs(cfg, step, len(idx))
+        cond = torch.cat([draw_condition_masks(r, 1, t, cfg.cond) for r in rngs])  # (B, t) for the whole global batch
+        keep = float((~cond).sum().clamp_min(1))  # the loss is a mean over the global batch's generated frames
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
-        loss = flow_loss(model, x0, ctx, ctx_mask, cond, gen, cfg)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        with torch.no_grad():
-            d = min(cfg.ema, (1 + step) / (10 + step))  # fast EMA early on
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - d)
+        local = torch.zeros((), dtype=torch.float64, device=dist.device)
+        for micro in range(accum):
+            sl = BucketSampler.split(len(idx), dist.rank, world, accum, micro)
+            x0 = torch.stack([data.latents[i][:, :t] for i in idx[sl]]).float().to(dist.device)
+            ctx, ctx_mask = text_batch(data, idx[sl], rngs[sl], cfg, empty)
+            with sync_gradients(model, micro == accum - 1):
+                part = flow_loss_sum(model, x0, ctx.to(dist.device), ctx_mask.to(dist.device), cond[sl].to(dist.device), rngs[sl], cfg)
+                (part * (world / keep)).backward()  # DDP/FSDP average over ranks: this makes it the global mean
+            local += part.detach().double()
+        loss = float(dist.sum(local)) / keep
+        gnorm = float(grad_norm_clip(model, cfg.grad_clip))
+        if math.isfinite(loss) and math.isfinite(gnorm):
+            opt.step()
+            counters["bad_in_row"] = 0
+            with torch.no_grad():
+                d = min(cfg.ema, (1 + step) / (10 + step))  # fast EMA early on
+                for n, p in params:
+                    ema[n].lerp_(p.detach(), 1 - d)
+        else:  # skip the update; a run of them is a real fault
+            counters["skipped"] += 1
+            counters["bad_in_row"] += 1
+            if dist.main:
+                bar.write(f"step {step}: non-finite loss {loss} or gradient norm {gnorm}: update skipped "
+                          f"({counters['bad_in_row']} in a row, {counters['skipped']} in all)")
+            if counters["bad_in_row"] >= cfg.max_bad_steps:
+                raise RuntimeError(f"{counters['bad_in_row']} non-finite updates in a row at step {step}: lower lr "
+                                   f"(now {cfg.lr}) and resume from {out / 'ckpt'}")
         step += 1
-        seen += x0.shape[0]
-        tokens += x0.shape[0] * math.prod(x0.shape[2:]) // math.prod(mcfg.patch)
+        n_tok = math.prod(x0.shape[2:]) // math.prod(mcfg.patch)
+        seen += len(idx)
+        tokens += len(idx) * n_tok
+        flops += len(idx) * dit_train_flops(n_params, n_tok, mcfg.depth, mcfg.dim, ctx.shape[1])
         bar.update()
-        if step % cfg.log_every == 0 or step == end:
-            dt = time.time() - t_log
-            last = {"step": step, "loss": float(loss.detach()), "grad_norm": float(gnorm), "lr": lr_at(step - 1, cfg),
-                    "samples/s": seen / dt, "tokens/s": tokens / dt, "params": n_params}
+        if log is not None and (step % cfg.log_every == 0 or step == end):
+            dt = max(time.time() - t_log, 1e-9)
+            last = {"step": step, "loss": loss, "grad_norm": gnorm, "lr": lr_at(step - 1, cfg), "samples/s": seen / dt,
+                    "tokens/s": tokens / dt, "mfu": flops / dt / peak, "params": n_params, "skipped": counters["skipped"]}
             log.write(json.dumps(last) + "\n")
             log.flush()
-            for k in ("loss", "grad_norm", "lr", "samples/s", "tokens/s"):
+            for k in ("loss", "grad_norm", "lr", "samples/s", "tokens/s", "mfu"):
                 tb.add_scalar(k, last[k], step) if tb else None
-            bar.set_postfix(loss=f"{last['loss']:.4f}", sps=f"{seen / dt:.1f}")
-            t_log, seen, tokens = time.time(), 0, 0
+            bar.set_postfix(loss=f"{loss:.4f}", sps=f"{seen / dt:.1f}", tps=f"{tokens / dt:.0f}", mfu=f"{100 * flops / dt / peak:.1f}%")
+            t_log, seen, tokens, flops = time.time(), 0, 0, 0.0
+        _hold("step", step, out)
         if step % cfg.ckpt_every == 0 or step == end:
-            save_checkpoint(out, step, model, ema, opt, vae, cfg, text.dim)
+            save_checkpoint(out, step, model, ema, opt, vae, cfg, mcfg, sampler, dist, counters)
         if cfg.sample_every and (step % cfg.sample_every == 0 or step == end):
-            write_samples(out, step, ema, vae, text, cfg)
+            ema_model = gather_ema(ema, mcfg, dist)
+            if ema_model is not None:
+                write_samples(out, step, ema_model, vae, load_text_encoder(cfg.text_encoder), cfg, dist.device)
     bar.close()
-    log.close()
+    if log is not None:
+        log.close()
     if tb:
         tb.close()
     return last
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log lines past the resumed step: they are about to be trained again."""
+    if path.is_file():
+        keep = [x for x in path.read_text().splitlines() if x.strip() and json.loads(x).get("step", 0) <= step]
+        path.write_text("".join(x + "\n" for x in keep))
 
 
 def _tensorboard(path: Path) -> Any:
@@ -220,30 +391,87 @@ def pipeline_config(cfg: TrainDiTConfig) -> PipelineConfig:
                           frames=cfg.sample_frames, steps=cfg.sample_steps, guidance=cfg.sample_guidance)
 
 
-def save_checkpoint(out: Path, step: int, model: DiT, ema: DiT, opt: torch.optim.Optimizer, vae: VAE,
-                    cfg: TrainDiTConfig, text_dim: int) -> None:
-    """Write ckpt/ (resume state) and pipeline/ (EMA model, ready for `tenku generate --model`)."""
-    tmp = out / "ckpt.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_dit(tmp, model)
-    save_dit(tmp / "ema", ema)
-    save_optimizer(opt, tmp / "optim.safetensors")
-    write_json(tmp / "state.json", {"step": step})
-    commit_folder(tmp, out / "ckpt")
-    ptmp = out / "pipeline.tmp"
-    shutil.rmtree(ptmp, ignore_errors=True)
-    ptmp.mkdir()
-    save_dit(ptmp / "dit", ema)
-    vae.save(ptmp / "vae")
-    save_config(pipeline_config(cfg), ptmp / "pipeline.yaml")
-    commit_folder(ptmp, out / "pipeline")
+# ----------------------------------------------------------------------------- checkpoints
 
 
-def write_samples(out: Path, step: int, ema: DiT, vae: VAE, text: TextEncoder, cfg: TrainDiTConfig) -> None:
+def sharded_state(model: torch.nn.Module, ema: dict[str, torch.Tensor], opt: torch.optim.Optimizer
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """One flat dict of this rank's shards (model., ema., optim.) for torch.distributed.checkpoint."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+    flat = {f"model.{k}": v for k, v in get_model_state_dict(model).items()}
+    flat.update({f"ema.{k}": v for k, v in ema.items()})
+    osd = get_optimizer_state_dict(model, opt)  # creates zero moments on a fresh optimizer: a load template
+    for name, st in osd["state"].items():
+        flat.update({f"optim.{name}.{k}": v for k, v in st.items()})
+    return flat, osd
+
+
+def load_sharded(src: Path, model: torch.nn.Module, ema: dict[str, torch.Tensor], opt: torch.optim.Optimizer) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
+
+    flat, osd = sharded_state(model, ema, opt)
+    dcp.load(flat, storage_reader=dcp.HuggingFaceStorageReader(str(src / "sharded")))  # in place, safetensors: no pickle
+    set_model_state_dict(model, {k[6:]: v for k, v in flat.items() if k.startswith("model.")})
+    for name, st in osd["state"].items():
+        for k in st:
+            st[k] = flat[f"optim.{name}.{k}"]
+    set_optimizer_state_dict(model, opt, osd)
+
+
+def gather_ema(ema: dict[str, torch.Tensor], mcfg: DiTConfig, dist: Dist) -> DiT | None:
+    """The EMA weights as a plain DiT on rank 0 (None elsewhere); collective under FSDP."""
+    full = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().cpu() for k, v in ema.items()}
+    if not dist.main:
+        return None
+    m = DiT(mcfg)
+    m.load_state_dict(full)
+    return m.eval()
+
+
+def save_checkpoint(out: Path, step: int, model: torch.nn.Module, ema: dict[str, torch.Tensor], opt: torch.optim.Optimizer,
+                    vae: VAE, cfg: TrainDiTConfig, mcfg: DiTConfig, sampler: BucketSampler, dist: Dist,
+                    counters: dict[str, int]) -> None:
+    """A complete step folder (see the module docstring), then ``pipeline/`` with the EMA model.
+    Every rank calls it; rank 0 commits."""
+    if dist.main:
+        tmp = begin_step_folder(out, step)
+    dist.barrier()
+    tmp = out / "checkpoints" / f".tmp-step-{step:07d}"
+    if is_sharded(model):
+        import torch.distributed.checkpoint as dcp
+
+        dcp.save(sharded_state(model, ema, opt)[0], storage_writer=dcp.HuggingFaceStorageWriter(str(tmp / "sharded"), save_distributed=True))
+    elif dist.main:
+        save_dit(tmp, unwrap(model))
+        _hold("ckpt", step, out)
+        save_optimizer(opt, tmp / "optim.safetensors")
+    (tmp / "rng").mkdir(exist_ok=True)
+    save_file({"cpu": torch.get_rng_state()}, str(tmp / "rng" / f"rank-{dist.rank:05d}.safetensors"))
+    ema_model = gather_ema(ema, mcfg, dist)
+    dist.barrier()
+    if ema_model is not None:
+        if not is_sharded(model):
+            save_dit(tmp / "ema", ema_model)
+        write_json(tmp / "state.json", {"step": step, **sampler.position(step), "world": dist.world,
+                                         "mode": "fsdp" if is_sharded(model) else "full", "skipped": counters["skipped"]})
+        commit_step_folder(tmp, out, step, cfg.keep_checkpoints)
+        ptmp = out / "pipeline.tmp"
+        shutil.rmtree(ptmp, ignore_errors=True)
+        ptmp.mkdir()
+        save_dit(ptmp / "dit", ema_model)
+        vae.save(ptmp / "vae")
+        save_config(pipeline_config(cfg), ptmp / "pipeline.yaml")
+        commit_folder(ptmp, out / "pipeline")
+    dist.barrier()
+
+
+def write_samples(out: Path, step: int, ema: DiT, vae: VAE, text: TextEncoder, cfg: TrainDiTConfig,
+                  device: torch.device = torch.device("cpu")) -> None:
     from tenku.io import write_video
 
-    pipe = Pipeline(vae, ema, text, pipeline_config(cfg), torch.device("cpu"))
+    pipe = Pipeline(vae, ema.to(device), text, pipeline_config(cfg), device)
     for i, prompt in enumerate(cfg.sample_prompts):
         frames = pipe.generate(prompt, seed=i)
         write_video(out / "samples" / f"step{step:07d}-{i}.mp4", frames, cfg.fps)
-    ema.eval()
