@@ -62,3 +62,29 @@ def test_cli_generate_errors(tiny_pipeline, tmp_path, capsys, args, msg):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert msg in err and len(err.splitlines()) == 1
+
+
+def test_diffusers_style_call_folder_and_negative_prompt(tiny_pipeline, tmp_path):
+    import shutil
+
+    import tenku
+
+    pipe = tenku.Pipeline.from_pretrained(tiny_pipeline, device="cpu")
+    assert (tiny_pipeline / "transformer" / "model.safetensors").exists()
+    index = json.loads((tiny_pipeline / "model_index.json").read_text())
+    assert index["transformer"] == "transformer" and index["text_encoder"] == "minilm"
+    a = pipe("a red ball", height=64, width=96, num_frames=5, num_inference_steps=2, guidance_scale=3.0, seed=1)
+    assert np.array_equal(a, pipe.generate("a red ball", seed=1, size=(96, 64), frames=5, steps=2, guidance=3.0))
+    neg = pipe("a red ball", height=64, width=96, num_frames=5, num_inference_steps=2, guidance_scale=3.0, seed=1,
+               negative_prompt="a blue square")
+    assert not np.array_equal(a, neg)
+    dpm = pipe.generate("a red ball", seed=1, frames=5, steps=4, sampler="dpm++2m")  # steps 3 and up differ
+    assert dpm.shape == (5, 64, 64, 3) and not np.array_equal(dpm, pipe.generate("a red ball", seed=1, frames=5, steps=4))
+    with pytest.raises(ValueError, match="unknown sampler"):
+        pipe.generate("x", sampler="ddim")
+    # a folder from before the rename (dit/ instead of transformer/) still loads
+    old = tmp_path / "old"
+    shutil.copytree(tiny_pipeline, old)
+    (old / "transformer").rename(old / "dit")
+    assert np.array_equal(tenku.Pipeline.load(old, device="cpu").generate("a red ball", seed=1, frames=5, steps=2,
+                                                                          guidance=3.0, size=(96, 64)), a)

@@ -1,3 +1,11 @@
 """tenku: an open, Sora-style text-to-video system."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):  # tenku.Pipeline without importing torch for every `tenku` command
+    if name == "Pipeline":
+        from tenku.pipeline import Pipeline
+
+        return Pipeline
+    raise AttributeError(f"module 'tenku' has no attribute {name!r}")

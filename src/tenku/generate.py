@@ -44,6 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--fps", type=positive_float, default=None)
     g.add_argument("--steps", type=positive_int, default=None, help="sampling steps (per chunk)")
     g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1 = off)")
+    g.add_argument("--negative", default=None, help="negative prompt: what guidance steers away from")
+    g.add_argument("--sampler", default=None, choices=["euler", "dpm++2m"], help="sampler (default: the model's)")
     g.add_argument("--seed", type=int, default=None, help="noise seed (default 0; an upscale reuses the draft's)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     m = g.add_argument_group("modes")
@@ -240,7 +242,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     t0 = time.time()
     try:
         blocks = pipe.stream(expansion.caption, seed=seed, size=(w, h), frames=frames, fps=fps, steps=steps,
-                             guidance=guidance, callback=tick, **mode)
+                             guidance=guidance, callback=tick, negative_prompt=args.negative, sampler=args.sampler, **mode)
     except ValueError as e:  # a request the model cannot do: say so before anything else
         raise UsageError(str(e)) from None
     for warning in expansion.warnings:
@@ -260,7 +262,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     elapsed = time.time() - t0
     side = {"prompt": prompt, "caption": expansion.caption, "model": str(model), "seed": seed, "size": [w, h],
             "frames": count[0], "fps": fps, "steps": steps, "guidance": guidance, "device": str(pipe.device),
-            "mode": _mode_name(args), "seconds_generated": round(elapsed, 3), "expansion": expansion.to_dict(),
+            "mode": _mode_name(args), "negative_prompt": args.negative if args.negative is not None else pipe.cfg.negative_prompt,
+            "sampler": args.sampler or pipe.cfg.sampler, "seconds_generated": round(elapsed, 3), "expansion": expansion.to_dict(),
             "tenku": __import__("tenku").__version__}
     for key in ("image", "video", "connect", "upscale"):
         if getattr(args, key):

@@ -8,6 +8,7 @@ A pipeline folder holds ``vae/`` and ``dit/`` (model folders) and
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ import torch
 
 from tenku.config import load_config, save_config
 from tenku.dit.model import DiT, load_dit, save_dit
-from tenku.flow import GuidedModel, euler_sample, resolution_shift, sampling_sigmas
+from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
+from tenku.flow.sampler import SAMPLERS
 from tenku.io import from_uint8, to_uint8
 from tenku.modes import Chunk, cover_resize, end_latents, loop_split, plan_connect, plan_rollout, start_latents
 from tenku.text import TextEncoder, load_text_encoder
@@ -38,6 +40,8 @@ class PipelineConfig:
     base_tokens: int = 256  # sampling shift grows with tokens past this (flow.resolution_shift)
     max_shift: float = 3.0
     cond_sigma: float = 0.0  # noise level of condition frames (noise augmentation used in training)
+    sampler: str = "euler"  # flow.SAMPLERS: euler or dpm++2m
+    negative_prompt: str = ""  # the unconditional input of guidance
     context_frames: int = 9  # most given frames a chunk is conditioned on (extend, long videos, connect)
     strength: float = 0.6  # default SDEdit strength of edits and upscales
 
@@ -65,20 +69,42 @@ class Pipeline:
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "auto") -> "Pipeline":
-        """Load a pipeline folder (vae/, dit/, pipeline.yaml)."""
+        """Load a pipeline folder: vae/, transformer/ (``dit/`` in folders from before 0.1),
+        pipeline.yaml (text encoder, sampler and defaults), model_index.json."""
         folder = Path(folder)
         if not (folder / "pipeline.yaml").exists():
-            raise ValueError(f"{folder}: not a tenku pipeline folder (expected pipeline.yaml, vae/, dit/)")
+            raise ValueError(f"{folder}: not a tenku pipeline folder (expected pipeline.yaml, vae/, transformer/)")
         cfg = load_config(PipelineConfig, folder / "pipeline.yaml")
         dev = pick_device(device)
-        return cls(VAE.load(folder / "vae"), load_dit(folder / "dit"), load_text_encoder(cfg.text_encoder, cfg.max_text_tokens), cfg, dev)
+        dit = folder / "transformer" if (folder / "transformer").exists() else folder / "dit"
+        return cls(VAE.load(folder / "vae"), load_dit(dit), load_text_encoder(cfg.text_encoder, cfg.max_text_tokens), cfg, dev)
 
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.vae.save(folder / "vae")
-        save_dit(folder / "dit", self.dit)
+        save_dit(folder / "transformer", self.dit)
         save_config(self.cfg, folder / "pipeline.yaml")
+        index = {"_class_name": "tenku.Pipeline", "_tenku_version": __import__("tenku").__version__,
+                 "vae": "vae", "transformer": "transformer", "text_encoder": self.cfg.text_encoder,
+                 "config": "pipeline.yaml"}
+        (folder / "model_index.json").write_text(json.dumps(index, indent=1))
+
+    # the call shape of diffusers' video pipelines
+    from_pretrained = load
+    save_pretrained = save
+
+    def __call__(self, prompt: str, negative_prompt: str | None = None, height: int | None = None,
+                 width: int | None = None, num_frames: int | None = None, fps: float | None = None,
+                 num_inference_steps: int | None = None, guidance_scale: float | None = None, seed: int | None = None,
+                 generator: torch.Generator | None = None, callback: Callable[[int, int], None] | None = None,
+                 **mode: Any) -> np.ndarray:
+        """``generate`` with diffusers' argument names; ``generator`` (if no ``seed``) draws the seed."""
+        if seed is None:
+            seed = 0 if generator is None else int(torch.randint(2**31 - 1, (1,), generator=generator))
+        w, h = self.cfg.size
+        return self.generate(prompt, seed, (width or w, height or h), num_frames, fps, num_inference_steps,
+                             guidance_scale, callback, negative_prompt=negative_prompt, **mode)
 
     # ---- what sizes the model can make ------------------------------------------------
 
@@ -115,9 +141,11 @@ class Pipeline:
     def sample_latents(self, prompt: str, seed: int, shape: tuple[int, int, int, int], steps: int | None = None,
                        guidance: float | None = None, cond: torch.Tensor | None = None,
                        cond_mask: torch.Tensor | None = None, x_start: torch.Tensor | None = None,
-                       start_sigma: float = 1.0, callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                       start_sigma: float = 1.0, callback: Callable[[int, int], None] | None = None,
+                       negative_prompt: str | None = None, sampler: str | None = None) -> torch.Tensor:
         """Sample a normalised latent (1, C, T', H', W') for ``prompt``; ``cond``/``cond_mask``
-        fix clean frames, ``x_start``/``start_sigma`` start from a noised latent (SDEdit)."""
+        fix clean frames, ``x_start``/``start_sigma`` start from a noised latent (SDEdit);
+        guidance pushes away from ``negative_prompt`` (default: the config's, normally empty)."""
         steps = steps or self.cfg.steps
         guidance = self.cfg.guidance if guidance is None else guidance
         g = torch.Generator().manual_seed(int(seed))
@@ -125,9 +153,11 @@ class Pipeline:
         tokens = math.prod(shape[1:]) // math.prod(self.dit.cfg.patch)
         shift = resolution_shift(tokens, self.cfg.base_tokens, 1.0, 16 * self.cfg.base_tokens, self.cfg.max_shift)
         sigmas = sampling_sigmas(steps, shift, start_sigma)
-        model = GuidedModel(self._velocity, self.encode_text([prompt]), self.encode_text([""]), guidance)
+        negative = self.cfg.negative_prompt if negative_prompt is None else negative_prompt
+        model = GuidedModel(self._velocity, self.encode_text([prompt]), self.encode_text([negative]), guidance)
         dev = lambda t: None if t is None else t.to(self.device)  # noqa: E731
-        return euler_sample(model, noise, sigmas, dev(cond), dev(cond_mask), self.cfg.cond_sigma, dev(x_start), callback)
+        return sample(model, noise, sigmas, dev(cond), dev(cond_mask), self.cfg.cond_sigma, dev(x_start), callback,
+                      sampler or self.cfg.sampler)
 
     # The VAE runs under bf16 autocast: on the bundled VAE the decoded frames differ from fp32
     # by at most 1/255 (60 dB apart) and decoding a 4-second clip is 4.5x faster on CPU.
@@ -157,11 +187,12 @@ class Pipeline:
     def sample_chunk(self, prompt: str, seed: int, size: tuple[int, int], frames: int, start: np.ndarray | None = None,
                      end: np.ndarray | None = None, steps: int | None = None, guidance: float | None = None,
                      callback: Callable[[int, int], None] | None = None, x_start: np.ndarray | None = None,
-                     strength: float = 1.0) -> np.ndarray:
+                     strength: float = 1.0, **sampling: Any) -> np.ndarray:
         """One sampling call: ``frames`` uint8 frames whose first ``len(start)`` and last
         ``len(end)`` frames are given (the latent frames they fill completely are clean
         conditions; see modes.py), or that start from ``x_start`` noised to ``strength``
-        (SDEdit). Returns the whole decoded chunk, given frames included."""
+        (SDEdit). ``sampling``: negative_prompt, sampler (see ``sample_latents``). Returns the
+        whole decoded chunk, given frames included."""
         w, h = size
         shape = self.vae.latent_shape(frames, h, w)
         td, T = self.vae.cfg.time_down, shape[1]
@@ -181,7 +212,8 @@ class Pipeline:
         given = bool(mask.any())
         z0 = None if x_start is None else self.encode_frames(x_start)
         z = self.sample_latents(prompt, seed, shape, steps, guidance, cond=cond if given else None,
-                                cond_mask=mask if given else None, x_start=z0, start_sigma=strength, callback=callback)
+                                cond_mask=mask if given else None, x_start=z0, start_sigma=strength, callback=callback,
+                                **sampling)
         return self.decode(z)
 
     # ---- modes (the table in DESIGN.md; the chunk arithmetic is in modes.py) -------------
@@ -196,7 +228,8 @@ class Pipeline:
                fps: float | None = None, steps: int | None = None, guidance: float | None = None,
                callback: Callable[[int, int], None] | None = None, *, image: np.ndarray | None = None,
                video: np.ndarray | None = None, extend: str | None = None, loop: bool = False,
-               connect: tuple[np.ndarray, np.ndarray] | None = None, strength: float | None = None) -> Iterator[np.ndarray]:
+               connect: tuple[np.ndarray, np.ndarray] | None = None, strength: float | None = None,
+               negative_prompt: str | None = None, sampler: str | None = None) -> Iterator[np.ndarray]:
         """Every mode, as uint8 frame blocks (T_i, H, W, 3) in playing order. Long videos are
         sampled and handed out chunk by chunk (each chunk conditioned on the tail of the last),
         so memory does not grow with length.
@@ -210,7 +243,8 @@ class Pipeline:
         ``connect``. Inputs are resized by ``modes.cover_resize`` to ``size`` (default: the
         input video's size fitted to what the model makes, else the model's default).
         ``callback(done, total)`` counts sampling steps over all chunks. Wrong sizes, frame
-        counts and mode combinations are ValueErrors that say what is allowed."""
+        counts and mode combinations are ValueErrors that say what is allowed. ``negative_prompt``
+        and ``sampler`` (``euler``, ``dpm++2m``) override the config's."""
         steps = steps or self.cfg.steps
         modes = [n for n, on in (("image", image is not None), ("video", video is not None),
                                  ("connect", connect is not None)) if on]
@@ -232,7 +266,10 @@ class Pipeline:
         w, h = self.check_size(size or self.cfg.size)
         fit = lambda v: cover_resize(_frames(v, "video"), w, h)  # noqa: E731
         chunk, overlap, step = self.cfg.frames, min(self.cfg.context_frames, self.cfg.frames - 1), self.frame_step
-        run = _Runner(self, prompt, seed, (w, h), steps, guidance, callback)
+        if sampler is not None and sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
+        run = _Runner(self, prompt, seed, (w, h), steps, guidance, callback,
+                      dict(negative_prompt=negative_prompt, sampler=sampler))
         if strength is not None:  # edit: the whole (fitted) video in one call
             v = fit(video)
             n = 1 + step * ((len(v) - 1) // step)  # the longest valid frame count it holds
@@ -287,8 +324,8 @@ class _Runner:
     chunk, and counts steps for the progress callback. Chunk i > 0 draws its own noise."""
 
     def __init__(self, pipe: Pipeline, prompt: str, seed: int, size: tuple[int, int], steps: int,
-                 guidance: float | None, callback: Callable[[int, int], None] | None):
-        self.pipe, self.prompt, self.seed, self.size = pipe, prompt, seed, size
+                 guidance: float | None, callback: Callable[[int, int], None] | None, sampling: dict[str, Any]):
+        self.pipe, self.prompt, self.seed, self.size, self.sampling = pipe, prompt, seed, size, sampling
         self.steps, self.guidance, self.callback = steps, guidance, callback
         self.total = self.done = self.calls = 0
         self.overlap = min(pipe.cfg.context_frames, pipe.cfg.frames - 1)
@@ -302,7 +339,7 @@ class _Runner:
                 self.callback(self.done + i, self.total)
 
         out = self.pipe.sample_chunk(self.prompt, seed, self.size, frames, steps=self.steps, guidance=self.guidance,
-                                     callback=tick, **kw)
+                                     callback=tick, **kw, **self.sampling)
         self.done += self.steps
         return out
 

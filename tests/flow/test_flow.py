@@ -77,3 +77,44 @@ def test_schedules():
     assert 0 < float(t.min()) and float(t.max()) < 1 and abs(float(t.median()) - 0.5) < 0.02
     with pytest.raises(ValueError):
         sampling_sigmas(0)
+
+
+def gaussian_field(c):
+    """The exact velocity of the flow from N(0, I) at sigma 1 to N(0, c^2 I) at sigma 0:
+    x_sigma = eps * std(sigma), std^2 = (1 - sigma)^2 c^2 + sigma^2."""
+    def v(x, s):
+        s = s[:, None, :, None, None]
+        return x * (s - (1 - s) * c * c) / ((1 - s) ** 2 * c * c + s * s)
+    return v
+
+
+def test_dpm_solver_beats_euler_on_a_known_flow():
+    from tenku.flow.sampler import sample
+
+    n = torch.randn(2, 3, 4, 5, 5, generator=torch.Generator().manual_seed(0))
+    c = 0.3
+    errs = {}
+    for method in ("euler", "dpm++2m"):
+        for steps in (8, 16, 32, 64):
+            out = sample(gaussian_field(c), n, sampling_sigmas(steps, shift=1.0), method=method)
+            errs[method, steps] = float((out - c * n).abs().max())
+    assert errs["dpm++2m", 8] < errs["euler", 8]  # measured: 0.14 vs 0.27 at 8 steps, 6x less at 32 and 64
+    for steps in (16, 32, 64):
+        assert errs["dpm++2m", steps] < errs["euler", steps] / 4, (steps, errs)
+    for method in ("euler", "dpm++2m"):
+        assert errs[method, 64] < errs[method, 8] / 6
+
+
+def test_dpm_solver_keeps_condition_frames_and_agrees_with_euler_on_one_step():
+    from tenku.flow.sampler import sample
+
+    g = torch.Generator().manual_seed(1)
+    n, cond = torch.randn(1, 2, 3, 4, 4, generator=g), torch.randn(1, 2, 3, 4, 4, generator=g)
+    mask = torch.tensor([[True, False, False]])
+    field = gaussian_field(0.5)
+    out = sample(field, n, sampling_sigmas(6), cond=cond, cond_mask=mask, method="dpm++2m")
+    assert torch.equal(out[:, :, 0], cond[:, :, 0])
+    one = [sample(field, n, sampling_sigmas(1), method=m) for m in ("euler", "dpm++2m")]
+    assert torch.equal(one[0], one[1])
+    with pytest.raises(ValueError, match="allowed: euler, dpm"):
+        sample(field, n, sampling_sigmas(2), method="heun")

@@ -6,16 +6,18 @@ Sigma is per latent frame, shape (B, T'); a frame with sigma 0 is a clean condit
 """
 
 from tenku.flow.path import add_noise, noise_from_v, velocity, x0_from_v
-from tenku.flow.sampler import GuidedModel, euler_sample
+from tenku.flow.sampler import SAMPLERS, GuidedModel, euler_sample, sample
 from tenku.flow.schedule import logit_normal, resolution_shift, sampling_sigmas, shift_sigmas
 
 __all__ = [
+    "SAMPLERS",
     "GuidedModel",
     "add_noise",
     "euler_sample",
     "logit_normal",
     "noise_from_v",
     "resolution_shift",
+    "sample",
     "sampling_sigmas",
     "shift_sigmas",
     "velocity",
