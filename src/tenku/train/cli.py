@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "none: start fresh; DIR: that checkpoint folder")
     d.add_argument("--nproc", type=positive_int, default=0, metavar="N",
                    help="run N processes on this machine through torchrun (one per GPU; gloo on CPUs)")
+    d.add_argument("--stop-after", type=positive_int, metavar="STEPS",
+                   help="end this invocation after STEPS steps, with a checkpoint (the schedule still spans steps=)")
     d.set_defaults(func=cmd_dit, command="train dit", torchrun_module="dit")
     add_cache_parser(sub)
 
@@ -104,7 +106,7 @@ def cmd_dit(args: argparse.Namespace) -> int:
         return code
     try:
         cfg = load_train_config(args.config, args.overrides + ([f"resume={args.resume}"] if args.resume else []))
-        last = train(cfg, progress=not args.quiet)
+        last = train(cfg, progress=not args.quiet, stop_after=args.stop_after)
     except (ConfigError, ValueError) as e:
         raise UsageError(str(e)) from None
     if last:
