@@ -1,0 +1,67 @@
+"""``tenku serve``: start the HTTP server (the Videos API, the job queue, the web page)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from tenku.cli import UsageError, nonneg_int, positive_float, positive_int
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from tenku.prompts.cli import add_llm_args
+
+    s = sub.add_parser("serve", help="an HTTP server: OpenAI-style Videos API, job queue, web page",
+                       description="Serve a model over HTTP in the shape of OpenAI's Videos API (the openai "
+                       "client works with base_url=http://HOST:PORT/v1), with a durable job queue and a web page "
+                       "at /. Example:\n  tenku serve --model runs/dit-world/pipeline --data-dir serve-data",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
+    s.add_argument("--port", type=nonneg_int, default=8000)
+    s.add_argument("--data-dir", default="serve-data", help="job database and videos (default ./serve-data)")
+    s.add_argument("--model", default=None, help="pipeline folder (default: the bundled model)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--token", default=None,
+                   help="bearer token clients must send (default: $TENKU_API_TOKEN); required off loopback")
+    s.add_argument("--workers", type=nonneg_int, default=1, help="videos made at once (each loads the model; default 1)")
+    s.add_argument("--max-queue", type=positive_int, default=100, help="queued + running jobs before 429 (default 100)")
+    s.add_argument("--ttl-hours", type=float, default=168.0, help="finished videos are deleted after this (0: never; default 168)")
+    s.add_argument("--max-seconds", type=positive_float, default=60.0, help="longest video (default 60)")
+    s.add_argument("--max-pixels", type=positive_int, default=None, help="largest width x height (default 16x the model's)")
+    s.add_argument("--max-upload-mb", type=positive_float, default=64.0, help="largest upload (default 64)")
+    s.add_argument("--max-steps", type=positive_int, default=200)
+    s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_llm_args(s, timeout=30.0)
+    s.set_defaults(func=cmd_serve, command="serve")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from tenku.generate import BUNDLED
+    from tenku.prompts.cli import llm_config
+    from tenku.serve import ServeConfig, create_app
+    from tenku.serve.config import is_loopback
+
+    token = args.token or os.environ.get("TENKU_API_TOKEN") or None
+    if not is_loopback(args.host) and not token:
+        raise UsageError(f"binding to {args.host} (not loopback) needs a bearer token: --token T or $TENKU_API_TOKEN")
+    model = Path(args.model) if args.model else BUNDLED
+    if not (model / "pipeline.yaml").exists():
+        raise UsageError(f"{model}: not a pipeline folder" + ("" if args.model else " (no bundled model yet: pass --model DIR)"))
+    cfg = ServeConfig(data_dir=Path(args.data_dir), model=model, device=args.device, host=args.host, port=args.port,
+                      token=token, workers=args.workers, max_queue=args.max_queue, ttl_hours=args.ttl_hours,
+                      max_seconds=args.max_seconds, max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb,
+                      max_steps=args.max_steps, llm=llm_config(args))
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = create_app(cfg)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    print(f"tenku serve: http://{args.host}:{args.port}/ (API base http://{args.host}:{args.port}/v1, data in {cfg.data_dir})",
+          flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=10)
+    return 0

@@ -1,0 +1,207 @@
+"""Workers: threads that take the oldest queued job, run it through the pipeline (every mode
+of ``Pipeline.stream``, as ``tenku generate`` does) and write ``video.mp4``, a thumbnail, a
+spritesheet and a sidecar JSON into the job's folder. Progress is stored at every step that
+moves the percentage. Each worker owns its pipeline (models are not shared across threads).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from tenku.serve.store import JobStore
+
+log = logging.getLogger("tenku.serve")
+
+SHEET_FRAMES = 16  # tiles in the spritesheet
+
+
+class _Stop(Exception):
+    """Raised from the progress callback: the job was deleted, or the server is stopping."""
+
+
+def run_job(pipe: Any, params: dict[str, Any], folder: Path, progress: Callable[[int, int], None],
+            llm: Any = None) -> dict[str, Any]:
+    """Make one video from stored parameters; returns what the job record keeps (frames, caption...).
+    A request the model cannot do raises ValueError (the job fails with its message)."""
+    from tenku.generate import _resample, _with_ends
+    from tenku.io import read_image, read_video, save_contact_sheet, write_png, write_video
+    from tenku.prompts.expand import expand_prompt
+
+    fps, (w, h) = float(params["fps"]), tuple(params["size"])
+    inputs = params.get("inputs", {})
+    mode: dict[str, Any] = {}
+    ends: tuple[np.ndarray, np.ndarray] | None = None
+    if "image" in inputs:
+        mode["image"] = read_image(folder / inputs["image"])
+    if "video" in inputs:
+        mode["video"] = _resample(*read_video(folder / inputs["video"]), fps)
+    if "a" in inputs:
+        from tenku.modes import cover_resize
+
+        ends = tuple(cover_resize(_resample(*read_video(folder / inputs[k]), fps), w, h) for k in "ab")  # type: ignore[assignment]
+        mode["connect"] = ends
+    frames = params.get("frames")
+    if params.get("extend"):
+        from tenku.modes import cover_resize
+
+        mode["video"] = cover_resize(mode["video"], w, h)
+        mode["extend"] = params["extend"]
+        frames = len(mode["video"]) + (frames or pipe.cfg.frames - pipe.cfg.context_frames)
+    if params.get("strength") is not None:
+        mode["strength"] = float(params["strength"])
+    if params.get("loop"):
+        mode["loop"] = True
+    seed = int(params["seed"])
+    expansion = expand_prompt(params["prompt"], seed, no_expand=not params.get("expand", True), llm=llm,
+                              aspect=w / h, frames=frames or pipe.cfg.frames, fps=fps)
+    blocks = pipe.stream(expansion.caption, seed=seed, size=(w, h), frames=frames, fps=fps, steps=params["steps"],
+                         guidance=params["guidance"], callback=progress, **mode)
+    if ends is not None:
+        blocks = _with_ends(ends[0], blocks, ends[1])
+    expected = (frames or pipe.cfg.frames) + (sum(map(len, ends)) if ends else 0)
+    every = max(1, expected // SHEET_FRAMES)
+    kept: list[np.ndarray] = []
+    count = [0]
+
+    def watched(blocks: Any) -> Any:
+        for block in blocks:
+            for i in range(len(block)):
+                if (count[0] + i) % every == 0:
+                    kept.append(block[i])
+            count[0] += len(block)
+            yield block
+
+    t0 = time.time()
+    write_video(folder / "video.mp4", watched(blocks), fps)
+    sheet = np.stack(kept[:SHEET_FRAMES * 2])
+    write_png(folder / "thumbnail.png", sheet[len(sheet) // 2])
+    save_contact_sheet(folder / "spritesheet.png", sheet)
+    result = {"frames": count[0], "fps": fps, "size": [w, h], "caption": expansion.caption,
+              "seconds_generated": round(time.time() - t0, 3)}
+    side = {"prompt": params["prompt"], "seed": seed, "steps": params["steps"], "guidance": params["guidance"],
+            "mode": params["mode"], "device": str(pipe.device), "expansion": expansion.to_dict(),
+            "tenku": __import__("tenku").__version__} | result
+    if "strength" in mode:
+        side["strength"] = mode["strength"]
+    (folder / "video.json").write_text(json.dumps(side, indent=1))
+    return result
+
+
+class Workers:
+    """``n`` threads that drain the store's queue. ``loader()`` makes a pipeline (one per thread;
+    ``first``, if given, is used by worker 0 so the model loaded at start-up is not loaded twice)."""
+
+    def __init__(self, store: JobStore, loader: Callable[[], Any], n: int = 1, ttl: float | None = None,
+                 llm: Any = None, first: Any = None, expire_every: float = 60.0):
+        self.store, self.loader, self.n, self.ttl, self.llm = store, loader, n, ttl, llm
+        self._first, self.expire_every = first, expire_every
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._cancel: set[str] = set()
+        self._threads: list[threading.Thread] = []
+        self.running: dict[str, str] = {}  # thread name -> job id
+        self.alive = 0
+
+    def start(self) -> None:
+        for i in range(self.n):
+            t = threading.Thread(target=self._loop, args=(i,), name=f"tenku-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        if self.ttl:
+            t = threading.Thread(target=self._janitor, name="tenku-expiry", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def notify(self) -> None:
+        """A job was queued."""
+        with self._wake:
+            self._wake.notify_all()
+
+    def cancel(self, video_id: str) -> bool:
+        """Stop a running job at its next step; True if it was running."""
+        if video_id in self.running.values():
+            self._cancel.add(video_id)
+            return True
+        return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.notify()
+        for t in self._threads:
+            t.join(timeout)
+
+    def _janitor(self) -> None:
+        while not self._stop.wait(self.expire_every):
+            try:
+                gone = self.store.expire()
+                if gone:
+                    log.info("expired %d videos", len(gone))
+            except Exception:  # noqa: BLE001 - the janitor must outlive a bad pass
+                log.exception("expiry pass failed")
+
+    def _loop(self, index: int) -> None:
+        name = threading.current_thread().name
+        pipe = self._first if index == 0 and self._first is not None else self.loader()
+        self.alive += 1
+        try:
+            while not self._stop.is_set():
+                job = self.store.claim()
+                if job is None:
+                    with self._wake:
+                        self._wake.wait(1.0)
+                    continue
+                self.running[name] = job["id"]
+                try:
+                    self._run(pipe, job)
+                finally:
+                    self.running.pop(name, None)
+                    self._cancel.discard(job["id"])
+        finally:
+            self.alive -= 1
+
+    def _run(self, pipe: Any, job: Any) -> None:
+        vid = job["id"]
+        folder = self.store.folder(vid)
+        folder.mkdir(parents=True, exist_ok=True)
+        last = [-1]
+
+        def progress(done: int, total: int) -> None:
+            if self._stop.is_set() or vid in self._cancel:
+                raise _Stop()
+            pct = min(99, int(100 * done / max(1, total)))
+            if pct != last[0]:
+                last[0] = pct
+                self.store.set_progress(vid, pct)
+
+        log.info("job %s started (attempt %d)", vid, job["attempts"])
+        try:
+            result = run_job(pipe, json.loads(job["params"]), folder, progress, self.llm)
+        except _Stop:
+            if vid in self._cancel:  # deleted while running
+                shutil.rmtree(folder, ignore_errors=True)
+            else:  # the server is stopping: run it again after the restart
+                self.store.requeue(vid)
+                log.info("job %s put back in the queue (server stopping)", vid)
+            return
+        except ValueError as e:  # the model cannot do this request
+            self._failed(vid, folder, "invalid_request", str(e))
+            return
+        except Exception as e:  # noqa: BLE001 - a bug or a broken input: the job fails, the worker lives
+            log.exception("job %s failed", vid)
+            self._failed(vid, folder, "internal_error", f"{type(e).__name__}: {e}")
+            return
+        if not self.store.complete(vid, result, self.ttl):
+            shutil.rmtree(folder, ignore_errors=True)  # deleted as it finished
+        log.info("job %s completed: %d frames", vid, result["frames"])
+
+    def _failed(self, vid: str, folder: Path, code: str, message: str) -> None:
+        self.store.fail(vid, code, message)
+        shutil.rmtree(folder, ignore_errors=True)  # inputs are not kept for failed jobs
