@@ -1,0 +1,42 @@
+"""The web page in headless Chromium (Debian's chromium, driven by Playwright): type a prompt,
+submit, wait for the video to finish and play in the page, save a screenshot."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
+
+
+def test_page_generates_and_plays(server, tmp_path):
+    shots = Path(os.environ.get("TENKU_SCREENSHOTS", tmp_path))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 700})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/")
+            page.wait_for_function("document.querySelectorAll('#aspect option').length > 0")
+            page.fill("#prompt", "a red ball bounces on the floor")
+            page.fill("#seconds", "1")
+            page.click("summary")
+            page.fill("#steps", "1")
+            page.fill("#seed", "7")
+            page.click("#submit")
+            page.wait_for_selector("#queue .card", timeout=10_000)
+            page.wait_for_function("""() => { const v = document.querySelector('#queue video');
+                return v && v.readyState >= 2 && v.duration > 0 && v.currentTime > 0 && !v.paused; }""", timeout=60_000)
+            state = page.evaluate("""() => { const v = document.querySelector('#queue video');
+                return {w: v.videoWidth, h: v.videoHeight, d: v.duration, rs: v.readyState, err: v.error && v.error.code}; }""")
+            assert (state["w"], state["h"]) == (64, 64) and state["d"] > 0 and state["rs"] >= 2 and not state["err"]
+            assert "completed" in page.inner_text("#queue .card .meta")
+            page.screenshot(path=str(shots / "serve-page.png"))
+            assert not errors, errors
+        finally:
+            browser.close()
+    assert (shots / "serve-page.png").stat().st_size > 1000
