@@ -126,3 +126,22 @@ def test_non_finite_losses_skip_updates_and_a_run_of_them_stops(tmp_path, tiny_w
     cfg = load_train_config(None, overrides(tmp_path / "b", tiny_world, tiny_vae, tmp_path / "c", steps=20, max_bad_steps=3))
     with pytest.raises(RuntimeError, match="3 non-finite updates in a row"):
         train(cfg, progress=False)
+
+
+def test_a_checkpoint_of_the_older_single_folder_layout_resumes(tmp_path, tiny_world, tiny_vae):
+    """Runs started before step folders (out/ckpt/ a plain folder) resume and move to the new layout."""
+    import shutil
+
+    straight = load_train_config(None, overrides(tmp_path / "a", tiny_world, tiny_vae, tmp_path / "c", steps=4, ckpt_every=100))
+    train(straight, progress=False)
+    old = load_train_config(None, overrides(tmp_path / "b", tiny_world, tiny_vae, tmp_path / "c", steps=4, ckpt_every=100))
+    train(old, progress=False, stop_after=2)
+    ck = tmp_path / "b" / "ckpt"
+    target = ck.resolve()
+    ck.unlink()
+    shutil.move(target, ck)  # what an older tenku left: a real ckpt/ folder and no checkpoints/
+    shutil.rmtree(tmp_path / "b" / "checkpoints")
+    train(old, progress=False)
+    assert [r["loss"] for r in log(tmp_path / "b")] == [r["loss"] for r in log(tmp_path / "a")]
+    assert [c.name for c in complete_checkpoints(tmp_path / "b")] == ["step-0000002", "step-0000004"]
+    assert (tmp_path / "b" / "ckpt").is_symlink()

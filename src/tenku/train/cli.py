@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     v.add_argument("overrides", nargs="*", metavar="key=value",
                    help="config overrides, e.g. steps=2000 data.crop=96 model.latent_channels=8 out=runs/x")
     v.add_argument("--quiet", action="store_true", help="no progress bar")
-    v.set_defaults(func=cmd_vae, command="train vae")
+    v.add_argument("--nproc", type=positive_int, default=0, metavar="N",
+                   help="run N processes on this machine through torchrun (DDP; one per GPU, gloo on CPUs)")
+    v.set_defaults(func=cmd_vae, command="train vae", torchrun_module="vae")
 
     d = tsub.add_parser("dit", help="train the diffusion transformer on cached latents",
                         description="Train the diffusion transformer. Re-running with the same out= resumes from out/ckpt.")
@@ -86,6 +88,9 @@ def cmd_vae(args: argparse.Namespace) -> int:
     from tenku.config import ConfigError
     from tenku.train.vae import check_data, load_train_config, train
 
+    code = relaunch(args)
+    if code is not None:
+        return code
     try:
         cfg = load_train_config(args.config, args.overrides)
         check_data(cfg)

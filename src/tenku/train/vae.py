@@ -13,13 +13,18 @@ bf16 autocast; no torchrun needed. Everything lands in ``cfg.out``:
                        the one to publish
 
 Every random draw is a function of (seed, step), so a resumed run continues as if it had
-never stopped.
+never stopped. Under torchrun (``python -m torch.distributed.run --nproc_per_node=N -m
+tenku.train vae ...`` or ``tenku train vae --nproc N``) the autoencoder and discriminator
+are DistributedDataParallel replicas: each rank draws its own batch from (seed, step, rank)
+(rank 0 draws exactly what a single process draws), gradients are averaged, and rank 0
+alone evaluates, writes samples, logs and checkpoints.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +38,7 @@ from tenku.config import ConfigError, apply_overrides, read_yaml, from_dict, sav
 from tenku.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, from_uint8, probe_video, read_video, save_contact_sheet, to_uint8, write_video
 from tenku.train.schedule import lr_at
 from tenku.train.checkpoint import commit_folder, load_optimizer, save_optimizer, write_json
+from tenku.train.distributed import Dist, init_distributed
 from tenku.vae.losses import LossConfig, PatchDiscriminator, d_hinge_loss, g_hinge_loss, psnr, reconstruction_loss, ssim
 from tenku.vae.model import VAE, VAE_CONFIGS, VAEConfig, save_vae
 
@@ -68,6 +74,7 @@ class TrainVAEConfig:
     grad_clip: float = 1.0
     bf16: bool = True  # autocast to bf16 on CPU (avx512_bf16 here): about 2.5x faster than fp32
     threads: int = 0  # torch threads; 0 keeps torch's default
+    device: str = "auto"  # auto (a GPU if any), cpu, cuda; under torchrun each rank takes its own GPU
     seed: int = 0
     log_every: int = 10
     sample_every: int = 1000
@@ -227,7 +234,17 @@ def save_checkpoint(out: Path, step: int, model: VAE, opt: torch.optim.Optimizer
 def train(cfg: TrainVAEConfig, progress: bool = True, stop_after: int | None = None) -> dict[str, float]:
     """Run (or resume) training to ``cfg.steps``; returns the last logged values (and eval
     metrics if any). ``stop_after`` ends this invocation early at that step, with a
-    checkpoint (time-boxed sessions; the schedule still spans ``cfg.steps``)."""
+    checkpoint (time-boxed sessions; the schedule still spans ``cfg.steps``). Under torchrun
+    every rank calls it."""
+    dist = init_distributed(cfg.device)
+    try:
+        return _train(cfg, dist, progress and dist.main, stop_after)
+    finally:
+        dist.close()
+
+
+def _train(cfg: TrainVAEConfig, dist: Dist, progress: bool, stop_after: int | None) -> dict[str, float]:
+    dev = dist.device
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
@@ -238,8 +255,8 @@ def train(cfg: TrainVAEConfig, progress: bool = True, stop_after: int | None = N
     items = check_data(cfg)
     data = Clips(items, cfg.data.cache_gb)
     videos = [i for i, it in enumerate(items) if it.frames > mc.time_down]
-    stat_clips = [whole_clip(data.video(i), mc.time_down, mc.space_down) for i in videos[: cfg.stats_clips]]
-    val = [whole_clip(read_video(it.path)[0], mc.time_down, mc.space_down) for it in scan_folder(cfg.data.val)[: cfg.data.val_count]] if cfg.data.val else []
+    stat_clips = [whole_clip(data.video(i), mc.time_down, mc.space_down).to(dev) for i in videos[: cfg.stats_clips]] if dist.main else []
+    val = [whole_clip(read_video(it.path)[0], mc.time_down, mc.space_down).to(dev) for it in scan_folder(cfg.data.val)[: cfg.data.val_count]] if cfg.data.val and dist.main else []
     show = (val or stat_clips)[:2]
 
     # model, optimizer, and the optional discriminator
@@ -269,16 +286,29 @@ def train(cfg: TrainVAEConfig, progress: bool = True, stop_after: int | None = N
             load_optimizer(dopt, ck / "disc_optim.safetensors")
         state = json.loads((ck / "state.json").read_text())
         step, best = int(state["step"]), float(state.get("best_psnr") or -math.inf)
-    save_config(cfg, out / "config.yaml")
+    model.to(dev)
+    net, dnet = model, disc  # what training calls: DDP replicas when there are several ranks
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [dev.index] if dev.type == "cuda" else None
+        net = DDP(model, device_ids=ids, find_unused_parameters=True, broadcast_buffers=False)  # image batches skip temporal layers
+        if disc is not None:
+            dnet = DDP(disc.to(dev), device_ids=ids, broadcast_buffers=False)
+    elif disc is not None:
+        disc.to(dev)
+    if dist.main:
+        save_config(cfg, out / "config.yaml")
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"VAE {n_params / 1e6:.2f}M params ({4 * n_params / 2**20:.1f} MiB fp32); {len(items)} training videos/images; "
-          f"{len(val)} held-out; {'resuming at step ' + str(step) if step else 'from scratch'} -> {out}")
+    if dist.main:
+            print(f"VAE {n_params / 1e6:.2f}M params ({4 * n_params / 2**20:.1f} MiB fp32); {len(items)} training videos/images; "
+              f"{len(val)} held-out; {dist.world} rank(s); {'resuming at step ' + str(step) if step else 'from scratch'} -> {out}")
 
     longest = max(it.frames for it in items if min(it.height, it.width) >= cfg.data.crop)
     end = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
     kmax = (min(cfg.data.max_frames, longest) - 1) // mc.time_down
     bar = tqdm(total=cfg.steps, initial=step, desc="train vae", unit="step", disable=not progress, dynamic_ncols=True)
-    log = open(out / "log.jsonl", "a")  # a stop (Ctrl-C) loses at most ckpt_every steps: re-run to resume
+    log = open(out / "log.jsonl" if dist.main else os.devnull, "a")  # a stop (Ctrl-C) loses at most ckpt_every steps: re-run to resume
     rate = {"clips/s": 0.0, "frames/s": 0.0}
     last: dict[str, float] = {}
     skipped = 0
@@ -286,22 +316,23 @@ def train(cfg: TrainVAEConfig, progress: bool = True, stop_after: int | None = N
         while step < end:
             t0 = time.perf_counter()
             rng = np.random.default_rng([cfg.seed, step])
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            gen = torch.Generator(dev).manual_seed(cfg.seed * 1_000_003 + step + 7919 * dist.rank)
             frames = 1 if rng.random() < cfg.data.image_prob else 1 + mc.time_down * int(rng.integers(1, kmax + 1))
-            x = data.batch(rng, max(1, cfg.data.batch_frames // frames), frames, cfg.data.crop, cfg.data.flip)
+            brng = rng if dist.rank == 0 else np.random.default_rng([cfg.seed, step, dist.rank])  # each rank its own clips
+            x = data.batch(brng, max(1, cfg.data.batch_frames // frames), frames, cfg.data.crop, cfg.data.flip).to(dev)
             lr = lr_at(step, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
 
             # autoencoder step: the network under bf16 autocast, the losses in fp32 (SSIM's variances need it)
             model.train()
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                recon, mean, logvar = model(x, sample=True, generator=gen)  # (B, 3, T, H, W), (B, z, T', h, w) x2
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                recon, mean, logvar = net(x, sample=True, generator=gen)  # (B, 3, T, H, W), (B, z, T', h, w) x2
             loss, logs = reconstruction_loss(x, recon, mean, logvar, cfg.loss)
             gan_on = disc is not None and step >= cfg.loss.gan_start
             if gan_on:
                 disc.requires_grad_(False)  # type: ignore[union-attr]
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                     g_loss = g_hinge_loss(disc(recon))  # type: ignore[misc]
                 loss = loss + cfg.loss.gan_weight * g_loss
                 logs["g"] = g_loss.item()
@@ -319,8 +350,12 @@ def train(cfg: TrainVAEConfig, progress: bool = True, stop_after: int | None = N
             # discriminator step (hinge), on the same batch
             if gan_on:
                 disc.requires_grad_(True)  # type: ignore[union-attr]
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                    d_loss = d_hinge_loss(disc(x), disc(recon.detach()))  # type: ignore[misc]
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+                    if dnet is disc:
+                        d_loss = d_hinge_loss(disc(x), disc(recon.detach()))  # type: ignore[misc]
+                    else:  # one DDP forward per backward: real and fake in one batch (no batch statistics inside)
+                        real, fake = dnet(torch.cat([x, recon.detach()])).chunk(2)  # type: ignore[misc]
+                        d_loss = d_hinge_loss(real, fake)
                 dopt.zero_grad(set_to_none=True)  # type: ignore[union-attr]
                 d_loss.backward()
                 dopt.step()  # type: ignore[union-attr]
@@ -339,6 +374,8 @@ def train(cfg: TrainVAEConfig, progress: bool = True, stop_after: int | None = N
                 log.flush()
 
             model.eval()
+            if not dist.main:
+                continue
             if step % cfg.sample_every == 0 or step == cfg.steps:
                 write_samples(model, show, out / "samples" / f"step-{step:07d}")
             if val and (step % cfg.eval_every == 0 or step == cfg.steps):
