@@ -299,10 +299,11 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
     log = open(out / "log.jsonl", "a") if dist.main else None
     bar = tqdm(total=cfg.steps, initial=step, desc="train dit", unit="step", disable=not (progress and dist.main))
     last: dict[str, float] = {}
-    t_log, seen, tokens, flops = time.time(), 0, 0, 0.0
+    busy, seen, tokens, flops = 0.0, 0, 0, 0.0  # throughput counts training time, not checkpoints or samples
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
     per = cfg.batch_size // (world * accum)
     while step < end:
+        t0 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, step])
         idx = sampler.global_batch(step)
         frames = data.latents[idx[0]].shape[1]
@@ -345,9 +346,10 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
         seen += len(idx)
         tokens += len(idx) * n_tok
         flops += len(idx) * dit_train_flops(n_params, n_tok, mcfg.depth, mcfg.dim, ctx.shape[1])
+        busy += time.perf_counter() - t0
         bar.update()
         if log is not None and (step % cfg.log_every == 0 or step == end):
-            dt = max(time.time() - t_log, 1e-9)
+            dt = max(busy, 1e-9)
             last = {"step": step, "loss": loss, "grad_norm": gnorm, "lr": lr_at(step - 1, cfg), "samples/s": seen / dt,
                     "tokens/s": tokens / dt, "mfu": flops / dt / peak, "params": n_params, "skipped": counters["skipped"]}
             log.write(json.dumps(last) + "\n")
@@ -355,7 +357,7 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
             for k in ("loss", "grad_norm", "lr", "samples/s", "tokens/s", "mfu"):
                 tb.add_scalar(k, last[k], step) if tb else None
             bar.set_postfix(loss=f"{loss:.4f}", sps=f"{seen / dt:.1f}", tps=f"{tokens / dt:.0f}", mfu=f"{100 * flops / dt / peak:.1f}%")
-            t_log, seen, tokens, flops = time.time(), 0, 0, 0.0
+            busy, seen, tokens, flops = 0.0, 0, 0, 0.0
         _hold("step", step, out)
         if step % cfg.ckpt_every == 0 or step == end:
             save_checkpoint(out, step, model, ema, opt, vae, cfg, mcfg, sampler, dist, counters)
