@@ -177,3 +177,19 @@ def test_page_and_probes(server):
     assert httpx.get(server.url + "/health").json() == {"status": "ok"}
     ready = httpx.get(server.url + "/ready").json()
     assert ready["status"] == "ready" and ready["defaults"]["size"] == "64x64"
+
+
+def test_delete_running_job_stops_it(client, server):
+    slow = client.videos.create(prompt="a slow ball", seconds="1", extra_body={"steps": 200, "seed": 1})
+    after = client.videos.create(prompt="next in line", seconds="1", extra_body=FAST)
+    import time
+
+    deadline = time.time() + 20
+    while client.videos.retrieve(slow.id).progress < 1:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    assert client.videos.delete(slow.id).deleted
+    with pytest.raises(openai.NotFoundError):
+        client.videos.retrieve(slow.id)
+    assert _done(client, after).status == "completed"  # the worker moved on long before 200 steps
+    assert not server.app.state.store.folder(slow.id).exists()

@@ -151,6 +151,7 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
         workers.stop()
 
     app = FastAPI(title="tenku", version=__import__("tenku").__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,  # their pages load scripts from a CDN; /openapi.json is served
                   description="Text-to-video in the shape of OpenAI's Videos API. Errors are "
                   '`{"error": {"type", "code", "message", "param"}}`.')
     app.state.store, app.state.workers, app.state.submitter, app.state.cfg = store, workers, sub, cfg
