@@ -88,6 +88,25 @@ def test_extend_by_id_and_edit_by_upload(client, first, tmp_path):
     frames, _ = decode(client.videos.download_content(edit.id).content, tmp_path)
     assert frames.shape == (9, 64, 64, 3)
 
+    back = _done(client, client.videos.extend(prompt="what came before", seconds="1", video=("in.mp4", upload, "video/mp4"),
+                                              extra_body={**FAST, "extend": "backward"}))
+    frames, _ = decode(client.videos.download_content(back.id).content, tmp_path)
+    assert back.tenku["mode"] == "extend-backward" and frames.shape == (17, 64, 64, 3)
+    assert np.abs(frames[8:].astype(int) - original).mean() < 3  # the given video ends it
+
+
+def test_json_bodies_as_curl_sends_them(server, first):
+    import httpx
+
+    r = httpx.post(server.url + "/v1/videos/extensions", json={"prompt": "on", "seconds": 1, "video": {"id": first.id}, "steps": 1})
+    assert r.status_code == 200 and r.json()["tenku"]["mode"] == "extend-forward"
+    r = httpx.post(server.url + "/v1/videos/edits", json={"prompt": "x", "video": {"id": first.id}, "strength": 2})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "strength"
+    r = httpx.post(server.url + "/v1/videos/edits", json={"prompt": "x"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "missing_required_parameter"
+    r = httpx.post(server.url + "/v1/videos", json={"prompt": "x", "connect": [first.id, "video_" + "1" * 32]})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "video_not_found"
+
 
 def test_loop_and_connect(client, first, tmp_path):
     loop = client.videos.create(prompt="a ball circles", seconds="2", extra_body={**FAST, "loop": True})

@@ -109,7 +109,7 @@ class JobStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return None if row is None else self.get(row["id"], raw=True)
+        return None if row is None else self.get(row["id"])
 
     def set_progress(self, video_id: str, progress: int) -> None:
         self._w("UPDATE videos SET progress = ? WHERE id = ? AND status = 'in_progress'", (int(progress), video_id))
@@ -168,7 +168,7 @@ class JobStore:
 
     # ---- reads -------------------------------------------------------------------------------
 
-    def get(self, video_id: str, raw: bool = False) -> sqlite3.Row | None:
+    def get(self, video_id: str) -> sqlite3.Row | None:
         rows = self._q("SELECT * FROM videos WHERE id = ?", (video_id,))
         return rows[0] if rows else None
 

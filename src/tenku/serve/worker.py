@@ -149,7 +149,11 @@ class Workers:
 
     def _loop(self, index: int) -> None:
         name = threading.current_thread().name
-        pipe = self._first if index == 0 and self._first is not None else self.loader()
+        try:
+            pipe = self._first if index == 0 and self._first is not None else self.loader()
+        except Exception:  # noqa: BLE001 - /ready shows the missing worker
+            log.exception("worker %d could not load the model", index)
+            return
         self.alive += 1
         try:
             while not self._stop.is_set():
