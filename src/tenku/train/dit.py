@@ -262,7 +262,9 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
     if src and not sharded_src:
         raw.load_state_dict(load_file(str(src / "model.safetensors")))
         full_ema = load_file(str(src / "ema" / "model.safetensors"))
-    raw.to(dist.device).train()
+    if not (cfg.parallel.mode == "fsdp" and dist.device.type == "cuda"):
+        raw.to(dist.device)  # (fully_shard moves each block to the GPU itself, shard by shard: no full copy there)
+    raw.train()
     model = parallelize(raw, cfg.parallel, dist)
     sharded = is_sharded(model)
     if sharded_src and not sharded:
