@@ -46,7 +46,8 @@ class Submitter:
         self.pc = pipe.cfg
         self.multiple, self.step = pipe.size_multiple, pipe.frame_step
         self.overlap = min(pipe.cfg.context_frames, pipe.cfg.frames - 1)
-        self.model_name = cfg.model.name or "tenku"
+        folder = cfg.model.resolve()  # runs/dit-world/pipeline -> "dit-world"
+        self.model_name = (folder.parent.name if folder.name == "pipeline" else folder.name) or "tenku"
         self.max_pixels = cfg.max_pixels or 16 * pipe.cfg.size[0] * pipe.cfg.size[1]
 
     def defaults(self) -> dict[str, Any]:
@@ -181,6 +182,8 @@ class Submitter:
         src, dst = self.store.folder(row["id"]) / "video.mp4", folder / f"{name}.mp4"
         try:
             os.link(src, dst)  # the job keeps its input even if the source is deleted
+        except FileNotFoundError:  # deleted or expired meanwhile
+            raise bad("video_expired", f"video {row['id']}'s files are gone", "video") from None
         except OSError:
             shutil.copyfile(src, dst)
         res = json.loads(row["result"])
