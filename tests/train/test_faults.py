@@ -98,10 +98,12 @@ def test_resume_none_starts_fresh_and_keep_checkpoints_below_two_is_refused(tmp_
     train(cfg, progress=False)
     train(cfg, progress=False)  # auto: the run is complete, nothing to do
     cfg.resume = "none"
-    train(cfg, progress=False)  # trains steps 1-2 again, and its log starts over
+    train(cfg, progress=False, stop_after=1)  # trains step 1 again, and its log starts over
     said = capsys.readouterr().out
     assert said.count("from scratch") == 2 and said.count("resuming") == 1
-    assert [r["step"] for r in log(tmp_path / "r")] == [1, 2]
+    assert [r["step"] for r in log(tmp_path / "r")] == [1]
+    # the old run's step 2 belongs to the abandoned timeline: gone, so resume=auto cannot pick it up
+    assert [c.name for c in complete_checkpoints(tmp_path / "r")] == ["step-0000001"]
 
 
 def test_non_finite_losses_skip_updates_and_a_run_of_them_stops(tmp_path, tiny_world, tiny_vae, monkeypatch):
@@ -125,6 +127,18 @@ def test_non_finite_losses_skip_updates_and_a_run_of_them_stops(tmp_path, tiny_w
     calls["n"], bad = 0, set(range(2, 100))
     cfg = load_train_config(None, overrides(tmp_path / "b", tiny_world, tiny_vae, tmp_path / "c", steps=20, max_bad_steps=3))
     with pytest.raises(RuntimeError, match="3 non-finite updates in a row"):
+        train(cfg, progress=False)
+
+
+def test_geometry_that_the_patch_cannot_tile_is_a_clear_error(tmp_path, tiny_world, tiny_vae):
+    from tenku.config import ConfigError
+
+    # tiny world latents are 8x8: a 3x3 patch cannot tile them
+    cfg = load_train_config(None, overrides(tmp_path / "g", tiny_world, tiny_vae, tmp_path / "c", **{"model": "{patch: [1, 3, 3]}"}))
+    with pytest.raises(ConfigError, match="does not tile"):
+        train(cfg, progress=False)
+    cfg = load_train_config(None, overrides(tmp_path / "g", tiny_world, tiny_vae, tmp_path / "c", sample_every=1, sample_size="[40,40]"))
+    with pytest.raises(ConfigError, match="sample_size"):
         train(cfg, progress=False)
 
 

@@ -144,6 +144,9 @@ def commit_step_folder(tmp: Path, out: str | Path, step: int, keep: int) -> Path
     tmp_link.unlink(missing_ok=True)
     tmp_link.symlink_to(Path("checkpoints") / final.name)
     os.replace(tmp_link, link)
-    for old in complete_checkpoints(out)[: -max(2, keep)]:
+    done = complete_checkpoints(out)
+    for later in [p for p in done if int(p.name[len(STEP_PREFIX):]) > step]:  # a timeline this run left (resume=none/DIR)
+        shutil.rmtree(later, ignore_errors=True)
+    for old in [p for p in done if int(p.name[len(STEP_PREFIX):]) <= step][: -max(2, keep)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
