@@ -141,3 +141,17 @@ def test_no_usable_videos_is_a_clear_error(tmp_path, tiny_vae):
     over = [f"data=[{tmp_path / 'd'}]", f"vae={tiny_vae}", "size=tiny", "batch_size=2", "steps=1", f"out={tmp_path / 'run'}", "sample_every=0"]
     with pytest.raises(ValueError, match="no usable videos.*bad.mp4"):
         train(load_train_config(None, over), progress=False)
+
+
+def test_vae_trains_on_the_mixed_folder_and_skips_bad_files(mixed, tmp_path, capsys):
+    from tenku.train.vae import load_train_config as vae_config, train as train_vae
+
+    over = ["preset=tiny", "model.latent_channels=4", f"data.train=[{mixed}]", f"data.val={mixed}", "data.val_count=2",
+            "data.crop=32", "data.max_frames=9", "data.batch_frames=18", "stats_clips=8", "steps=4", "warmup=1",
+            "log_every=1", "sample_every=100", "eval_every=4", "ckpt_every=100", "threads=1", "data.image_prob=0",
+            f"out={tmp_path / 'vae'}"]
+    last = train_vae(vae_config(None, over), progress=False)
+    said = capsys.readouterr().out
+    assert last["step"] == 4 and np.isfinite(last["loss"]) and np.isfinite(last["val_psnr"])
+    assert "skipping" in said and "corrupt.mp4" in said and "missing.mp4" in said
+    assert "truncated" in said and "18 of 40" in said  # used for the frames that decode, and said so

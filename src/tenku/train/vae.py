@@ -115,19 +115,27 @@ class Item:
 
 
 def scan_folder(folder: str | Path) -> list[Item]:
-    """Videos of a tenku dataset folder (DIR/metadata.jsonl), else every video and image under it."""
+    """Videos of a tenku dataset folder (DIR/metadata.jsonl), else every video and image under it.
+    Files that are missing or cannot be probed are left out with a warning (never fatal)."""
     root = Path(folder)
     if not root.is_dir():
         raise ValueError(f"{root}: no such data folder")
     meta = root / "metadata.jsonl"
     if meta.is_file():
         recs = [json.loads(line) for line in meta.read_text().splitlines() if line.strip()]
-        return [Item(root / r["file"], int(r["frames"]), int(r["height"]), int(r["width"])) for r in recs]
+        paths = [(root / r["file"], r) for r in recs]
+    else:
+        paths = [(p, {}) for p in sorted(root.rglob("*")) if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES and not p.name.startswith(".")]
     items = []
-    for p in sorted(root.rglob("*")):
-        if p.suffix.lower() in VIDEO_SUFFIXES + IMAGE_SUFFIXES and not p.name.startswith("."):
+    for p, r in paths:
+        if all(k in r for k in ("frames", "height", "width")) and p.is_file():
+            items.append(Item(p, int(r["frames"]), int(r["height"]), int(r["width"])))
+            continue
+        try:
             info = probe_video(p)
             items.append(Item(p, int(info["frames"]), int(info["height"]), int(info["width"])))
+        except (ValueError, FileNotFoundError) as e:
+            print(f"skipping {str(e).split(';')[0]}")
     return items
 
 
@@ -136,23 +144,46 @@ class Clips:
 
     def __init__(self, items: list[Item], cache_gb: float) -> None:
         self.items, self.cache, self.budget, self.used = items, {}, cache_gb * 2**30, 0
+        self.bad: dict[int, str] = {}  # videos that failed to decode (or decode short): left out from then on
+
+    def usable(self, i: int, frames: int) -> np.ndarray | None:
+        """Video ``i`` if it decodes to at least ``frames`` frames, else None; one that fails to decode is marked bad."""
+        if i in self.bad:
+            return None
+        try:
+            v = self.video(i)
+        except (ValueError, FileNotFoundError) as e:
+            self.bad[i] = str(e).split(";")[0]
+            print(f"skipping {self.bad[i]}")
+            return None
+        return v if len(v) >= frames else None
 
     def video(self, i: int) -> np.ndarray:
         if i in self.cache:
             return self.cache[i]
         v = read_video(self.items[i].path)[0]  # uint8 (F, H, W, 3)
+        it = self.items[i]
+        if len(v) < 0.95 * it.frames - 1:  # truncated: train on the frames that decode
+            print(f"truncated {it.path}: {len(v)} of {it.frames} declared frames decode; using those")
+            it.frames = len(v)
         if self.used + v.nbytes <= self.budget:
             self.cache[i], self.used = v, self.used + v.nbytes
         return v
 
     def batch(self, rng: np.random.Generator, batch: int, frames: int, crop: int, flip: bool) -> torch.Tensor:
         """(batch, 3, frames, crop, crop) in [-1, 1]: random videos, start frames, crops, flips."""
-        ok = [i for i, it in enumerate(self.items) if it.frames >= frames and min(it.height, it.width) >= crop]
+        ok = [i for i, it in enumerate(self.items) if it.frames >= frames and min(it.height, it.width) >= crop and i not in self.bad]
         if not ok:
             raise ValueError(f"no training video has >= {frames} frames and sides >= {crop} px")
         out = []
         for i in rng.choice(ok, size=batch):
-            v = self.video(int(i))
+            at, v = ok.index(int(i)), self.usable(int(i), frames)
+            for k in range(1, len(ok)):  # a bad video: the next usable one in the list stands in (no extra draws)
+                if v is not None:
+                    break
+                v = self.usable(ok[(at + k) % len(ok)], frames)
+            if v is None:
+                raise ValueError(f"no training video with >= {frames} frames decodes ({len(self.bad)} bad)")
             t0 = int(rng.integers(0, len(v) - frames + 1))
             y0, x0 = int(rng.integers(0, v.shape[1] - crop + 1)), int(rng.integers(0, v.shape[2] - crop + 1))
             c = v[t0 : t0 + frames, y0 : y0 + crop, x0 : x0 + crop]
@@ -209,6 +240,8 @@ def write_samples(model: VAE, clips: list[torch.Tensor], out: Path, fps: float =
     for x in clips:
         both = torch.cat([x, model.decode(model.encode(x)).clamp(-1, 1)], dim=-1)  # (1, 3, T, H, 2W)
         rows.append(to_uint8(both))
+    t, h, w = min(len(r) for r in rows), max(r.shape[1] for r in rows), max(r.shape[2] for r in rows)
+    rows = [np.pad(r[:t], ((0, 0), (0, h - r.shape[1]), (0, w - r.shape[2]), (0, 0))) for r in rows]  # mixed sizes: crop, pad
     write_video(out.with_suffix(".mp4"), np.concatenate(rows, axis=1), fps)  # clips stacked vertically
     picks = [r[np.linspace(0, len(r) - 1, 8).round().astype(int)] for r in rows]
     save_contact_sheet(out.with_suffix(".png"), np.concatenate(picks), cols=4)
@@ -254,9 +287,12 @@ def _train(cfg: TrainVAEConfig, dist: Dist, progress: bool, stop_after: int | No
     # data: training clips, fixed clips for latent statistics, held-out clips
     items = check_data(cfg)
     data = Clips(items, cfg.data.cache_gb)
-    videos = [i for i, it in enumerate(items) if it.frames > mc.time_down]
-    stat_clips = [whole_clip(data.video(i), mc.time_down, mc.space_down).to(dev) for i in videos[: cfg.stats_clips]] if dist.main else []
-    val = [whole_clip(read_video(it.path)[0], mc.time_down, mc.space_down).to(dev) for it in scan_folder(cfg.data.val)[: cfg.data.val_count]] if cfg.data.val and dist.main else []
+    videos = [i for i, it in enumerate(items) if it.frames > mc.time_down and min(it.height, it.width) >= mc.space_down]
+    usable = [v for v in (data.usable(i, mc.time_down + 1) for i in videos) if v is not None][: cfg.stats_clips] if dist.main else []
+    stat_clips = [whole_clip(v, mc.time_down, mc.space_down).to(dev) for v in usable]
+    val_items = [it for it in scan_folder(cfg.data.val) if min(it.height, it.width) >= mc.space_down] if cfg.data.val and dist.main else []
+    held_out = Clips(val_items, 0.0)
+    val = [whole_clip(v, mc.time_down, mc.space_down).to(dev) for v in (held_out.usable(i, 1) for i in range(len(val_items))) if v is not None][: cfg.data.val_count]
     show = (val or stat_clips)[:2]
 
     # model, optimizer, and the optional discriminator
