@@ -83,6 +83,14 @@ def test_expiry_removes_files_keeps_record(tmp_path, serve_pipe, tiny_pipeline):
         assert r.status_code == 400 and r.json()["error"]["code"] == "video_expired"
 
 
+def test_one_server_per_data_dir(tmp_path):
+    store = JobStore(tmp_path)
+    with pytest.raises(ValueError, match="another tenku serve"):
+        JobStore(tmp_path)
+    store.close()
+    JobStore(tmp_path).close()
+
+
 def test_recover_requeues_then_fails(tmp_path):
     store = JobStore(tmp_path, max_attempts=2)
     a, b = new_id(), new_id()

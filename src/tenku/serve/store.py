@@ -13,6 +13,7 @@ checked against that pattern before any path is built from one.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import shutil
@@ -65,6 +66,14 @@ class JobStore:
         self.videos = self.root / "videos"
         self.videos.mkdir(parents=True, exist_ok=True)
         self.max_attempts = max_attempts
+        # one server per data dir: a second one would "recover" the first one's running jobs.
+        # flock is released by the kernel when the holder dies, so kill -9 leaves no stale lock.
+        self._lockfile = open(self.root / ".lock", "w")
+        try:
+            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lockfile.close()
+            raise ValueError(f"{self.root}: another tenku serve is using this data dir") from None
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None, timeout=30)
         self._db.row_factory = sqlite3.Row
@@ -75,6 +84,7 @@ class JobStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._lockfile.close()
 
     def folder(self, video_id: str) -> Path:
         """The job's folder; the id must be a valid one (never a client's path)."""
