@@ -111,11 +111,16 @@ def test_cache_command_skips_and_reports_bad_files_then_trains(mixed, tiny_vae, 
     data = LatentSet([folder])
     # long.mp4 gives 2 clips, the others 1; three shape buckets (square, wide, tall)
     assert len(data) == 6 and len(data.buckets) == 3 and {len(v) for v in data.buckets.values()} == {4, 1}
+    lazy = LatentSet([folder], preload_gb=0)  # a cache bigger than memory: read from the shards on demand
+    assert not lazy.preloaded and data.preloaded and lazy.buckets == data.buckets
+    for i in range(len(data)):
+        assert torch.equal(lazy.latents[i], data.latents[i])
+        assert all(torch.equal(a, b) for a, b in zip(lazy.captions[i], data.captions[i]))
 
     # training reads the same cache (same VAE, encoder and clip policy): no pixels decoded, no crash
     over = [f"data=[{mixed}]", f"vae={tiny_vae}", f"cache={cache}", "size=tiny", "batch_size=2", "steps=4", f"out={tmp_path / 'run'}",
             "sample_every=0", "log_every=1", "threads=1", "peak_tflops=1", "clips.frames=9", "clips.fps=8", "clips.clips_per_video=2",
-            "clips.sizes=[[32,32],[48,32],[32,48]]"]
+            "clips.sizes=[[32,32],[48,32],[32,48]]", "preload_gb=0"]
     last = train(load_train_config(None, over), progress=False)
     assert last["step"] == 4 and np.isfinite(last["loss"])
     assert "4 videos skipped" in capsys.readouterr().out

@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,28 +129,66 @@ def empty_states(cache: str | Path) -> torch.Tensor:
     return load_file(str(Path(cache) / "empty.safetensors"))["empty"]
 
 
-class LatentSet:
-    """All cached latents and caption states of one or more caches, in memory, bucketed by shape."""
+class ShardReader(Sequence):
+    """Tensors read from safetensors shards on demand: ``reader[i]`` is ``refs[i] = (shard, key)``
+    (or a tuple of them). A bounded set of shards stays open (memory-mapped by safetensors)."""
 
-    def __init__(self, caches: list[Path]):
-        self.latents: list[torch.Tensor] = []
-        self.captions: list[tuple[torch.Tensor, torch.Tensor]] = []
+    def __init__(self, refs: list[Any], open_max: int = 64):
+        self.refs, self.open_max = refs, open_max
+        self.handles: OrderedDict[str, Any] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def _get(self, shard: str, key: str) -> torch.Tensor:
+        f = self.handles.get(shard)
+        if f is None:
+            f = self.handles[shard] = safe_open(shard, "pt")
+            if len(self.handles) > self.open_max:
+                self.handles.popitem(last=False)
+        else:
+            self.handles.move_to_end(shard)
+        return f.get_tensor(key)
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        ref = self.refs[i]
+        return tuple(self._get(*r) for r in ref) if isinstance(ref[0], tuple) else self._get(*ref)
+
+
+class LatentSet:
+    """All cached latents and caption states of one or more caches, bucketed by shape. Held in
+    memory when the shards total at most ``preload_gb``; else read from the shards on demand
+    (``latents[i]`` and ``captions[i]`` work the same either way), so a cache far larger than
+    memory trains, each rank reading only the samples it uses."""
+
+    def __init__(self, caches: list[Path], preload_gb: float = 16.0):
+        shards = [s for cache in caches for s in sorted(Path(cache).glob("shard-*.safetensors"))]
+        self.preloaded = sum(s.stat().st_size for s in shards) <= preload_gb * 2**30
         self.skipped: list[dict[str, str]] = []  # videos left out by the cache builder, with the reason
-        for cache in caches:
-            for shard in sorted(Path(cache).glob("shard-*.safetensors")):
-                with safe_open(str(shard), "pt") as f:
-                    self.skipped += json.loads((f.metadata() or {}).get("skipped", "[]"))
-                t = load_file(str(shard))
-                names = {k.rsplit(".", 1)[0] for k in t}  # "7" (a video's first clip) or "7-2" (its third)
+        lat_refs: list[tuple[str, str]] = []
+        cap_refs: list[tuple[tuple[str, str], tuple[str, str]]] = []
+        shapes: list[tuple[int, ...]] = []
+        for shard in shards:
+            with safe_open(str(shard), "pt") as f:
+                self.skipped += json.loads((f.metadata() or {}).get("skipped", "[]"))
+                keys = list(f.keys())
+                names = {k.rsplit(".", 1)[0] for k in keys}  # "7" (a video's first clip) or "7-2" (its third)
                 for name in sorted(names, key=lambda n: tuple(int(x) for x in n.split("-"))):
-                    self.latents.append(t[f"{name}.latent"])
-                    self.captions.append((t[f"{name}.caption"], t[f"{name}.short"]))
-        if not self.latents:
+                    lat_refs.append((str(shard), f"{name}.latent"))
+                    cap_refs.append(((str(shard), f"{name}.caption"), (str(shard), f"{name}.short")))
+                    shapes.append(tuple(f.get_slice(f"{name}.latent").get_shape()))
+        if not lat_refs:
             bad = f"; {len(self.skipped)} unusable videos, e.g. {self.skipped[0]['file']}: {self.skipped[0]['reason']}" if self.skipped else ""
             raise ValueError(f"no usable videos: no cached latents in {', '.join(map(str, caches))}{bad}")
+        self.latents: Sequence[torch.Tensor] = ShardReader(lat_refs)
+        self.captions: Sequence[tuple[torch.Tensor, torch.Tensor]] = ShardReader(cap_refs)
+        if self.preloaded:
+            loaded = {str(s): load_file(str(s)) for s in shards}
+            self.latents = [loaded[sh][k] for sh, k in lat_refs]
+            self.captions = [(loaded[a][ka], loaded[b][kb]) for (a, ka), (b, kb) in cap_refs]
         buckets: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, z in enumerate(self.latents):
-            buckets[tuple(z.shape)].append(i)
+        for i, shape in enumerate(shapes):
+            buckets[shape].append(i)
         self.buckets = dict(buckets)
 
     def __len__(self) -> int:

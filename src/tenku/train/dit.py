@@ -68,6 +68,7 @@ class TrainDiTConfig:
     data: list[str] = field(default_factory=list)  # dataset folders with metadata.jsonl (world data or any videos)
     cache: str = ""  # latent cache root; default: <out>/cache
     clips: ClipPolicy = field(default_factory=ClipPolicy)  # how videos become training clips (tenku.data.videos)
+    preload_gb: float = 16.0  # caches up to this size are held in memory; larger ones are read from the shards per batch
     text_encoder: str = "minilm"
     size: str = "S"  # DIT_SIZES entry
     model: dict[str, Any] = field(default_factory=dict)  # DiTConfig overrides (dim, depth, heads, patch, ...)
@@ -192,7 +193,7 @@ def prepare_data(cfg: TrainDiTConfig, vae: VAE, dist: Dist, progress: bool) -> t
                 finish_cache(d, cdir, len(read_records(d)), text)
             dist.barrier()
         caches.append(cdir)
-    data = LatentSet(caches)
+    data = LatentSet(caches, cfg.preload_gb)
     if data.skipped and dist.main:
         print(f"{len(data.skipped)} videos skipped (listed in {', '.join(str(c / 'skipped.jsonl') for c in caches)}), "
               f"e.g. {data.skipped[0]['file']}: {data.skipped[0]['reason']}")
