@@ -133,9 +133,9 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
     per extra worker. Opening the store recovers jobs a previous process left running."""
     from tenku.pipeline import Pipeline
 
+    store = JobStore(cfg.data_dir, max_attempts=cfg.max_attempts)  # first: refuses a data dir in use
     loader = loader or (lambda: Pipeline.load(cfg.model, device=cfg.device))
     pipe = pipe if pipe is not None else loader()
-    store = JobStore(cfg.data_dir, max_attempts=cfg.max_attempts)
     requeued, failed = store.recover()
     if requeued or failed:
         log.warning("recovered after a stop: %d jobs requeued, %d failed", len(requeued), len(failed))
