@@ -186,6 +186,7 @@ class LatentSet:
             loaded = {str(s): load_file(str(s)) for s in shards}
             self.latents = [loaded[sh][k] for sh, k in lat_refs]
             self.captions = [(loaded[a][ka], loaded[b][kb]) for (a, ka), (b, kb) in cap_refs]
+        self.shapes = shapes  # (C, T', H', W') of each latent, without reading it
         buckets: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, shape in enumerate(shapes):
             buckets[shape].append(i)

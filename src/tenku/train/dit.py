@@ -304,12 +304,11 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
     last: dict[str, float] = {}
     busy, seen, tokens, flops = 0.0, 0, 0, 0.0  # throughput counts training time, not checkpoints or samples
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
-    per = cfg.batch_size // (world * accum)
     while step < end:
         t0 = time.perf_counter()
         rng = np.random.default_rng([cfg.seed, step])
         idx = sampler.global_batch(step)
-        frames = data.latents[idx[0]].shape[1]
+        frames = data.shapes[idx[0]][1]
         t = 1 if frames > 1 and rng.random() < cfg.cond.image_prob else frames  # the causal VAE's first latent frame is the image alone
         rngs = sample_rngs(cfg, step, len(idx))
         cond = torch.cat([draw_condition_masks(r, 1, t, cfg.cond) for r in rngs])  # (B, t) for the whole global batch
