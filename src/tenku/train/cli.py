@@ -88,14 +88,14 @@ def cmd_vae(args: argparse.Namespace) -> int:
     from tenku.config import ConfigError
     from tenku.train.vae import check_data, load_train_config, train
 
-    code = relaunch(args)
-    if code is not None:
-        return code
     try:
         cfg = load_train_config(args.config, args.overrides)
         check_data(cfg)
     except (ConfigError, ValueError) as e:
         raise UsageError(str(e)) from None
+    code = relaunch(args)  # after the checks: a bad config fails once, not once per process
+    if code is not None:
+        return code
     last = train(cfg, progress=not args.quiet)
     shown = {k: last[k] for k in ("step", "loss", "psnr", "val_psnr", "val_ssim", "clips/s", "frames/s") if k in last}
     print("done: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()) + f"; checkpoint in {cfg.out}/ckpt")
@@ -106,11 +106,17 @@ def cmd_dit(args: argparse.Namespace) -> int:
     from tenku.config import ConfigError
     from tenku.train.dit import load_train_config, train
 
-    code = relaunch(args)
+    try:
+        cfg = load_train_config(args.config, args.overrides + ([f"resume={args.resume}"] if args.resume else []))
+    except (ConfigError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    if args.nproc and cfg.batch_size % (args.nproc * cfg.parallel.grad_accum):
+        raise UsageError(f"batch_size={cfg.batch_size} (global) must be a multiple of --nproc x parallel.grad_accum = "
+                         f"{args.nproc} x {cfg.parallel.grad_accum}")
+    code = relaunch(args)  # after the checks: a bad config fails once, not once per process
     if code is not None:
         return code
     try:
-        cfg = load_train_config(args.config, args.overrides + ([f"resume={args.resume}"] if args.resume else []))
         last = train(cfg, progress=not args.quiet, stop_after=args.stop_after)
     except (ConfigError, ValueError) as e:
         raise UsageError(str(e)) from None

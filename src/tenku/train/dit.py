@@ -240,6 +240,8 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     accum, world = cfg.parallel.grad_accum, dist.world
+    if cfg.parallel.mode == "fsdp" and not dist.active:
+        raise ConfigError("parallel.mode=fsdp shards over a process group: launch with torchrun (or --nproc N, N >= 1)")
     if cfg.batch_size % (world * accum):
         raise ConfigError(f"batch_size={cfg.batch_size} (global) must be a multiple of ranks x parallel.grad_accum = "
                           f"{world} x {accum}")
