@@ -57,9 +57,14 @@ def assert_same_weights(a, b, tol):
     return moved
 
 
-def test_ddp_two_processes_with_accumulation_equal_one_process(single, tiny_world, tiny_vae):
+def test_ddp_two_processes_with_accumulation_equal_one_process(single, tiny_world, tiny_vae, monkeypatch):
+    from tenku.cli import main
+
     root, cache = single
-    torchrun(2, overrides(root / "ddp", tiny_world, tiny_vae, cache, **{"parallel.grad_accum": 2}))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    # `tenku train dit --nproc 2` re-launches itself under torchrun (DDP, the default mode)
+    assert main(["train", "dit", "--nproc", "2", "--quiet", *overrides(root / "ddp", tiny_world, tiny_vae, cache,
+                                                                       **{"parallel.grad_accum": 2})]) == 0
     assert losses(root / "ddp") == pytest.approx(losses(root / "one"), rel=1e-5)
     assert losses(root / "ddp", "grad_norm") == pytest.approx(losses(root / "one", "grad_norm"), rel=1e-4)  # same gradient scale
     assert_same_weights(root / "one" / "ckpt", root / "ddp" / "ckpt", 1e-5)

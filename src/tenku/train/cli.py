@@ -66,21 +66,28 @@ def add_cache_parser(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=cmd_cache, command="cache", torchrun_module="cache")
 
 
-def relaunch(args: argparse.Namespace, argv: list[str] | None = None) -> int | None:
-    """With --nproc N outside torchrun: run this command again under torchrun with N processes."""
+def _forwarded(args: argparse.Namespace) -> list[str]:
+    """The command's own arguments, rebuilt from the parsed namespace (minus --nproc)."""
+    out = list(getattr(args, "dirs", []))
+    for flag, name in [("--config", "config"), ("--resume", "resume"), ("--stop-after", "stop_after"), ("--vae", "vae"),
+                       ("--text-encoder", "text_encoder"), ("--out", "out"), ("--frames", "frames"), ("--fps", "fps"),
+                       ("--clips-per-video", "clips_per_video")]:
+        if getattr(args, name, None) is not None:
+            out += [flag, str(getattr(args, name))]
+    for size in getattr(args, "size", None) or []:
+        out += ["--size", size]
+    if args.quiet:
+        out.append("--quiet")
+    return out + list(getattr(args, "overrides", []))
+
+
+def relaunch(args: argparse.Namespace) -> int | None:
+    """With --nproc N outside torchrun: run this command again under torchrun with N processes
+    on this machine; returns its exit code (None: go on in this process)."""
     if not getattr(args, "nproc", 0) or "WORLD_SIZE" in os.environ:
         return None
-    argv = list(sys.argv[1:] if argv is None else argv)
-    rest, skip = [], False
-    for a in argv[argv.index(args.torchrun_module) + 1:]:  # drop --nproc N / --nproc=N
-        if skip:
-            skip = False
-        elif a == "--nproc":
-            skip = True
-        elif not a.startswith("--nproc="):
-            rest.append(a)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.nproc}",
-           "-m", "tenku.train", args.torchrun_module, *rest]
+           "-m", "tenku.train", args.torchrun_module, *_forwarded(args)]
     return subprocess.call(cmd)
 
 
