@@ -80,14 +80,6 @@ def _read(path: str, what: str, still: bool = False) -> tuple[np.ndarray, float 
     return (frames[:1], None) if still else (frames, fps)
 
 
-def _resample(frames: np.ndarray, src: float | None, fps: float) -> np.ndarray:
-    """Frames of a video at ``src`` fps shown at ``fps``: the frame nearest each new time."""
-    if not src or abs(src - fps) / fps < 0.01:
-        return frames
-    idx = np.round(np.arange(0, len(frames) * fps / src) * src / fps).astype(int)
-    return frames[idx[idx < len(frames)]]
-
-
 def _check_combination(args: argparse.Namespace) -> None:
     """Mode flags that do not go together: one line saying which, exit 2."""
     if args.extend and not args.video:
@@ -161,7 +153,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from tenku.io import write_video
-    from tenku.modes import cover_resize
+    from tenku.modes import cover_resize, resample_fps, with_ends
     from tenku.pipeline import Pipeline
     from tenku.prompts.cli import llm_config
     from tenku.prompts.expand import expand_prompt
@@ -195,14 +187,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.image:
         mode["image"] = _read(args.image, "--image", still=True)[0][0]
     if args.video:
-        v = _resample(*_read(args.video, "--video"), fps)
+        v = resample_fps(*_read(args.video, "--video"), fps)
         default = pipe.fit_size(v.shape[2], v.shape[1])
         mode["video"] = v
     if args.connect:
-        clips = tuple(_resample(*_read(p, f"--connect {n}"), fps) for n, p in zip("AB", args.connect))  # type: ignore[assignment]
+        clips = tuple(resample_fps(*_read(p, f"--connect {n}"), fps) for n, p in zip("AB", args.connect))  # type: ignore[assignment]
         default = pipe.fit_size(clips[0].shape[2], clips[0].shape[1])
     if args.upscale:
-        draft = _resample(*_read(args.upscale, "--upscale"), fps)
+        draft = resample_fps(*_read(args.upscale, "--upscale"), fps)
         default = tuple(draft_side.get("preview", {}).get("full_size") or pipe.cfg.size)  # type: ignore[assignment]
     w, h = _size(args, pipe, default)
     if args.preview:
@@ -252,7 +244,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not no_expand:
         print(f"caption: {expansion.caption}")
     if clips is not None:  # the file shows A, the transition, B
-        blocks = _with_ends(mode["connect"][0], blocks, mode["connect"][1])
+        blocks = with_ends(mode["connect"][0], blocks, mode["connect"][1])
     count = [0]
     try:
         write_video(out, _counted(blocks, count), fps)
@@ -284,12 +276,6 @@ def _mode_name(args: argparse.Namespace) -> str:
         if getattr(args, name) not in (None, False):
             return {"extend": f"extend-{args.extend}", "image": "image-to-video"}.get(name, name)
     return "text-to-video"
-
-
-def _with_ends(a: np.ndarray, blocks: Any, b: np.ndarray) -> Any:
-    yield a
-    yield from blocks
-    yield b
 
 
 def _counted(blocks: Any, count: list[int]) -> Any:

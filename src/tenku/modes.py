@@ -23,6 +23,7 @@ inputs unchanged and any number of new frames is possible.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,6 +125,22 @@ def loop_split(frames: int, room: int, step: int = 4) -> int:
     """Frames of the clip a loop starts with (1 + step k, about half, and long enough that the
     transition back to its start fits in ``room`` new frames of one chunk when it can)."""
     return 1 + step * math.ceil(max((frames - 1) / 2, frames - 1 - room) / step)
+
+
+def resample_fps(frames: np.ndarray, src: float | None, fps: float) -> np.ndarray:
+    """Frames of a video made at ``src`` fps, to be shown at ``fps``: the frame nearest each new
+    time (so motion keeps its speed). Unknown or equal (within 1%) rates leave it as it is."""
+    if not src or abs(src - fps) / fps < 0.01:
+        return frames
+    idx = np.round(np.arange(0, len(frames) * fps / src) * src / fps).astype(int)
+    return frames[idx[idx < len(frames)]]
+
+
+def with_ends(a: np.ndarray, blocks: Iterable[np.ndarray], b: np.ndarray) -> Iterator[np.ndarray]:
+    """Clip A, the blocks of a connect transition, clip B: the whole video a connect shows."""
+    yield a
+    yield from blocks
+    yield b
 
 
 def cover_resize(frames: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -190,7 +190,7 @@ class Submitter:
         return dst.name, {"width": res["size"][0], "height": res["size"][1], "frames": res["frames"], "fps": res["fps"]}
 
     def _at_fps(self, info: dict[str, Any], fps: float) -> int:
-        """Frames of an input after resampling to ``fps`` (as generate._resample does)."""
+        """Frames of an input after resampling to ``fps`` (as modes.resample_fps does)."""
         src = info.get("fps")
         if not src or abs(src - fps) / fps < 0.01:
             return int(info["frames"])

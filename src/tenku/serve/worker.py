@@ -31,7 +31,7 @@ def run_job(pipe: Any, params: dict[str, Any], folder: Path, progress: Callable[
             llm: Any = None) -> dict[str, Any]:
     """Make one video from stored parameters; returns what the job record keeps (frames, caption...).
     A request the model cannot do raises ValueError (the job fails with its message)."""
-    from tenku.generate import _resample, _with_ends
+    from tenku.modes import cover_resize, resample_fps, with_ends
     from tenku.io import read_image, read_video, save_contact_sheet, write_png, write_video
     from tenku.prompts.expand import expand_prompt
 
@@ -42,16 +42,12 @@ def run_job(pipe: Any, params: dict[str, Any], folder: Path, progress: Callable[
     if "image" in inputs:
         mode["image"] = read_image(folder / inputs["image"])
     if "video" in inputs:
-        mode["video"] = _resample(*read_video(folder / inputs["video"]), fps)
+        mode["video"] = resample_fps(*read_video(folder / inputs["video"]), fps)
     if "a" in inputs:
-        from tenku.modes import cover_resize
-
-        ends = tuple(cover_resize(_resample(*read_video(folder / inputs[k]), fps), w, h) for k in "ab")  # type: ignore[assignment]
+        ends = tuple(cover_resize(resample_fps(*read_video(folder / inputs[k]), fps), w, h) for k in "ab")  # type: ignore[assignment]
         mode["connect"] = ends
     frames = params.get("frames")
     if params.get("extend"):
-        from tenku.modes import cover_resize
-
         mode["video"] = cover_resize(mode["video"], w, h)
         mode["extend"] = params["extend"]
         frames = len(mode["video"]) + (frames or pipe.cfg.frames - pipe.cfg.context_frames)
@@ -65,7 +61,7 @@ def run_job(pipe: Any, params: dict[str, Any], folder: Path, progress: Callable[
     blocks = pipe.stream(expansion.caption, seed=seed, size=(w, h), frames=frames, fps=fps, steps=params["steps"],
                          guidance=params["guidance"], callback=progress, **mode)
     if ends is not None:
-        blocks = _with_ends(ends[0], blocks, ends[1])
+        blocks = with_ends(ends[0], blocks, ends[1])
     expected = (frames or pipe.cfg.frames) + (sum(map(len, ends)) if ends else 0)
     every = max(1, expected // SHEET_FRAMES)
     kept: list[np.ndarray] = []
