@@ -75,9 +75,10 @@ def test_ddp_two_processes_with_accumulation_equal_one_process(single, tiny_worl
 
 @pytest.fixture(scope="module")
 def fsdp_half(single, tiny_world, tiny_vae):
-    """Two FSDP2 processes (with activation checkpointing) train 2 of the 3 steps and stop with a sharded checkpoint."""
+    """Two FSDP2 processes (activation checkpointing, 2 micro-steps) train 2 of the 3 steps and stop with a sharded checkpoint."""
     root, cache = single
-    args = overrides(root / "fsdp", tiny_world, tiny_vae, cache, **{"parallel.mode": "fsdp", "parallel.activation_checkpoint": "true"})
+    args = overrides(root / "fsdp", tiny_world, tiny_vae, cache, **{"parallel.mode": "fsdp", "parallel.activation_checkpoint": "true",
+                                                                     "parallel.grad_accum": 2})
     torchrun(2, args + ["--stop-after", "2"])
     ck = root / "fsdp" / "checkpoints" / "step-0000002"
     state = json.loads((ck / "state.json").read_text())
