@@ -431,8 +431,9 @@ def gather_ema(ema: dict[str, torch.Tensor], mcfg: DiTConfig, dist: Dist) -> DiT
     full = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().cpu() for k, v in ema.items()}
     if not dist.main:
         return None
-    m = DiT(mcfg)
-    m.load_state_dict(full)
+    with torch.device("meta"):  # no init work and no draw from the global RNG (its saved state stays exact)
+        m = DiT(mcfg)
+    m.load_state_dict(full, assign=True)
     return m.eval()
 
 
