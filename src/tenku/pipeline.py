@@ -57,6 +57,19 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def save_pipeline(folder: str | Path, vae: VAE, dit: DiT, cfg: PipelineConfig) -> Path:
+    """Write a pipeline folder: vae/, transformer/, pipeline.yaml, model_index.json."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vae.save(folder / "vae")
+    save_dit(folder / "transformer", dit)
+    save_config(cfg, folder / "pipeline.yaml")
+    index = {"_class_name": "tenku.Pipeline", "_tenku_version": __import__("tenku").__version__,
+             "vae": "vae", "transformer": "transformer", "text_encoder": cfg.text_encoder, "config": "pipeline.yaml"}
+    (folder / "model_index.json").write_text(json.dumps(index, indent=1))
+    return folder
+
+
 class Pipeline:
     """Holds the VAE, the DiT and the text encoder; ``generate`` makes a video."""
 
@@ -80,15 +93,7 @@ class Pipeline:
         return cls(VAE.load(folder / "vae"), load_dit(dit), load_text_encoder(cfg.text_encoder, cfg.max_text_tokens), cfg, dev)
 
     def save(self, folder: str | Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.vae.save(folder / "vae")
-        save_dit(folder / "transformer", self.dit)
-        save_config(self.cfg, folder / "pipeline.yaml")
-        index = {"_class_name": "tenku.Pipeline", "_tenku_version": __import__("tenku").__version__,
-                 "vae": "vae", "transformer": "transformer", "text_encoder": self.cfg.text_encoder,
-                 "config": "pipeline.yaml"}
-        (folder / "model_index.json").write_text(json.dumps(index, indent=1))
+        save_pipeline(folder, self.vae, self.dit, self.cfg)
 
     # the call shape of diffusers' video pipelines
     from_pretrained = load

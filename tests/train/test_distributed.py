@@ -68,7 +68,7 @@ def test_ddp_two_processes_with_accumulation_equal_one_process(single, tiny_worl
     assert losses(root / "ddp") == pytest.approx(losses(root / "one"), rel=1e-5)
     assert losses(root / "ddp", "grad_norm") == pytest.approx(losses(root / "one", "grad_norm"), rel=1e-4)  # same gradient scale
     assert_same_weights(root / "one" / "ckpt", root / "ddp" / "ckpt", 1e-5)
-    ema_a, ema_b = load_file(str(root / "one/pipeline/dit/model.safetensors")), load_file(str(root / "ddp/pipeline/dit/model.safetensors"))
+    ema_a, ema_b = load_file(str(root / "one/pipeline/transformer/model.safetensors")), load_file(str(root / "ddp/pipeline/transformer/model.safetensors"))
     assert all(torch.allclose(ema_a[k], ema_b[k], atol=1e-5) for k in ema_a)
     assert json.loads((root / "ddp" / "ckpt" / "state.json").read_text())["world"] == 2
 
@@ -99,14 +99,14 @@ def test_fsdp_two_processes_with_sharded_resume_equal_one_process(single, fsdp_h
     assert losses(root / "fsdp2") == pytest.approx(losses(root / "one"), rel=1e-5)
     assert losses(root / "fsdp2", "grad_norm") == pytest.approx(losses(root / "one", "grad_norm"), rel=1e-4)
     # the sharded run exports its EMA weights gathered: compare them with the one-process EMA
-    assert_same_weights(root / "one" / "pipeline" / "dit", root / "fsdp2" / "pipeline" / "dit", 1e-5)
+    assert_same_weights(root / "one" / "pipeline" / "transformer", root / "fsdp2" / "pipeline" / "transformer", 1e-5)
 
 
 def test_fsdp_checkpoint_of_two_ranks_resumes_on_one(single, fsdp_half):
     root, _ = single
     torchrun(1, resume_copy(root, "fsdp1", fsdp_half))  # the shards are re-split for a world of one
     assert losses(root / "fsdp1") == pytest.approx(losses(root / "one"), rel=1e-5)
-    assert_same_weights(root / "one" / "pipeline" / "dit", root / "fsdp1" / "pipeline" / "dit", 1e-5)
+    assert_same_weights(root / "one" / "pipeline" / "transformer", root / "fsdp1" / "pipeline" / "transformer", 1e-5)
 
 
 def test_bucket_sampler_gives_every_rank_equal_work_and_covers_each_epoch():

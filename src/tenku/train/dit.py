@@ -17,7 +17,7 @@ Everything lands in ``cfg.out``:
                         shards under sharded/ with FSDP), step, data position, RNG states; the newest
                         ``keep_checkpoints`` are kept
     ckpt                a link to the newest complete checkpoint (``resume=auto`` resumes it)
-    pipeline/           a loadable pipeline folder (vae/, dit/ = EMA weights, pipeline.yaml)
+    pipeline/           a loadable pipeline folder (vae/, transformer/ = EMA weights, pipeline.yaml)
 
 Every random draw is a function of (seed, step, sample): the batch from the bucket sampler,
 then per sample its condition mask, caption choice, noise level and noise. A resumed run
@@ -47,7 +47,7 @@ from tenku.data.sampler import BucketSampler
 from tenku.data.videos import ClipPolicy
 from tenku.dit.model import DIT_SIZES, DiT, DiTConfig, save_dit
 from tenku.flow import add_noise, logit_normal, velocity
-from tenku.pipeline import Pipeline, PipelineConfig
+from tenku.pipeline import Pipeline, PipelineConfig, save_pipeline
 from tenku.text import TextEncoder, load_text_encoder
 from tenku.train.checkpoint import (begin_step_folder, commit_folder, commit_step_folder, load_optimizer, resolve_resume,
                                     save_optimizer, write_json)
@@ -466,10 +466,7 @@ def save_checkpoint(out: Path, step: int, model: torch.nn.Module, ema: dict[str,
         commit_step_folder(tmp, out, step, cfg.keep_checkpoints)
         ptmp = out / "pipeline.tmp"
         shutil.rmtree(ptmp, ignore_errors=True)
-        ptmp.mkdir()
-        save_dit(ptmp / "dit", ema_model)
-        vae.save(ptmp / "vae")
-        save_config(pipeline_config(cfg), ptmp / "pipeline.yaml")
+        save_pipeline(ptmp, vae, ema_model, pipeline_config(cfg))
         commit_folder(ptmp, out / "pipeline")
     dist.barrier()
 
