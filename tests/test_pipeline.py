@@ -88,3 +88,18 @@ def test_diffusers_style_call_folder_and_negative_prompt(tiny_pipeline, tmp_path
     (old / "transformer").rename(old / "dit")
     assert np.array_equal(tenku.Pipeline.load(old, device="cpu").generate("a red ball", seed=1, frames=5, steps=2,
                                                                           guidance=3.0, size=(96, 64)), a)
+
+
+def test_bf16_folder_is_half_the_size_and_loads_as_rounded_float32(tiny_pipeline, tmp_path):
+    import torch
+
+    pipe = Pipeline.load(tiny_pipeline, device="cpu")
+    pipe.save(tmp_path / "bf16", dtype=torch.bfloat16)
+    size = lambda d, part: (d / part / "model.safetensors").stat().st_size  # noqa: E731
+    for part in ("vae", "transformer"):
+        assert size(tmp_path / "bf16", part) < 0.55 * size(tiny_pipeline, part)
+    half = Pipeline.load(tmp_path / "bf16", device="cpu")
+    for a, b in [(pipe.dit, half.dit), (pipe.vae, half.vae)]:
+        for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert y.dtype == x.dtype and torch.equal(y, x.to(torch.bfloat16).to(x.dtype)), k
+    assert half.generate("a red ball", seed=0, frames=5, steps=2).shape == (5, 64, 64, 3)

@@ -57,12 +57,13 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def save_pipeline(folder: str | Path, vae: VAE, dit: DiT, cfg: PipelineConfig) -> Path:
-    """Write a pipeline folder: vae/, transformer/, pipeline.yaml, model_index.json."""
+def save_pipeline(folder: str | Path, vae: VAE, dit: DiT, cfg: PipelineConfig, dtype: torch.dtype | None = None) -> Path:
+    """Write a pipeline folder: vae/, transformer/, pipeline.yaml, model_index.json (weights in
+    ``dtype`` if given: bf16 halves the folder and computes as before under bf16 autocast)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    vae.save(folder / "vae")
-    save_dit(folder / "transformer", dit)
+    vae.save(folder / "vae", dtype)
+    save_dit(folder / "transformer", dit, dtype)
     save_config(cfg, folder / "pipeline.yaml")
     index = {"_class_name": "tenku.Pipeline", "_tenku_version": __import__("tenku").__version__,
              "vae": "vae", "transformer": "transformer", "text_encoder": cfg.text_encoder, "config": "pipeline.yaml"}
@@ -92,8 +93,8 @@ class Pipeline:
         dit = folder / "transformer" if (folder / "transformer").exists() else folder / "dit"
         return cls(VAE.load(folder / "vae"), load_dit(dit), load_text_encoder(cfg.text_encoder, cfg.max_text_tokens), cfg, dev)
 
-    def save(self, folder: str | Path) -> None:
-        save_pipeline(folder, self.vae, self.dit, self.cfg)
+    def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> None:
+        save_pipeline(folder, self.vae, self.dit, self.cfg, dtype)
 
     # the call shape of diffusers' video pipelines
     from_pretrained = load

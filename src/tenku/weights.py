@@ -16,13 +16,17 @@ from tenku.config import ConfigError, from_dict, to_dict
 T = TypeVar("T")
 
 
-def save_weights(folder: str | Path, model: torch.nn.Module, config: Any, kind: str, extra: dict[str, Any] | None = None) -> Path:
-    """Write ``model``'s state dict, its config and a marker into ``folder``."""
+def save_weights(folder: str | Path, model: torch.nn.Module, config: Any, kind: str, extra: dict[str, Any] | None = None,
+                 dtype: torch.dtype | None = None) -> Path:
+    """Write ``model``'s state dict, its config and a marker into ``folder``. ``dtype`` (e.g.
+    bf16, half the size) stores floating tensors in that type; loading casts them back."""
     import yaml
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     tmp = folder / ".model.safetensors.tmp"
     save_file(state, str(tmp), metadata={"format": "tenku", "kind": kind})
     tmp.replace(folder / "model.safetensors")

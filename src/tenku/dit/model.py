@@ -258,11 +258,11 @@ def build_dit(size: str = "S", **overrides: object) -> DiT:
     return DiT(DiTConfig(**{**DIT_SIZES[size], **overrides}))  # type: ignore[arg-type]
 
 
-def save_dit(folder: str, model: DiT) -> None:
-    """Save as a tenku model folder (safetensors + config)."""
+def save_dit(folder: str, model: DiT, dtype: torch.dtype | None = None) -> None:
+    """Save as a tenku model folder (safetensors + config); ``dtype=torch.bfloat16`` halves it."""
     from tenku.weights import save_weights
 
-    save_weights(folder, model, model.cfg, "dit")
+    save_weights(folder, model, model.cfg, "dit", dtype=dtype)
 
 
 def load_dit(folder: str) -> DiT:

@@ -432,9 +432,10 @@ class VAE(nn.Module):
         self._check_dims(*x.shape[2:])
 
     # --- files -----------------------------------------------------------------------------
-    def save(self, folder: str | Path) -> Path:
-        """Write ``folder/model.safetensors`` and ``folder/config.yaml``; loads back bit-exact."""
-        return save_vae(self, folder)
+    def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
+        """Write ``folder/model.safetensors`` and ``folder/config.yaml``; loads back bit-exact
+        (``dtype=torch.bfloat16`` stores half the bytes; loading casts back to float32)."""
+        return save_vae(self, folder, dtype)
 
     @classmethod
     def load(cls, folder: str | Path) -> VAE:
@@ -442,12 +443,14 @@ class VAE(nn.Module):
         return load_vae(folder)
 
 
-def save_vae(model: VAE, folder: str | Path) -> Path:
+def save_vae(model: VAE, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
     """Write ``model`` as ``folder/model.safetensors`` + ``folder/config.yaml`` (the config
     holds the latent statistics). Returns the folder."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     meta = {"format": FORMAT, "version": str(VERSION), "config": json.dumps(to_dict(model.cfg))}
     save_file(state, str(folder / "model.safetensors"), metadata=meta)
     doc = {"format": FORMAT, "version": VERSION, **to_dict(model.cfg)}
