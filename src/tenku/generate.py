@@ -203,9 +203,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     frames = _frames_wanted(args, pipe, fps, exact=bool(args.extend or args.connect))
 
     if args.extend:
-        v = cover_resize(mode["video"], w, h)
-        mode.update(video=v, extend=args.extend)
-        frames = len(v) + (frames if frames is not None else pipe.cfg.frames - pipe.cfg.context_frames)
+        mode["extend"] = args.extend  # frames counts the whole output; the pipeline resizes the video
+        frames = None if frames is None else len(mode["video"]) + frames
     elif args.connect:
         mode["connect"] = tuple(cover_resize(c, w, h) for c in clips)  # type: ignore[union-attr]
     elif args.edit is not None or args.upscale:

@@ -48,9 +48,8 @@ def run_job(pipe: Any, params: dict[str, Any], folder: Path, progress: Callable[
         mode["connect"] = ends
     frames = params.get("frames")
     if params.get("extend"):
-        mode["video"] = cover_resize(mode["video"], w, h)
-        mode["extend"] = params["extend"]
-        frames = len(mode["video"]) + (frames or pipe.cfg.frames - pipe.cfg.context_frames)
+        mode["extend"] = params["extend"]  # frames counts the whole output; the pipeline resizes the video
+        frames = len(mode["video"]) + frames if frames else None
     if params.get("strength") is not None:
         mode["strength"] = float(params["strength"])
     if params.get("loop"):
