@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tenku.eval.checks import psnr
-from tenku.modes import (Chunk, cover_resize, end_latents, loop_split, parse_aspect, plan_connect, plan_rollout,
+from tenku.modes import (Chunk, cover_resize, end_latents, fade, loop_split, parse_aspect, plan_connect, plan_rollout,
                          size_for_aspect, start_latents)
 from tenku.pipeline import Pipeline
 
@@ -71,8 +71,19 @@ def test_cover_resize_and_aspect_rule():
             parse_aspect(bad)
 
 
+def test_fade():
+    a, b = np.zeros((5, 2, 2, 3), np.uint8), np.full((5, 2, 2, 3), 200, np.uint8)
+    f = fade(a, b)
+    assert np.array_equal(f[0], a[0]) and np.array_equal(f[-1], b[-1])  # exact ends
+    assert list(f[:, 0, 0, 0]) == [0, 50, 100, 150, 200]
+    assert np.array_equal(fade(a[:1], b[:1]), b[:1])
+    with pytest.raises(ValueError, match="one shape"):
+        fade(a, b[:3])
+
+
 def test_every_mode_shape(pipe, clip):
     v, img = clip(13), clip(1, w=90, h=50)[0]
+    k = pipe.cfg.context_frames
     assert pipe.generate("x", frames=17).shape == (17, 64, 64, 3)
     assert pipe.generate("x", frames=41).shape == (41, 64, 64, 3)  # three chunks
     assert pipe.generate("x", image=img, frames=25).shape == (25, 64, 64, 3)
@@ -80,9 +91,14 @@ def test_every_mode_shape(pipe, clip):
         for n in (14, 17, 30, 50):
             out = pipe.generate("x", video=v, extend=d, frames=n)
             assert out.shape == (n, 64, 64, 3)
-            assert np.array_equal(out[:13] if d == "forward" else out[-13:], v)  # the input, unchanged
+            kept = out[:13] if d == "forward" else out[-13:]
+            same = [np.array_equal(kept[i], v[i]) for i in range(13)]
+            far = same[: 13 - k] if d == "forward" else same[k:]
+            assert all(far) and not all(same)  # input frames away from the seam unchanged; those at it fade
     for n in (1, 3, 7, 20):
-        assert pipe.generate("x", connect=(v, v[::-1]), frames=n).shape == (n, 64, 64, 3)
+        out = pipe.generate("x", connect=(v, v[::-1]), frames=n)
+        assert out.shape == (13 + n + 13, 64, 64, 3)  # A + transition + B
+        assert np.array_equal(out[: 13 - k], v[: 13 - k]) and np.array_equal(out[-(13 - k):], v[::-1][k:])
     for n in (9, 17, 33):
         assert pipe.generate("x", loop=True, frames=n).shape == (n, 64, 64, 3)
     assert pipe.generate("x", loop=True, image=img, frames=21).shape == (21, 64, 64, 3)

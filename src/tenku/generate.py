@@ -153,7 +153,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from tenku.io import write_video
-    from tenku.modes import cover_resize, resample_fps, with_ends
+    from tenku.modes import cover_resize, resample_fps
     from tenku.pipeline import Pipeline
     from tenku.prompts.cli import llm_config
     from tenku.prompts.expand import expand_prompt
@@ -242,8 +242,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
         print(f"warning: not understood: {', '.join(expansion.unknown)}", file=sys.stderr)
     if not no_expand:
         print(f"caption: {expansion.caption}")
-    if clips is not None:  # the file shows A, the transition, B
-        blocks = with_ends(mode["connect"][0], blocks, mode["connect"][1])
     count = [0]
     try:
         write_video(out, _counted(blocks, count), fps)

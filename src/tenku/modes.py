@@ -16,14 +16,14 @@ condition only if all of its frames are known:
   the repeat is dropped).
 
 Given frames of a chunk that fall in a latent frame that is not a condition are generated
-with the rest and then replaced by the given frames in the output, so the output holds the
-inputs unchanged and any number of new frames is possible.
+with the rest, so any number of new frames is possible. In the output the given frames of
+the chunk next to the seam (at most ``context_frames``, about a second) ``fade`` from the
+input into what the chunk decoded for them; every other input frame comes back unchanged.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,11 +136,16 @@ def resample_fps(frames: np.ndarray, src: float | None, fps: float) -> np.ndarra
     return frames[idx[idx < len(frames)]]
 
 
-def with_ends(a: np.ndarray, blocks: Iterable[np.ndarray], b: np.ndarray) -> Iterator[np.ndarray]:
-    """Clip A, the blocks of a connect transition, clip B: the whole video a connect shows."""
-    yield a
-    yield from blocks
-    yield b
+def fade(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """uint8 frames that go linearly from ``src`` (first frame exactly) to ``dst`` (last frame
+    exactly); one frame gives ``dst``. Used at seams: given frames next to new ones fade into
+    their autoencoder round trip, as decoded with the new frames, so no frame-to-frame jump
+    of the round-trip error is left at the seam."""
+    if src.shape != dst.shape:
+        raise ValueError(f"fade needs frames of one shape; got {src.shape} and {dst.shape}")
+    n = len(src)
+    w = np.linspace(0.0, 1.0, n)[:, None, None, None] if n > 1 else np.ones((1, 1, 1, 1))
+    return np.round((1 - w) * src + w * dst).astype(np.uint8)
 
 
 def cover_resize(frames: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
 from tenku.flow.sampler import SAMPLERS
 from tenku.io import from_uint8, to_uint8
-from tenku.modes import Chunk, cover_resize, end_latents, loop_split, plan_connect, plan_rollout, start_latents
+from tenku.modes import Chunk, cover_resize, end_latents, fade, loop_split, plan_connect, plan_rollout, start_latents
 from tenku.text import TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
 
@@ -240,9 +240,12 @@ class Pipeline:
         sampled and handed out chunk by chunk (each chunk conditioned on the tail of the last),
         so memory does not grow with length.
 
-        ``frames``: the length of what comes out: the whole video (for ``extend``: the given
-        video plus the new frames; its frames come back unchanged), except for
-        ``connect=(A, B)``, which gives the transition only. Modes: text only; ``image``
+        What comes out is always the whole video: for ``extend``, the given video plus the new
+        frames; for ``connect=(A, B)``, A + transition + B. Input frames come back unchanged,
+        except those the chunk at a seam was given (at most ``context_frames``), which fade
+        into what that chunk decoded for them (``modes.fade``), so the seam shows no jump of
+        the autoencoder's round-trip error. ``frames``: the output's length, except for
+        ``connect``, where it is the transition's. Modes: text only; ``image``
         (image-to-video: the first frame is the image after the autoencoder round trip);
         ``video`` with ``extend="forward"|"backward"``, or with ``strength`` (an SDEdit edit:
         keep the video's layout, follow the new prompt); ``loop`` (alone or with ``image``);
@@ -335,6 +338,7 @@ class _Runner:
         self.steps, self.guidance, self.callback = steps, guidance, callback
         self.total = self.done = self.calls = 0
         self.overlap = min(pipe.cfg.context_frames, pipe.cfg.frames - 1)
+        self.seam = np.zeros((0,), np.uint8)  # _roll: chunk 0's decoding of its given frames
 
     def chunk(self, frames: int, **kw: Any) -> np.ndarray:
         seed = self.seed if self.calls == 0 else self.seed * 1_000_003 + self.calls
@@ -353,10 +357,13 @@ class _Runner:
         self.total = sum(len(p) for p in plans) * self.steps
 
     def _roll(self, tail: np.ndarray | None, plan: list[Chunk], whole_first: bool) -> Iterator[np.ndarray]:
-        """Forward chunks after ``tail``; yields the new frames (all of chunk 0 if ``whole_first``)."""
+        """Forward chunks after ``tail``; yields the new frames (all of chunk 0 if ``whole_first``).
+        Chunk 0's decoding of its given frames is left in ``self.seam`` for fading."""
         for i, c in enumerate(plan):
             out = self.chunk(c.frames, start=None if c.given == 0 else tail[-c.given:])
             new = out[c.given : c.given + c.new]
+            if i == 0:
+                self.seam = out[: c.given]
             yield out[: c.given + c.new] if i == 0 and whole_first else new
             tail = new if tail is None else np.concatenate([tail, new])[-self.overlap:]
 
@@ -368,35 +375,62 @@ class _Runner:
         return self._roll(image, plan, whole_first=True)
 
     def extend(self, v: np.ndarray, new: int, chunk: int, overlap: int, step: int, backward: bool) -> Iterator[np.ndarray]:
+        """``v`` with ``new`` frames after (or before) it; v's frames given to the chunk at the seam fade."""
         plan = plan_rollout(new, len(v), chunk, overlap, step, backward)
         self._count(plan)
-        if not backward:
-            return _chain([v], self._roll(v[-overlap:], plan, whole_first=False))
+        q = plan[0].given
 
-        def gen() -> Iterator[np.ndarray]:
-            head, blocks = v[:overlap], []
-            for c in plan:
+        def forward() -> Iterator[np.ndarray]:
+            blocks = self._roll(v[-overlap:], plan, whole_first=False)
+            first = next(blocks)  # chunk 0: its decoding of v's last q frames is the fade's target
+            yield v[: len(v) - q]
+            yield fade(v[len(v) - q :], self.seam)
+            yield first
+            yield from blocks
+
+        def backward_() -> Iterator[np.ndarray]:
+            head, blocks, seam = v[:overlap], [], v[:q]
+            for i, c in enumerate(plan):
                 out = self.chunk(c.frames, end=head[: c.given])
                 new = out[c.extra : c.extra + c.new]
+                if i == 0:
+                    seam = fade(out[c.extra + c.new :], v[:q])
                 blocks.insert(0, new)
                 head = np.concatenate([new, head])[:overlap]
             yield from blocks
-            yield v
+            yield seam
+            yield v[q:]
 
-        return gen()
+        return backward_() if backward else forward()
 
     def connect(self, a: np.ndarray, b: np.ndarray, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
+        """A, a transition of ``n`` new frames, B; the given frames next to each seam fade."""
         pre, last, qb = plan_connect(n, len(a), len(b), chunk, overlap, step)
         self._count(pre, [last])
-        return self._bridge(a[-overlap:], b[:overlap], pre, last, qb)
+        return self._bridge(a[-overlap:], b[:overlap], pre, last, qb, ends=(a, b))
 
-    def _bridge(self, tail: np.ndarray, head: np.ndarray, pre: list[Chunk], last: Chunk, qb: int) -> Iterator[np.ndarray]:
-        """The transition from ``tail`` into ``head``: forward chunks, then one that lands on ``head``."""
-        for block in self._roll(tail, pre, whole_first=False):
+    def _bridge(self, tail: np.ndarray, head: np.ndarray, pre: list[Chunk], last: Chunk, qb: int,
+                ends: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        """The transition from ``tail`` into ``head``: forward chunks, then one that lands on
+        ``head``. With ``ends=(A, B)`` it comes with A before and B after, faded at the seams."""
+        blocks = self._roll(tail, pre, whole_first=False)
+        if ends is not None and pre:
+            first = next(blocks)
+            qa = pre[0].given
+            yield ends[0][: len(ends[0]) - qa]
+            yield fade(ends[0][len(ends[0]) - qa :], self.seam)
+            blocks = _chain([first], blocks)
+        for block in blocks:
             tail = np.concatenate([tail, block])[-self.overlap:]
             yield block
         out = self.chunk(last.frames + qb, start=tail[-last.given:], end=head[:qb])
+        if ends is not None and not pre:
+            yield ends[0][: len(ends[0]) - last.given]
+            yield fade(ends[0][len(ends[0]) - last.given :], out[: last.given])
         yield out[last.given : last.frames]
+        if ends is not None:
+            yield fade(out[last.frames :], ends[1][:qb])
+            yield ends[1][qb:]
 
     def loop(self, image: np.ndarray | None, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
         """A clip of about half the length, then the transition from its end back to its start."""

@@ -80,3 +80,22 @@ def test_optimizer_state_round_trip(tmp_path: Path) -> None:
     assert all(torch.equal(s1["state"][0][k], s2["state"][0][k]) for k in s1["state"][0])
     with pytest.raises(ValueError, match="not a"):
         load_optimizer(opt2, tmp_path / "missing.safetensors")
+
+
+def test_decoder_only_fine_tune(world_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """freeze_encoder keeps the latent space bit-exact (weights and statistics) while the decoder trains."""
+    train(load_train_config(CONFIG, tiny(world_dir, tmp_path / "base", "steps=3", "data.val=")), progress=False)
+    start = load_vae(tmp_path / "base" / "ckpt")
+    cfg = load_train_config(CONFIG, tiny(world_dir, tmp_path / "dec", "steps=3", "data.val=",
+                                         f"init={tmp_path / 'base' / 'ckpt'}", "freeze_encoder=true"))
+    train(cfg, progress=False)
+    done = load_vae(tmp_path / "dec" / "ckpt")
+    a, b = start.state_dict(), done.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a if k.startswith("encoder."))
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("decoder."))
+    assert done.cfg.latent_mean == start.cfg.latent_mean and done.cfg.latent_std == start.cfg.latent_std
+    assert main(["train", "vae", "--config", str(CONFIG), *tiny(world_dir, tmp_path / "x"), "freeze_encoder=true"]) == 2
+    assert main(["train", "vae", "--config", str(CONFIG), *tiny(world_dir, tmp_path / "y"), "model.latent_channels=8",
+                 f"init={tmp_path / 'base' / 'ckpt'}"]) == 2
+    err = capsys.readouterr().err
+    assert "needs init=" in err and "another shape (latent_channels=4)" in err

@@ -45,13 +45,12 @@ def reference_render(item: SuiteItem) -> tuple[np.ndarray, Any]:
 
 def reference_frames(item: SuiteItem) -> np.ndarray:
     """The simulator as a generator: its own render of the item (the calibration)."""
-    frames, _ = reference_render(item)
-    return frames[item.cond: item.frames - item.cond] if item.mode == "connect" else frames
+    return reference_render(item)[0]
 
 
 def expected_frames(item: SuiteItem) -> int:
-    """How many frames ``generate(item)`` must return."""
-    return item.frames - 2 * item.cond if item.mode == "connect" else item.frames
+    """How many frames ``generate(item)`` must return: the whole video, in every mode."""
+    return item.frames
 
 
 class PipelineGenerator:
@@ -60,7 +59,7 @@ class PipelineGenerator:
     Calls ``pipe.generate(prompt, seed=, size=(w, h), frames=, fps=, steps=)`` and, per
     mode, ``image=`` (i2v: the reference's first frame), ``video=, extend="forward"|"backward"``
     (the reference's first or last ``cond`` frames), ``loop=True``, or ``connect=(A, B)``
-    with ``frames`` the length of the transition it must return.
+    with ``frames`` the length of the transition (it returns A + transition + B).
     """
 
     def __init__(self, model_dir: str | Path, steps: int | None = None, device: str = "cpu"):
@@ -98,7 +97,7 @@ class PipelineGenerator:
                 fwd = item.mode == "extend_forward"
                 kw.update(video=ref[: item.cond] if fwd else ref[-item.cond:], extend="forward" if fwd else "backward")
             elif item.mode == "connect":
-                kw.update(connect=(ref[: item.cond], ref[-item.cond:]), frames=expected_frames(item))
+                kw.update(connect=(ref[: item.cond], ref[-item.cond:]), frames=item.frames - 2 * item.cond)
         elif item.mode == "loop":
             kw["loop"] = True
         return np.asarray(self.pipe.generate(item.prompt, **kw))
@@ -116,7 +115,9 @@ def _load_or_generate(item: SuiteItem, generate: Generator, cache: Path | None) 
     path = cache / f"{item.id}-{item.key()}.npz" if cache else None
     if path is not None and path.exists():
         with np.load(path) as z:
-            return _check(item, z["frames"]), True
+            frames = z["frames"]
+        if frames.shape == (expected_frames(item), item.height, item.width, 3):  # else stale (older layout): regenerate
+            return _check(item, frames), True
     frames = _check(item, generate(item))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +128,7 @@ def _load_or_generate(item: SuiteItem, generate: Generator, cache: Path | None) 
 
 
 def mode_check(item: SuiteItem, video: np.ndarray, ref: np.ndarray) -> dict[str, Any] | None:
-    """The item's mode check (issue 5) on the assembled video: a dict with ``ok`` and the numbers."""
+    """The item's mode check (issue 5) on the whole video: a dict with ``ok`` and the numbers."""
     k, T = item.cond, item.frames
     if item.mode == "i2v":
         p = psnr(video[0], ref[0])
@@ -141,7 +142,7 @@ def mode_check(item: SuiteItem, video: np.ndarray, ref: np.ndarray) -> dict[str,
         r = loop_ratio(video)
         return {"loop_ratio": r, "ok": r <= RATIO_LIMIT}
     if item.mode == "connect":
-        a, b = connect_ratios(ref[:k], video[k: T - k], ref[T - k:])
+        a, b = connect_ratios(video[:k], video[k: T - k], video[T - k:])
         return {"start_ratio": a, "end_ratio": b, "ok": max(a, b) <= RATIO_LIMIT}
     return None
 
@@ -152,7 +153,7 @@ def _nanmean(xs: list[float]) -> float:
 
 
 def evaluate_item(item: SuiteItem, video: np.ndarray) -> dict[str, Any]:
-    """Score one assembled video against its item (windows of ``WINDOW_SECONDS`` for long ones)."""
+    """Score one whole video against its item (windows of ``WINDOW_SECONDS`` for long ones)."""
     ref_frames, gt = reference_render(item)
     ref, vis = reference(item.spec, gt)
     clip = Clip(video, item.spec, item.hints, item.fps, ref, vis)
@@ -202,27 +203,19 @@ def run_suite(items: list[SuiteItem], generate: Generator, out: str | Path | Non
     for item in tqdm(items, desc=f"eval {items[0].suite if items else ''}", unit="video", disable=not progress):
         frames, hit = _load_or_generate(item, generate, out / "videos" if out else None)
         cached += hit
-        res = evaluate_item(item, assemble(item, frames))
+        res = evaluate_item(item, frames)
         path = out / "videos" / f"{item.id}-{item.key()}.npz" if out else None
         results.append({"item": item, "video_path": str(path) if path else None, **res})
     return {"results": results, "summary": summarize(results), "cached": cached}
 
 
-def assemble(item: SuiteItem, frames: np.ndarray) -> np.ndarray:
-    """The whole video of an item from what the generator returned (connect: A + transition + B)."""
-    if item.mode != "connect":
-        return frames
-    ref, _ = reference_render(item)
-    return np.concatenate([ref[: item.cond], frames, ref[item.frames - item.cond:]])
-
-
 def load_video(result: dict[str, Any]) -> np.ndarray | None:
-    """The assembled video of a scored item, from the run's cache (None without one)."""
+    """The whole video of a scored item, from the run's cache (None without one)."""
     path = result.get("video_path")
     if not path or not Path(path).exists():
         return None
     with np.load(path) as z:
-        return assemble(result["item"], z["frames"])
+        return z["frames"]
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:

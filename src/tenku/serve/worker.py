@@ -31,7 +31,7 @@ def run_job(pipe: Any, params: dict[str, Any], folder: Path, progress: Callable[
             llm: Any = None) -> dict[str, Any]:
     """Make one video from stored parameters; returns what the job record keeps (frames, caption...).
     A request the model cannot do raises ValueError (the job fails with its message)."""
-    from tenku.modes import cover_resize, resample_fps, with_ends
+    from tenku.modes import cover_resize, resample_fps
     from tenku.io import read_image, read_video, save_contact_sheet, write_png, write_video
     from tenku.prompts.expand import expand_prompt
 
@@ -59,8 +59,6 @@ def run_job(pipe: Any, params: dict[str, Any], folder: Path, progress: Callable[
                               aspect=w / h, frames=frames or pipe.cfg.frames, fps=fps)
     blocks = pipe.stream(expansion.caption, seed=seed, size=(w, h), frames=frames, fps=fps, steps=params["steps"],
                          guidance=params["guidance"], callback=progress, **mode)
-    if ends is not None:
-        blocks = with_ends(ends[0], blocks, ends[1])
     expected = (frames or pipe.cfg.frames) + (sum(map(len, ends)) if ends else 0)
     every = max(1, expected // SHEET_FRAMES)
     kept: list[np.ndarray] = []

@@ -82,6 +82,9 @@ class TrainVAEConfig:
     ckpt_every: int = 500
     stats_clips: int = 16  # training clips whose latents set the per-channel normalisation
     resume: bool = True
+    init: str = ""  # a VAE folder to start from (weights and latent statistics); ignored when resuming
+    freeze_encoder: bool = False  # train the decoder only: the latent space (and its statistics) stays as in ``init``,
+    # so a diffusion model trained on those latents keeps working with the better decoder
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainVAEConfig:
@@ -100,7 +103,22 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         raise ConfigError(f"data.max_frames must be at least {1 + cfg.model.time_down}; got {cfg.data.max_frames}")
     if not cfg.data.train:
         raise ConfigError("data.train: name at least one folder of videos (e.g. data.train=[data/world])")
+    if cfg.freeze_encoder and not cfg.init:
+        raise ConfigError("freeze_encoder=true needs init= (a trained VAE folder whose encoder to keep)")
+    if cfg.init:
+        load_init(cfg)
     return cfg
+
+
+def load_init(cfg: TrainVAEConfig) -> VAE:
+    """The VAE folder ``cfg.init``; ValueError if it is not one or its shape differs from ``cfg.model``."""
+    start = VAE.load(cfg.init)
+    shape = {k: v for k, v in to_dict(cfg.model).items() if k not in ("latent_mean", "latent_std")}
+    wrong = [k for k, v in shape.items() if getattr(start.cfg, k) != v]
+    if wrong:
+        raise ConfigError(f"init={cfg.init} holds a VAE of another shape ({', '.join(f'{k}={getattr(start.cfg, k)}' for k in wrong)}); "
+                          "set preset/model to match it")
+    return start
 
 
 # ----------------------------------------------------------------------------- data
@@ -298,7 +316,14 @@ def _train(cfg: TrainVAEConfig, dist: Dist, progress: bool, stop_after: int | No
     # model, optimizer, and the optional discriminator
     torch.manual_seed(cfg.seed)
     model = VAE(mc)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)  # type: ignore[arg-type]
+    if cfg.init:
+        start = load_init(cfg)
+        model.load_state_dict(start.state_dict())
+        model.set_latent_stats(start.cfg.latent_mean, start.cfg.latent_std)
+    if cfg.freeze_encoder:
+        model.encoder.requires_grad_(False)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)  # type: ignore[arg-type]
     disc = dopt = None
     if cfg.loss.gan_weight > 0:
         disc = PatchDiscriminator(mc.in_channels, cfg.loss.disc_channels)
@@ -374,7 +399,7 @@ def _train(cfg: TrainVAEConfig, dist: Dist, progress: bool, stop_after: int | No
                 logs["g"] = g_loss.item()
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            gnorm = torch.nn.utils.clip_grad_norm_(trained, cfg.grad_clip)
             if torch.isfinite(gnorm):
                 opt.step()
             else:  # an unattended run skips a bad batch instead of poisoning the weights; many in a row is a real fault
@@ -422,12 +447,14 @@ def _train(cfg: TrainVAEConfig, dist: Dist, progress: bool, stop_after: int | No
                 bar.write(f"step {step}: held-out PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}")
                 if metrics["psnr"] > best:  # out/best: the model folder to publish
                     best = metrics["psnr"]
-                    model.set_latent_stats(*measure_latent_stats(model, stat_clips))
+                    if not cfg.freeze_encoder:
+                        model.set_latent_stats(*measure_latent_stats(model, stat_clips))
                     save_vae(model, out / "best.tmp")
                     write_json(out / "best.tmp" / "metrics.json", {"step": step, **metrics})
                     commit_folder(out / "best.tmp", out / "best")
             if step % cfg.ckpt_every == 0 or step == end:
-                model.set_latent_stats(*measure_latent_stats(model, stat_clips))
+                if not cfg.freeze_encoder:  # a frozen encoder keeps init's statistics exactly
+                    model.set_latent_stats(*measure_latent_stats(model, stat_clips))
                 save_checkpoint(out, step, model, opt, disc, dopt, best)
     finally:
         bar.close()
