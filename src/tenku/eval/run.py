@@ -74,17 +74,6 @@ class PipelineGenerator:
         self.steps = steps
         self.tag = f"model:{Path(model_dir).resolve()}:steps={steps}"
 
-    MODE_ARGS = {"t2v": (), "i2v": ("image",), "extend_forward": ("video", "extend"),
-                 "extend_backward": ("video", "extend"), "loop": ("loop",), "connect": ("connect",)}
-
-    def supports(self, mode: str) -> bool:
-        """Whether ``pipe.generate`` takes the keyword arguments ``mode`` needs."""
-        import inspect
-
-        params = inspect.signature(self.pipe.generate).parameters
-        return all(a in params for a in self.MODE_ARGS[mode]) or any(
-            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-
     def __call__(self, item: SuiteItem) -> np.ndarray:
         kw: dict[str, Any] = dict(seed=item.seed, size=(item.width, item.height), frames=item.frames, fps=item.fps)
         if self.steps:

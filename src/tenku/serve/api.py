@@ -5,9 +5,9 @@ how a JSON or multipart body becomes one of them, and the error type every failu
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 MAX_PROMPT = 2000  # characters
 SEED_MAX = 2**31 - 1
@@ -74,13 +74,16 @@ def _seconds(v: Any) -> Any:
     return v
 
 
+Seconds = Annotated[float | str, AfterValidator(_seconds)]  # a number, or a string such as "4" (OpenAI sends strings)
+
+
 class VideoCreate(TenkuOptions):
     """``POST /v1/videos``. With an ``input_reference`` image: image-to-video; with a video:
     ``extend`` it (default forward) or edit it (``strength``)."""
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
     model: str | None = Field(None, max_length=200)
-    seconds: float | str | None = Field(None, description="duration in seconds (a number, or a string such as \"4\")")
+    seconds: Seconds | None = Field(None, description="duration in seconds (a number, or a string such as \"4\")")
     size: str | None = Field(None, max_length=20, description="WIDTHxHEIGHT, e.g. 128x128")
     input_reference: InputReferenceObject | None = None
     frames: int | None = Field(None, ge=1, le=100_000, description="frame count (instead of seconds)")
@@ -89,11 +92,6 @@ class VideoCreate(TenkuOptions):
     strength: float | None = Field(None, gt=0, le=1, description="with a video input_reference: edit it (SDEdit strength)")
     connect: list[str] | None = Field(None, min_length=2, max_length=2,
                                       description="ids of two finished videos: a transition from the first to the second")
-
-    @field_validator("seconds")
-    @classmethod
-    def _check_seconds(cls, v: Any) -> Any:
-        return _seconds(v)
 
 
 class VideoRemix(TenkuOptions):
@@ -107,15 +105,10 @@ class VideoExtend(TenkuOptions):
     """``POST /v1/videos/extensions``: continue a video (an upload or ``{"id": ...}``)."""
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
-    seconds: float | str = Field(description="length of the new part in seconds")
+    seconds: Seconds = Field(description="length of the new part in seconds")
     video: VideoRef | None = None
     extend: Literal["forward", "backward"] = Field("forward", description="add after the end or before the start")
     frames: int | None = Field(None, ge=1, le=100_000, description="new frames (instead of seconds)")
-
-    @field_validator("seconds")
-    @classmethod
-    def _check_seconds(cls, v: Any) -> Any:
-        return _seconds(v)
 
 
 class VideoEdit(TenkuOptions):
