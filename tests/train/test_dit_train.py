@@ -45,3 +45,21 @@ def test_condition_masks_cover_every_mode_and_leave_frames_to_generate():
     assert (~m.any(1)).float().mean() > 0.4  # text-to-video is the most common
     assert (m[:, 0] & ~m[:, 1:].any(1)).any() and (m[:, -1] & ~m[:, 0]).any() and (m[:, 0] & m[:, -1] & ~m[:, 1]).any()
     assert not draw_condition_masks(rng, 4, 1, ConditionConfig()).any()
+
+
+def test_cache_key_follows_the_encoder_not_the_decoder(tmp_path):
+    from tenku.data.latents import cache_key
+    from tenku.vae.model import VAE, save_vae, vae_config
+
+    vae = VAE(vae_config("tiny", latent_channels=4))
+    key = cache_key(save_vae(vae, tmp_path / "a"), "minilm")
+    with torch.no_grad():
+        next(p for n, p in vae.named_parameters() if n.startswith("decoder.")).add_(1.0)
+    assert cache_key(save_vae(vae, tmp_path / "b"), "minilm") == key  # a decoder-only fine-tune keeps the cache
+    assert cache_key(tmp_path / "b", "t5") != key
+    vae.set_latent_stats([0.1] * 4, [2.0] * 4)
+    assert cache_key(save_vae(vae, tmp_path / "c"), "minilm") != key  # other statistics: other latents
+    with torch.no_grad():
+        next(p for n, p in vae.named_parameters() if n.startswith("encoder.")).add_(1.0)
+    vae.set_latent_stats([], [])
+    assert cache_key(save_vae(vae, tmp_path / "d"), "minilm") != key

@@ -38,10 +38,19 @@ def read_records(folder: str | Path) -> list[dict[str, Any]]:
 
 
 def cache_key(vae_folder: str | Path, text_encoder: str) -> str:
-    """A short hash of the VAE weights file and the text encoder name."""
+    """A short hash of what decides the cached latents and text states: the VAE's encoder
+    weights and latent statistics, and the text encoder's name. A VAE whose decoder alone
+    was fine-tuned (``freeze_encoder``) keeps its key, so its cache stays valid."""
+    import yaml
+
+    folder = Path(vae_folder)
     h = hashlib.sha256()
-    with open(Path(vae_folder) / "model.safetensors", "rb") as f:
-        h.update(f.read(1 << 20))
+    with safe_open(str(folder / "model.safetensors"), "pt") as f:
+        for name in sorted(k for k in f.keys() if k.startswith("encoder.")):
+            h.update(name.encode())
+            h.update(f.get_tensor(name).float().numpy().tobytes())
+    conf = yaml.safe_load((folder / "config.yaml").read_text())
+    h.update(json.dumps([conf.get("latent_mean"), conf.get("latent_std")]).encode())
     h.update(text_encoder.encode())
     return h.hexdigest()[:12]
 
