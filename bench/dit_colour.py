@@ -1,6 +1,6 @@
 """Does a debug-size DiT learn colour in minutes on a CPU?
 
-    python bench/dit_colour.py --vae runs/vae-world/ckpt [--steps 1500] [--out runs/colour]
+    python bench/dit_colour.py [--vae models/vae-world] [--steps 2500] [--out runs/colour]
 
 1. renders a single-object world dataset (64x64, 9 frames, 8 fps),
 2. trains a small DiT on it (`tenku train dit`, same code path),
@@ -47,8 +47,8 @@ def dominant_colour(frames: np.ndarray) -> str | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--vae", required=True)
-    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--vae", default="models/vae-world")
+    ap.add_argument("--steps", type=int, default=2500)
     ap.add_argument("--videos", type=int, default=1500)
     ap.add_argument("--out", default="runs/colour")
     ap.add_argument("--dim", type=int, default=192)
