@@ -148,6 +148,18 @@ def fade(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.round((1 - w) * src + w * dst).astype(np.uint8)
 
 
+def ramp(frames: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Generated uint8 frames between two fixed neighbours, plus two correction images that
+    ramp linearly: ``start`` (neighbour before minus what the chunk decoded for it) weighs
+    n/(n+1) on the first frame and fades out; ``end`` (neighbour after minus its decoding)
+    fades in to n/(n+1) on the last. So a transition joins the frames around it as smoothly
+    as it joined its own decoding of them (a loop's end meets its start)."""
+    n = len(frames)
+    w = (np.arange(1, n + 1, dtype=np.float32) / (n + 1))[:, None, None, None]
+    x = frames.astype(np.float32) + (1 - w) * start.astype(np.float32) + w * end.astype(np.float32)
+    return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
 def cover_resize(frames: np.ndarray, width: int, height: int) -> np.ndarray:
     """Resize uint8 (T, H, W, 3) to cover ``width x height`` keeping the aspect ratio
     (antialiased bilinear), then crop the centre: the policy for every input image and video."""

@@ -23,7 +23,7 @@ from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
 from tenku.flow.sampler import SAMPLERS
 from tenku.io import from_uint8, to_uint8
-from tenku.modes import Chunk, cover_resize, end_latents, fade, loop_split, plan_connect, plan_rollout, start_latents
+from tenku.modes import Chunk, cover_resize, end_latents, fade, loop_split, plan_connect, plan_rollout, ramp, start_latents
 from tenku.text import TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
 
@@ -424,12 +424,20 @@ class _Runner:
             tail = np.concatenate([tail, block])[-self.overlap:]
             yield block
         out = self.chunk(last.frames + qb, start=tail[-last.given:], end=head[:qb])
+        before, after = tail[-1], head[0]  # the frames the transition sits between in the output
         if ends is not None and not pre:
-            yield ends[0][: len(ends[0]) - last.given]
-            yield fade(ends[0][len(ends[0]) - last.given :], out[: last.given])
-        yield out[last.given : last.frames]
+            a = ends[0]
+            yield a[: len(a) - last.given]
+            faded = fade(a[len(a) - last.given :], out[: last.given])
+            yield faded
+            before = faded[-1]
+        b_seam = None if ends is None else fade(out[last.frames :], ends[1][:qb])
+        if b_seam is not None:
+            after = b_seam[0]
+        diff = lambda a, b: a.astype(np.float32) - b.astype(np.float32)  # noqa: E731
+        yield ramp(out[last.given : last.frames], diff(before, out[last.given - 1]), diff(after, out[last.frames]))
         if ends is not None:
-            yield fade(out[last.frames :], ends[1][:qb])
+            yield b_seam
             yield ends[1][qb:]
 
     def loop(self, image: np.ndarray | None, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
