@@ -383,23 +383,21 @@ class _Runner:
         def forward() -> Iterator[np.ndarray]:
             blocks = self._roll(v[-overlap:], plan, whole_first=False)
             first = next(blocks)  # chunk 0: its decoding of v's last q frames is the fade's target
-            yield v[: len(v) - q]
-            yield fade(v[len(v) - q :], self.seam)
+            yield from _fade_into(v, self.seam)
             yield first
             yield from blocks
 
         def backward_() -> Iterator[np.ndarray]:
-            head, blocks, seam = v[:overlap], [], v[:q]
+            head, blocks, decoded = v[:overlap], [], v[:q]
             for i, c in enumerate(plan):
                 out = self.chunk(c.frames, end=head[: c.given])
                 new = out[c.extra : c.extra + c.new]
                 if i == 0:
-                    seam = fade(out[c.extra + c.new :], v[:q])
+                    decoded = out[c.extra + c.new :]
                 blocks.insert(0, new)
                 head = np.concatenate([new, head])[:overlap]
             yield from blocks
-            yield seam
-            yield v[q:]
+            yield from _fade_from(decoded, v)
 
         return backward_() if backward else forward()
 
@@ -412,33 +410,24 @@ class _Runner:
     def _bridge(self, tail: np.ndarray, head: np.ndarray, pre: list[Chunk], last: Chunk, qb: int,
                 ends: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[np.ndarray]:
         """The transition from ``tail`` into ``head``: forward chunks, then one that lands on
-        ``head``. With ``ends=(A, B)`` it comes with A before and B after, faded at the seams."""
-        blocks = self._roll(tail, pre, whole_first=False)
-        if ends is not None and pre:
-            first = next(blocks)
-            qa = pre[0].given
-            yield ends[0][: len(ends[0]) - qa]
-            yield fade(ends[0][len(ends[0]) - qa :], self.seam)
-            blocks = _chain([first], blocks)
-        for block in blocks:
+        ``head``. With ``ends=(A, B)`` it comes with A before and B after, faded at the seams;
+        a side that sits on frames already in the output is joined to them by ``ramp``."""
+        a = None if ends is None else ends[0]  # A waits until a chunk has decoded its given frames
+        for block in self._roll(tail, pre, whole_first=False):
+            if a is not None:
+                yield from _fade_into(a, self.seam)
+                a = None
             tail = np.concatenate([tail, block])[-self.overlap:]
             yield block
         out = self.chunk(last.frames + qb, start=tail[-last.given:], end=head[:qb])
-        before, after = tail[-1], head[0]  # the frames the transition sits between in the output
-        if ends is not None and not pre:
-            a = ends[0]
-            yield a[: len(a) - last.given]
-            faded = fade(a[len(a) - last.given :], out[: last.given])
-            yield faded
-            before = faded[-1]
-        b_seam = None if ends is None else fade(out[last.frames :], ends[1][:qb])
-        if b_seam is not None:
-            after = b_seam[0]
-        diff = lambda a, b: a.astype(np.float32) - b.astype(np.float32)  # noqa: E731
-        yield ramp(out[last.given : last.frames], diff(before, out[last.given - 1]), diff(after, out[last.frames]))
-        if ends is not None:
-            yield b_seam
-            yield ends[1][qb:]
+        zero = np.zeros(out.shape[1:], np.float32)
+        start_fix = zero if a is not None else tail[-1].astype(np.float32) - out[last.given - 1]
+        end_fix = zero if ends is not None else head[0].astype(np.float32) - out[last.frames]
+        if a is not None:  # A fades into this chunk's decoding, which the transition continues
+            yield from _fade_into(a, out[: last.given])
+        yield ramp(out[last.given : last.frames], start_fix, end_fix)
+        if ends is not None:  # B fades from this chunk's decoding of its head
+            yield from _fade_from(out[last.frames :], ends[1])
 
     def loop(self, image: np.ndarray | None, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
         """A clip of about half the length, then the transition from its end back to its start."""
@@ -460,6 +449,13 @@ class _Runner:
         return gen()
 
 
-def _chain(*parts: Any) -> Iterator[np.ndarray]:
-    for part in parts:
-        yield from part
+def _fade_into(v: np.ndarray, decoded: np.ndarray) -> list[np.ndarray]:
+    """``v`` whose last ``len(decoded)`` frames fade into ``decoded`` (a seam after ``v``)."""
+    q = len(decoded)
+    return [v[: len(v) - q], fade(v[len(v) - q :], decoded)]
+
+
+def _fade_from(decoded: np.ndarray, v: np.ndarray) -> list[np.ndarray]:
+    """``v`` whose first ``len(decoded)`` frames fade from ``decoded`` (a seam before ``v``)."""
+    q = len(decoded)
+    return [fade(decoded, v[:q]), v[q:]]
