@@ -5,7 +5,7 @@ import torch
 
 from tenku.dit.model import DIT_SIZES, build_dit, load_dit, save_dit
 from tenku.dit.patches import patchify, unpatchify
-from tenku.dit.rope import apply_rope, grid_positions, rope_angles
+from tenku.dit.rope import apply_rope, grid_positions, rope_angles, rope_freqs
 
 
 def randomised(model):
@@ -39,11 +39,21 @@ def test_rope_is_relative():
     pos = torch.rand(n, 3) * 10
     scores = []
     for shift in (torch.zeros(3), torch.tensor([3.0, -5.0, 11.0])):
-        ang = rope_angles(pos + shift, hd)
-        cos, sin = ang.cos(), ang.sin()
-        scores.append(apply_rope(q, cos, sin) @ apply_rope(k, cos, sin).transpose(-1, -2))
+        freqs = rope_freqs(rope_angles(pos + shift, hd))
+        scores.append(apply_rope(q, freqs) @ apply_rope(k, freqs).transpose(-1, -2))
     torch.testing.assert_close(scores[0], scores[1], atol=1e-4, rtol=1e-4)
     assert grid_positions(2, 3, 4).shape == (24, 3)
+
+
+def test_rope_rotates_each_pair():
+    hd, n = 12, 5
+    x = torch.randn(2, 3, n, hd).bfloat16()
+    ang = rope_angles(torch.rand(n, 3) * 10, hd)
+    a, b = x.float()[..., 0::2], x.float()[..., 1::2]  # pairs (x[2i], x[2i+1])
+    want = torch.stack([a * ang.cos() - b * ang.sin(), a * ang.sin() + b * ang.cos()], -1).flatten(-2)
+    got = apply_rope(x, rope_freqs(ang))
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
 
 
 def test_mixed_shape_batch_equals_each_sample_alone():

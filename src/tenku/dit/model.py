@@ -4,7 +4,8 @@ A latent (C, T', H', W') becomes T'/pt * H'/ph * W'/pw tokens (Conv3d, kernel =
 stride = patch) with 3D rotary codes. Each block: self-attention over all
 spacetime tokens, cross-attention to text tokens, an MLP; adaLN modulation from
 the noise level **per latent frame** (adaLN-single: one shared projection plus a
-learned table per block). Modulation, norms and rotary maths run in fp32;
+learned table per block). The residual stream, modulation, norms and rotary maths
+are fp32, the matrix products and attention in the compute dtype (bf16 under autocast);
 modulation and the output layer start at zero, so a fresh model outputs zeros.
 
 Tokens are handled in groups that share a noise level: for a batch of one
@@ -23,7 +24,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from tenku.dit.patches import unpatchify
-from tenku.dit.rope import apply_rope, grid_positions, rope_angles
+from tenku.dit.rope import apply_rope, grid_positions, rope_angles, rope_freqs
 
 
 @dataclass
@@ -51,18 +52,22 @@ DIT_SIZES: dict[str, dict[str, int]] = {
 
 
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    return x * (1 + scale) + shift
+    """x * (1 + scale) + shift in one pass."""
+    return torch.addcmul(shift, x, 1 + scale)
+
+
 
 
 class RMSNorm(nn.Module):
+    """RMSNorm computed and returned in fp32 (the caller casts back after the rotary codes)."""
+
     def __init__(self, dim: int, eps: float = 1e-6):
         super().__init__()
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight.float()).type_as(x)
+        return F.rms_norm(x.float(), self.weight.shape, self.weight.float(), self.eps)
 
 
 def layer_norm(x: torch.Tensor) -> torch.Tensor:
@@ -86,17 +91,17 @@ class Attention(nn.Module):
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
-                rope: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                rope: torch.Tensor | None = None) -> torch.Tensor:
         b, n, d = x.shape
         if self.cross:
             q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)  # (B, h, L, hd)
             k, v = self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
         else:
             q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, h, L, hd) each
-        q, k = self.q_norm(q), self.k_norm(k)
+        q, k = self.q_norm(q), self.k_norm(k)  # fp32
         if rope is not None:
-            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, h, L, hd)
+            q, k = apply_rope(q, rope), apply_rope(k, rope)
+        o = F.scaled_dot_product_attention(q.type_as(v), k.type_as(v), v, attn_mask=mask)  # (B, h, L, hd)
         return self.out(o.transpose(1, 2).reshape(b, n, d))
 
 
@@ -108,22 +113,22 @@ class Block(nn.Module):
         self.cross = Attention(d, cfg.heads, kv_dim=d)
         self.norm_cross = nn.LayerNorm(d, eps=1e-6)
         hidden = int(d * cfg.mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d))
         self.table = nn.Parameter(torch.randn(6, d) / math.sqrt(d))  # per-block offset of the shared modulation
 
     def forward(self, x: torch.Tensor, mod: torch.Tensor, context: torch.Tensor, ctx_mask: torch.Tensor | None,
-                self_mask: torch.Tensor | None, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+                self_mask: torch.Tensor | None, rope: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
         g = mod.shape[1]
         m = (self.table[None, None].float() + mod.float()).unbind(2)  # 6 x (B, G, D), fp32
         shift1, scale1, gate1, shift2, scale2, gate2 = (t[:, :, None] for t in m)  # (B, G, 1, D)
         xg = x.view(b, g, n // g, d)  # tokens grouped by noise level
-        h = modulate(layer_norm(xg), shift1, scale1).type_as(x).view(b, n, d)
-        x = (xg.float() + gate1 * self.attn(h, mask=self_mask, rope=rope).view(b, g, -1, d).float()).type_as(x).view(b, n, d)
+        h = modulate(layer_norm(xg), shift1, scale1).to(context.dtype).view(b, n, d)
+        x = torch.addcmul(xg, gate1, self.attn(h, mask=self_mask, rope=rope).view(b, g, -1, d)).view(b, n, d)
         x = x + self.cross(self.norm_cross(x), context, ctx_mask)
         xg = x.view(b, g, n // g, d)
-        h = modulate(layer_norm(xg), shift2, scale2).type_as(x)
-        return (xg.float() + gate2 * self.mlp(h).float()).type_as(x).view(b, n, d)
+        h = modulate(layer_norm(xg), shift2, scale2).to(context.dtype)
+        return torch.addcmul(xg, gate2, self.mlp(h)).view(b, n, d)
 
 
 def timestep_features(sigma: torch.Tensor, dim: int) -> torch.Tensor:
@@ -142,7 +147,7 @@ class DiT(nn.Module):
         self.cfg = cfg
         d, pt, ph, pw = cfg.dim, *cfg.patch
         self.patch_embed = nn.Conv3d(cfg.in_channels, d, kernel_size=cfg.patch, stride=cfg.patch)
-        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(approximate="tanh"), nn.Linear(d, d))
+        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(), nn.Linear(d, d))
         self.t_embed = nn.Sequential(nn.Linear(cfg.freq_dim, d), nn.SiLU(), nn.Linear(d, d))
         self.t_mod = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
@@ -165,14 +170,14 @@ class DiT(nn.Module):
             nn.init.zeros_(zero.bias)
 
     def forward_tokens(self, tokens: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor,
-                       ctx_mask: torch.Tensor | None, rope: tuple[torch.Tensor, torch.Tensor],
+                       ctx_mask: torch.Tensor | None, rope: torch.Tensor,
                        self_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Transformer on embedded tokens (B, L, D); sigma (B, G) per token group -> (B, L, patch_out)."""
         b, n, d = tokens.shape
         emb = self.t_embed(timestep_features(sigma, self.cfg.freq_dim))  # (B, G, D)
         mod = self.t_mod(emb).view(b, emb.shape[1], 6, d)  # (B, G, 6, D)
         ctx = self.text_proj(context)  # (B, Lc, D)
-        x = tokens
+        x = tokens.float()  # the residual stream stays fp32; branches compute in the tokens' dtype
         for blk in self.blocks:
             if self.cfg.grad_checkpoint and self.training:
                 x = checkpoint(blk, x, mod, ctx, ctx_mask, self_mask, rope, use_reentrant=False)
@@ -180,7 +185,7 @@ class DiT(nn.Module):
                 x = blk(x, mod, ctx, ctx_mask, self_mask, rope)  # (B, L, D)
         g = emb.shape[1]
         shift, scale = (self.final_table[None, None].float() + emb.float()[:, :, None]).unbind(2)  # (B, G, D)
-        h = modulate(layer_norm(x.view(b, g, -1, d)), shift[:, :, None], scale[:, :, None]).type_as(x)
+        h = modulate(layer_norm(x.view(b, g, -1, d)), shift[:, :, None], scale[:, :, None]).to(tokens.dtype)
         return self.final(h.view(b, n, d))  # (B, L, pt*ph*pw*C)
 
     # ---- latents in, latents out -------------------------------------------------
@@ -199,9 +204,9 @@ class DiT(nn.Module):
         """(B, L, pt*ph*pw*C) -> (B, C, T, H, W)."""
         return unpatchify(out, grid, self.cfg.patch, self.cfg.in_channels)
 
-    def _rope(self, grid: tuple[int, int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        ang = rope_angles(grid_positions(*grid).to(device), self.cfg.dim // self.cfg.heads, self.cfg.rope_theta)
-        return ang.cos(), ang.sin()
+    def _rope(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
+        """Rotary codes (L, head_dim / 2), complex, for a token grid."""
+        return rope_freqs(rope_angles(grid_positions(*grid).to(device), self.cfg.dim // self.cfg.heads, self.cfg.rope_theta))
 
     def _frame_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
         """(B, T) per latent frame -> (B, T') per temporal patch (the mean over the patch)."""
@@ -223,16 +228,14 @@ class DiT(nn.Module):
         """Samples of different shapes in one sequence: xs[i] (C, T_i, H_i, W_i), sigmas[i] (T_i,),
         contexts[i] (Lc_i, text_dim). Attention is block-diagonal, so each output equals
         the sample run alone."""
-        toks, grids, sig, cos, sin, seg, cseg, ctx = [], [], [], [], [], [], [], []
+        toks, grids, sig, rope, seg, cseg, ctx = [], [], [], [], [], [], []
         for i, (x, s, c) in enumerate(zip(xs, sigmas, contexts)):
             tok, grid = self._embed(x[None])
             n, per_frame = tok.shape[1], grid[1] * grid[2]
             toks.append(tok[0])
             grids.append(grid)
             sig.append(self._frame_sigma(s[None])[0].repeat_interleave(per_frame))  # one group per token
-            co, si = self._rope(grid, x.device)
-            cos.append(co)
-            sin.append(si)
+            rope.append(self._rope(grid, x.device))
             seg.append(torch.full((n,), i, device=x.device))
             valid = ctx_masks[i] if ctx_masks is not None else torch.ones(c.shape[0], dtype=torch.bool, device=x.device)
             cseg.append(torch.where(valid, i, -1))
@@ -242,7 +245,7 @@ class DiT(nn.Module):
         cross_mask = (seg_t[:, None] == cseg_t[None, :])[None, None]  # (1, 1, L, Lc)
         tokens = torch.cat(toks)[None]
         out = self.forward_tokens(tokens, torch.cat(sig)[None], torch.cat(ctx)[None].to(tokens.dtype),
-                                  cross_mask, (torch.cat(cos), torch.cat(sin)), self_mask)[0]
+                                  cross_mask, torch.cat(rope), self_mask)[0]
         res, start = [], 0
         for x, grid in zip(xs, grids):
             n = grid[0] * grid[1] * grid[2]

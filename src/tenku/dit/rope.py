@@ -24,12 +24,16 @@ def rope_angles(pos: torch.Tensor, head_dim: int, theta: float = 10000.0) -> tor
     return torch.cat(out, dim=1).float()
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs (x[2i], x[2i+1]) of x (B, heads, L, head_dim) by the angles; computed in fp32."""
-    xf = x.float().unflatten(-1, (-1, 2))  # (B, h, L, D/2, 2)
-    a, b = xf[..., 0], xf[..., 1]
-    out = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1)
-    return out.flatten(-2).type_as(x)
+def rope_freqs(ang: torch.Tensor) -> torch.Tensor:
+    """Angles (L, head_dim / 2) -> unit complex rotations e^(i*angle) (L, head_dim / 2), complex64."""
+    return torch.polar(torch.ones_like(ang), ang)
+
+
+def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Rotate pairs (x[2i], x[2i+1]) of x (..., L, head_dim) by ``freqs`` (L, head_dim / 2) complex:
+    one complex product in fp32, returned in fp32."""
+    xc = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)).contiguous())
+    return torch.view_as_real(xc * freqs).flatten(-2)
 
 
 def grid_positions(t: int, h: int, w: int, t0: float = 0.0) -> torch.Tensor:
