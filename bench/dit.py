@@ -5,7 +5,9 @@
 Both models get the same width, depth, heads, MLP width, patch (1x2x2), latent
 channels, text tokens and token count, random weights, in the same run. Peak
 is this machine's measured dense matrix-product rate (2048^3, bf16 and fp32);
-MFU = model FLOPs per second / that peak, counting matrix products only.
+MFU = model FLOPs per second / that peak, counting matrix products only. The two
+models' calls are interleaved and each reports its median, so a noisy neighbour on
+the machine slows both alike.
 """
 
 from __future__ import annotations
@@ -20,13 +22,20 @@ from tenku.dit.model import DIT_SIZES, build_dit
 
 
 def timed(fn, repeats: int) -> float:
-    fn()  # warm-up (oneDNN picks kernels)
-    ts = []
+    return timed_pair([fn], repeats)[0]
+
+
+def timed_pair(fns, repeats: int) -> list[float]:
+    """Median seconds of each function, calls interleaved so machine noise hits all alike."""
+    for fn in fns:
+        fn()  # warm-up (oneDNN picks kernels)
+    ts: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
+        for fn, acc in zip(fns, ts):
+            t = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t)
+    return [statistics.median(acc) for acc in ts]
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
@@ -94,11 +103,10 @@ def main() -> None:
                 with torch.no_grad(), torch.autocast(**ac):
                     theirs(x, torch.tensor([500]), ctx, return_dict=False)
 
-            a = timed(run_ours, args.repeats)
+            a, *b = timed_pair([run_ours] + ([run_theirs] if theirs is not None else []), args.repeats)
             row = f"| {tokens} | {dtype} | {tokens / a:.0f} | {flops / a / peak[dtype]:.0%} |"
-            if theirs is not None:
-                b = timed(run_theirs, args.repeats)
-                row += f" {tokens / b:.0f} | {flops / b / peak[dtype]:.0%} | {b / a:.2f}x |"
+            if b:
+                row += f" {tokens / b[0]:.0f} | {flops / b[0] / peak[dtype]:.0%} | {b[0] / a:.2f}x |"
             print(row, flush=True)
 
 
