@@ -140,8 +140,7 @@ class Pipeline:
         return states.to(self.device), mask.to(self.device)
 
     def _velocity(self, x: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16):  # a no-op inside sample_latents' context
-            return self.dit(x, sigma, ctx, mask).float()
+        return self.dit(x, sigma, ctx, mask).float()  # under sample_latents' bf16 autocast
 
     @torch.no_grad()
     def sample_latents(self, prompt: str, seed: int, shape: tuple[int, int, int, int], steps: int | None = None,
