@@ -56,8 +56,6 @@ def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch
     return torch.addcmul(shift, x, 1 + scale)
 
 
-
-
 class RMSNorm(nn.Module):
     """RMSNorm computed and returned in fp32 (the caller casts back after the rotary codes)."""
 
@@ -177,7 +175,7 @@ class DiT(nn.Module):
         emb = self.t_embed(timestep_features(sigma, self.cfg.freq_dim))  # (B, G, D)
         mod = self.t_mod(emb).view(b, emb.shape[1], 6, d)  # (B, G, 6, D)
         ctx = self.text_proj(context)  # (B, Lc, D)
-        x = tokens.float()  # the residual stream stays fp32; branches compute in the tokens' dtype
+        x = tokens.float()  # the residual stream stays fp32; blocks cast their branch inputs to ctx's dtype
         for blk in self.blocks:
             if self.cfg.grad_checkpoint and self.training:
                 x = checkpoint(blk, x, mod, ctx, ctx_mask, self_mask, rope, use_reentrant=False)
