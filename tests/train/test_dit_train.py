@@ -44,6 +44,10 @@ def test_condition_masks_cover_every_mode_and_leave_frames_to_generate():
     assert not m.all(dim=1).any()  # something is always generated
     assert (~m.any(1)).float().mean() > 0.4  # text-to-video is the most common
     assert (m[:, 0] & ~m[:, 1:].any(1)).any() and (m[:, -1] & ~m[:, 0]).any() and (m[:, 0] & m[:, -1] & ~m[:, 1]).any()
+    both = m[m[:, 0] & m[:, -1]]  # first and last: heads and tails of several frames, as connect gives
+    assert (both[:, :2].all(1) & both[:, -2:].all(1)).any() and (both[:, :2].all(1) & ~both[:, -2]).any()
+    gaps = (~both).int()
+    assert ((gaps[:, 1:] - gaps[:, :-1]).clamp(min=0).sum(1) == 1).all()  # one gap between head and tail
     assert not draw_condition_masks(rng, 4, 1, ConditionConfig()).any()
 
 

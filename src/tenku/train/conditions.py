@@ -16,7 +16,7 @@ class ConditionConfig:
     first: float = 0.2  # image-to-video
     first_k: float = 0.15  # extend forward (and each chunk of a long video)
     last_k: float = 0.1  # extend backward
-    first_last: float = 0.05  # connect two clips / loops
+    first_last: float = 0.05  # connect two clips / loops: a head and a tail of 1+ frames each
     noise_aug: float = 0.1  # condition frames get sigma ~ U(0, noise_aug): robust long rollouts
     image_prob: float = 0.1  # share of batches trained as images (the first latent frame alone)
 
@@ -30,7 +30,8 @@ class ConditionConfig:
 
 def draw_condition_masks(rng: np.random.Generator, batch: int, frames: int, cfg: ConditionConfig) -> torch.Tensor:
     """(batch, frames) bool: True where a latent frame is a clean condition. At least one
-    frame per sample stays to be generated."""
+    frame per sample stays to be generated. ``first_k``/``last_k`` give 1 .. frames-1 frames;
+    ``first_last`` a head of 1 .. frames-2 frames and a tail that leaves a gap of 1+."""
     names, p = cfg.kinds()
     mask = torch.zeros(batch, frames, dtype=torch.bool)
     if frames < 2:
@@ -44,6 +45,8 @@ def draw_condition_masks(rng: np.random.Generator, batch: int, frames: int, cfg:
             mask[b, :k] = True
         elif kind == "last_k":
             mask[b, frames - k :] = True
-        elif kind == "first_last" and frames >= 3:
-            mask[b, 0] = mask[b, -1] = True
+        elif kind == "first_last" and frames >= 3:  # connect and loop give a clip's tail and another's head,
+            head = int(rng.integers(1, frames - 1))  # often several latent frames each (modes.plan_connect)
+            mask[b, :head] = True
+            mask[b, frames - int(rng.integers(1, frames - head)) :] = True
     return mask
