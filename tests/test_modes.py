@@ -135,6 +135,29 @@ def test_modes_are_deterministic_and_progress_counts_steps(pipe):
     assert calls[-1] == (6, 6) and [i for i, _ in calls] == list(range(1, 7))  # 3 chunks x 2 steps
 
 
+def test_context_guidance_applies_to_chunks_that_continue_video_frames(pipe, clip, monkeypatch):
+    """``context_guidance`` reaches chunks given video frames (extend, long-video chunks after the
+    first, connect), not text-only or image chunks; an explicit ``guidance`` wins everywhere."""
+    seen = []
+    real = pipe.sample_latents
+    monkeypatch.setattr(pipe, "sample_latents", lambda *a, **kw: seen.append(a[4]) or real(*a, **kw))
+    monkeypatch.setattr(pipe.cfg, "context_guidance", 1.5)
+    v, img = clip(13), clip(1)[0]
+
+    def used(**kw):
+        seen.clear()
+        pipe.generate("x", steps=1, **kw)
+        return seen[:]
+
+    assert used(frames=41) == [None, 1.5, 1.5]  # None: the config's guidance (3.0)
+    assert used(image=img, frames=17) == [None]
+    assert used(video=v, extend="forward", frames=20) == [1.5]
+    assert used(video=v, extend="backward", frames=20) == [1.5]
+    assert used(connect=(v, v), frames=3) == [1.5]
+    assert used(video=v, strength=0.5) == [None]
+    assert used(frames=41, guidance=4.0) == [4.0, 4.0, 4.0]
+
+
 def roundtrip(pipe, frames):
     return pipe.decode(pipe.encode_frames(frames))
 

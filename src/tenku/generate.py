@@ -222,6 +222,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                               frames=frames or pipe.cfg.frames, fps=fps)
     steps = args.steps or pipe.cfg.steps
     guidance = pipe.cfg.guidance if args.guidance is None else args.guidance
+    context_guidance = pipe.cfg.context_guidance if args.guidance is None else None  # chunks given video frames
     bar = tqdm(total=1, desc="sampling", unit="step", disable=args.quiet)
 
     def tick(i: int, n: int) -> None:
@@ -233,7 +234,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     t0 = time.time()
     try:
         blocks = pipe.stream(expansion.caption, seed=seed, size=(w, h), frames=frames, fps=fps, steps=steps,
-                             guidance=guidance, callback=tick, negative_prompt=args.negative, sampler=args.sampler, **mode)
+                             guidance=args.guidance, callback=tick, negative_prompt=args.negative, sampler=args.sampler, **mode)
     except ValueError as e:  # a request the model cannot do: say so before anything else
         raise UsageError(str(e)) from None
     for warning in expansion.warnings:
@@ -254,6 +255,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "mode": _mode_name(args), "negative_prompt": args.negative if args.negative is not None else pipe.cfg.negative_prompt,
             "sampler": args.sampler or pipe.cfg.sampler, "seconds_generated": round(elapsed, 3), "expansion": expansion.to_dict(),
             "tenku": __import__("tenku").__version__}
+    if context_guidance is not None:
+        side["context_guidance"] = context_guidance
     for key in ("image", "video", "connect", "upscale"):
         if getattr(args, key):
             side[key] = getattr(args, key)

@@ -37,6 +37,10 @@ class PipelineConfig:
     frames: int = 33
     steps: int = 20
     guidance: float = 5.0
+    # guidance of chunks that continue given video frames (extend, connect, a loop's closing
+    # chunk, the later chunks of long videos); None: ``guidance``. A lower scale follows the
+    # given motion more and the text less (docs/modes.md). An explicit ``guidance`` sets both.
+    context_guidance: float | None = None
     base_tokens: int = 256  # sampling shift grows with tokens past this (flow.resolution_shift)
     max_shift: float = 3.0
     cond_sigma: float = 0.0  # noise level of condition frames (noise augmentation used in training)
@@ -349,10 +353,18 @@ class _Runner:
             if self.callback is not None:
                 self.callback(self.done + i, self.total)
 
-        out = self.pipe.sample_chunk(self.prompt, seed, self.size, frames, steps=self.steps, guidance=self.guidance,
-                                     callback=tick, **kw, **self.sampling)
+        out = self.pipe.sample_chunk(self.prompt, seed, self.size, frames, steps=self.steps,
+                                     guidance=self._guidance(kw), callback=tick, **kw, **self.sampling)
         self.done += self.steps
         return out
+
+    def _guidance(self, kw: dict[str, Any]) -> float | None:
+        """The request's guidance, else the config's context guidance for a chunk given video
+        frames (more than one: an image is one frame), else None (the config's guidance)."""
+        if self.guidance is not None:
+            return self.guidance
+        context = any(x is not None and len(x) > 1 for x in (kw.get("start"), kw.get("end")))
+        return self.pipe.cfg.context_guidance if context else None
 
     def _count(self, *plans: list[Chunk]) -> None:
         self.total = sum(len(p) for p in plans) * self.steps

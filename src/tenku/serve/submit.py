@@ -134,7 +134,7 @@ class Submitter:
             raise bad("invalid_value", f"steps: at most {self.cfg.max_steps} on this server", "steps")
         seed = body.seed if body.seed is not None else secrets.randbelow(2**31)
         return {"prompt": body.prompt, "expand": body.expand, "seed": seed, "fps": float(body.fps or self.pc.fps),
-                "steps": body.steps or self.pc.steps, "guidance": self.pc.guidance if body.guidance is None else body.guidance}
+                "steps": body.steps or self.pc.steps, "guidance": body.guidance}  # None: the model's, context_guidance included
 
     # ---- inputs -------------------------------------------------------------------------------
 
@@ -218,7 +218,8 @@ class Submitter:
 
     def _info(self, p: dict[str, Any], size: tuple[int, int], mode: str, frames: int | None, **extra: Any) -> dict[str, Any]:
         return {"model": self.model_name, "prompt": p["prompt"], "size": f"{size[0]}x{size[1]}", "mode": mode,
-                "seed": p["seed"], "steps": p["steps"], "guidance": p["guidance"], "fps": p["fps"], "frames": frames} | extra
+                "seed": p["seed"], "steps": p["steps"], "guidance": self.pc.guidance if p["guidance"] is None else p["guidance"],
+                "fps": p["fps"], "frames": frames} | extra
 
     def create(self, body: VideoCreate, upload: bytes | None) -> str:
         self._model(body.model)

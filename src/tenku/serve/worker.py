@@ -79,11 +79,15 @@ def run_job(pipe: Any, params: dict[str, Any], folder: Path, progress: Callable[
     save_contact_sheet(folder / "spritesheet.png", sheet)
     result = {"frames": count[0], "fps": fps, "size": [w, h], "caption": expansion.caption,
               "seconds_generated": round(time.time() - t0, 3)}
-    side = {"prompt": params["prompt"], "seed": seed, "steps": params["steps"], "guidance": params["guidance"],
+    given = params["guidance"]
+    side = {"prompt": params["prompt"], "seed": seed, "steps": params["steps"],
+            "guidance": pipe.cfg.guidance if given is None else given,
             "mode": params["mode"], "device": str(pipe.device), "expansion": expansion.to_dict(),
             "tenku": __import__("tenku").__version__} | result
     if "strength" in mode:
         side["strength"] = mode["strength"]
+    if given is None and pipe.cfg.context_guidance is not None:
+        side["context_guidance"] = pipe.cfg.context_guidance
     (folder / "video.json").write_text(json.dumps(side, indent=1))
     return result
 
