@@ -28,6 +28,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         ["eval", "--suite", "nope", "--reference", "--out", str(tmp_path / "a")],
         ["eval", "--model", str(tmp_path / "missing"), "--out", str(tmp_path / "b")],
         ["eval", "--reference", "--height", "72", "--out", str(tmp_path / "c")],
+        ["eval", "--autoencoder", str(tmp_path / "missing"), "--out", str(tmp_path / "e")],
+        ["eval", "--autoencoder", str(tmp_path), "--steps", "2", "--out", str(tmp_path / "f")],
     ]
     for argv in cases:
         assert main(argv) == 2, argv
@@ -49,3 +51,29 @@ def test_model_run_through_the_pipeline(tiny_pipeline, tmp_path, capsys):
     assert doc["generator"].startswith("model:") and doc["suites"]["world"]["summary"]["items"] == 1
     rates = doc["suites"]["world"]["summary"]["rates"]
     assert set(rates) >= {"object_adherence", "physics_fidelity", "temporal_flickering"}
+
+
+def test_autoencoder_run_scores_the_round_trip_of_the_reference(tiny_pipeline, tmp_path, capsys):
+    """--autoencoder scores exactly the reference after the VAE's encode and decode (a pipeline
+    folder's vae/ is found), not the reference itself."""
+    import numpy as np
+    import torch
+
+    from tenku.eval.run import reference_frames
+    from tenku.eval.suites import build_suite
+    from tenku.io import from_uint8, to_uint8
+    from tenku.vae.model import VAE
+
+    out = tmp_path / "ae"
+    rc = main(["eval", "--autoencoder", str(tiny_pipeline), "--suite", "world", "--out", str(out), "--limit", "1",
+               "--height", "64", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["generator"] == f"autoencoder:{(tiny_pipeline / 'vae').resolve()}"
+    item = build_suite("world", 1, 64)[0]
+    ref = reference_frames(item)
+    vae = VAE.load(tiny_pipeline / "vae").eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        want = to_uint8(vae.decode(vae.encode(from_uint8(ref)[None])).float().clamp(-1, 1)[0])
+    got = np.load(next((out / "videos").glob("world-000-*.npz")))["frames"]
+    assert np.array_equal(got, want) and not np.array_equal(got, ref)

@@ -20,6 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", metavar="DIR", help="model folder that tenku.pipeline.Pipeline.load reads")
     src.add_argument("--reference", action="store_true", help="score the simulator's own renders (the calibration)")
+    src.add_argument("--autoencoder", metavar="DIR",
+                     help="score the simulator's renders after this VAE's round trip (a VAE or pipeline folder): "
+                          "the ceiling of any transformer on its latents")
     p.add_argument("--suite", default="world", help=f"{', '.join(SUITES)}, several comma-separated, or all")
     p.add_argument("--out", required=True, metavar="REPORT", help="report folder (new, empty, or a run to resume)")
     p.add_argument("--limit", type=positive_int, help="only the first N items of each suite")
@@ -45,14 +48,14 @@ def _suites(text: str) -> list[str]:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from tenku.eval.report import write_report
-    from tenku.eval.run import GeneratorUnavailable, PipelineGenerator, reference_frames, run_suite
+    from tenku.eval.run import AutoencoderGenerator, GeneratorUnavailable, PipelineGenerator, reference_frames, run_suite
     from tenku.eval.suites import SIZE_MULTIPLE, build_suite
 
     names = _suites(args.suite)
     if args.worst < 0:
         raise UsageError(f"--worst must be >= 0, got {args.worst}")
-    if args.reference and args.steps:
-        raise UsageError("--steps applies to --model, not --reference")
+    if args.steps and not args.model:
+        raise UsageError("--steps applies to --model, not --reference or --autoencoder")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder")
@@ -60,7 +63,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         generate, tag = reference_frames, "reference"
     else:
         try:
-            generate = PipelineGenerator(args.model, args.steps, args.device)
+            generate = (AutoencoderGenerator(args.autoencoder) if args.autoencoder
+                        else PipelineGenerator(args.model, args.steps, args.device))
         except GeneratorUnavailable as e:
             raise UsageError(str(e)) from None
         tag = generate.tag

@@ -92,6 +92,35 @@ class PipelineGenerator:
         return np.asarray(self.pipe.generate(item.prompt, **kw))
 
 
+class AutoencoderGenerator:
+    """The simulator's render after an autoencoder's round trip (encode, decode): what a
+    perfect transformer on that autoencoder's latents would score, its ceiling.
+
+    ``folder``: a VAE folder, or a pipeline folder (its ``vae/``)."""
+
+    def __init__(self, folder: str | Path):
+        from tenku.vae.model import VAE
+
+        folder = Path(folder)
+        if (folder / "vae").is_dir():
+            folder = folder / "vae"
+        try:
+            self.vae = VAE.load(folder).eval()
+        except ValueError as e:
+            raise GeneratorUnavailable(str(e)) from None
+        self.tag = f"autoencoder:{folder.resolve()}"
+
+    def __call__(self, item: SuiteItem) -> np.ndarray:
+        import torch
+
+        from tenku.io import from_uint8, to_uint8
+
+        ref = reference_frames(item)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # as the pipeline decodes
+            z = self.vae.encode(from_uint8(ref)[None])
+            return to_uint8(self.vae.decode(z).float().clamp(-1, 1)[0])
+
+
 def _check(item: SuiteItem, frames: np.ndarray) -> np.ndarray:
     frames = np.asarray(frames)
     want = (expected_frames(item), item.height, item.width, 3)
