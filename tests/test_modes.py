@@ -135,9 +135,10 @@ def test_modes_are_deterministic_and_progress_counts_steps(pipe):
     assert calls[-1] == (6, 6) and [i for i, _ in calls] == list(range(1, 7))  # 3 chunks x 2 steps
 
 
-def test_context_guidance_applies_to_chunks_that_continue_video_frames(pipe, clip, monkeypatch):
-    """``context_guidance`` reaches chunks given video frames (extend, long-video chunks after the
-    first, connect), not text-only or image chunks; an explicit ``guidance`` wins everywhere."""
+def test_context_guidance_applies_to_chunks_given_input_video_frames(pipe, clip, monkeypatch):
+    """``context_guidance`` reaches the chunks given frames of an input video (the first chunk
+    of an extend, either way; connect's), not text, image, loop or later long-video chunks,
+    nor edits; an explicit ``guidance`` wins everywhere."""
     seen = []
     real = pipe.sample_latents
     monkeypatch.setattr(pipe, "sample_latents", lambda *a, **kw: seen.append(a[4]) or real(*a, **kw))
@@ -149,11 +150,13 @@ def test_context_guidance_applies_to_chunks_that_continue_video_frames(pipe, cli
         pipe.generate("x", steps=1, **kw)
         return seen[:]
 
-    assert used(frames=41) == [None, 1.5, 1.5]  # None: the config's guidance (3.0)
-    assert used(image=img, frames=17) == [None]
-    assert used(video=v, extend="forward", frames=20) == [1.5]
-    assert used(video=v, extend="backward", frames=20) == [1.5]
+    assert used(frames=41) == [None, None, None]  # None: the config's guidance (3.0)
+    assert used(image=img, frames=25) == [None, None]
+    assert used(loop=True, frames=33) == [None, None, None]
+    assert used(video=v, extend="forward", frames=40) == [1.5, None, None]  # 27 new frames: 3 chunks
+    assert used(video=v, extend="backward", frames=40) == [1.5, None, None]
     assert used(connect=(v, v), frames=3) == [1.5]
+    assert used(connect=(v, v), frames=20) == [1.5, None, 1.5]  # from A's tail, its own frames, onto B's head
     assert used(video=v, strength=0.5) == [None]
     assert used(frames=41, guidance=4.0) == [4.0, 4.0, 4.0]
 

@@ -37,9 +37,9 @@ class PipelineConfig:
     frames: int = 33
     steps: int = 20
     guidance: float = 5.0
-    # guidance of chunks that continue given video frames (extend, connect, a loop's closing
-    # chunk, the later chunks of long videos); None: ``guidance``. A lower scale follows the
-    # given motion more and the text less (docs/modes.md). An explicit ``guidance`` sets both.
+    # guidance of the chunks given frames of an input video (extend, connect); None:
+    # ``guidance``. A lower scale follows the given motion more and the text less
+    # (docs/modes.md). An explicit ``guidance`` sets both.
     context_guidance: float | None = None
     base_tokens: int = 256  # sampling shift grows with tokens past this (flow.resolution_shift)
     max_shift: float = 3.0
@@ -345,7 +345,9 @@ class _Runner:
         self.overlap = min(pipe.cfg.context_frames, pipe.cfg.frames - 1)
         self.seam = np.zeros((0,), np.uint8)  # _roll: chunk 0's decoding of its given frames
 
-    def chunk(self, frames: int, **kw: Any) -> np.ndarray:
+    def chunk(self, frames: int, inputs: bool = False, **kw: Any) -> np.ndarray:
+        """One sampling call; ``inputs``: its given frames include an input video's (not only
+        an image or frames this request made), so ``context_guidance`` applies."""
         seed = self.seed if self.calls == 0 else self.seed * 1_000_003 + self.calls
         self.calls += 1
 
@@ -354,26 +356,27 @@ class _Runner:
                 self.callback(self.done + i, self.total)
 
         out = self.pipe.sample_chunk(self.prompt, seed, self.size, frames, steps=self.steps,
-                                     guidance=self._guidance(kw), callback=tick, **kw, **self.sampling)
+                                     guidance=self._guidance(inputs), callback=tick, **kw, **self.sampling)
         self.done += self.steps
         return out
 
-    def _guidance(self, kw: dict[str, Any]) -> float | None:
-        """The request's guidance, else the config's context guidance for a chunk given video
-        frames (more than one: an image is one frame), else None (the config's guidance)."""
-        if self.guidance is not None:
+    def _guidance(self, inputs: bool) -> float | None:
+        """The request's guidance, else the config's context guidance for a chunk given an
+        input video's frames, else None (the config's guidance)."""
+        if self.guidance is not None or not inputs:
             return self.guidance
-        context = any(x is not None and len(x) > 1 for x in (kw.get("start"), kw.get("end")))
-        return self.pipe.cfg.context_guidance if context else None
+        return self.pipe.cfg.context_guidance
 
     def _count(self, *plans: list[Chunk]) -> None:
         self.total = sum(len(p) for p in plans) * self.steps
 
-    def _roll(self, tail: np.ndarray | None, plan: list[Chunk], whole_first: bool) -> Iterator[np.ndarray]:
-        """Forward chunks after ``tail``; yields the new frames (all of chunk 0 if ``whole_first``).
-        Chunk 0's decoding of its given frames is left in ``self.seam`` for fading."""
+    def _roll(self, tail: np.ndarray | None, plan: list[Chunk], whole_first: bool,
+              inputs: bool = False) -> Iterator[np.ndarray]:
+        """Forward chunks after ``tail`` (an input video's frames if ``inputs``); yields the new
+        frames (all of chunk 0 if ``whole_first``). Chunk 0's decoding of its given frames is
+        left in ``self.seam`` for fading."""
         for i, c in enumerate(plan):
-            out = self.chunk(c.frames, start=None if c.given == 0 else tail[-c.given:])
+            out = self.chunk(c.frames, inputs and i == 0, start=None if c.given == 0 else tail[-c.given:])
             new = out[c.given : c.given + c.new]
             if i == 0:
                 self.seam = out[: c.given]
@@ -394,7 +397,7 @@ class _Runner:
         q = plan[0].given
 
         def forward() -> Iterator[np.ndarray]:
-            blocks = self._roll(v[-overlap:], plan, whole_first=False)
+            blocks = self._roll(v[-overlap:], plan, whole_first=False, inputs=True)
             first = next(blocks)  # chunk 0: its decoding of v's last q frames is the fade's target
             yield from _fade_into(v, self.seam)
             yield first
@@ -403,7 +406,7 @@ class _Runner:
         def backward_() -> Iterator[np.ndarray]:
             head, blocks, decoded = v[:overlap], [], v[:q]
             for i, c in enumerate(plan):
-                out = self.chunk(c.frames, end=head[: c.given])
+                out = self.chunk(c.frames, i == 0, end=head[: c.given])
                 new = out[c.extra : c.extra + c.new]
                 if i == 0:
                     decoded = out[c.extra + c.new :]
@@ -426,13 +429,13 @@ class _Runner:
         ``head``. With ``ends=(A, B)`` it comes with A before and B after, faded at the seams;
         a side that sits on frames already in the output is joined to them by ``ramp``."""
         a = None if ends is None else ends[0]  # A waits until a chunk has decoded its given frames
-        for block in self._roll(tail, pre, whole_first=False):
+        for block in self._roll(tail, pre, whole_first=False, inputs=ends is not None):
             if a is not None:
                 yield from _fade_into(a, self.seam)
                 a = None
             tail = np.concatenate([tail, block])[-self.overlap:]
             yield block
-        out = self.chunk(last.frames + qb, start=tail[-last.given:], end=head[:qb])
+        out = self.chunk(last.frames + qb, ends is not None, start=tail[-last.given:], end=head[:qb])
         zero = np.zeros(out.shape[1:], np.float32)
         start_fix = zero if a is not None else tail[-1].astype(np.float32) - out[last.given - 1]
         end_fix = zero if ends is not None else head[0].astype(np.float32) - out[last.frames]

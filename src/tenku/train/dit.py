@@ -100,6 +100,7 @@ class TrainDiTConfig:
     sample_prompts: list[str] = field(default_factory=lambda: ["a red ball falls and bounces"])
     sample_steps: int = 20
     sample_guidance: float = 5.0
+    sample_context_guidance: float | None = None  # the exported pipeline's context_guidance (extend, connect)
     sample_size: list[int] = field(default_factory=lambda: [128, 128])
     sample_frames: int = 33
     fps: float = 8.0
@@ -394,7 +395,8 @@ def _tensorboard(path: Path) -> Any:
 
 def pipeline_config(cfg: TrainDiTConfig) -> PipelineConfig:
     return PipelineConfig(text_encoder=cfg.text_encoder, fps=cfg.fps, size=tuple(cfg.sample_size),  # type: ignore[arg-type]
-                          frames=cfg.sample_frames, steps=cfg.sample_steps, guidance=cfg.sample_guidance)
+                          frames=cfg.sample_frames, steps=cfg.sample_steps, guidance=cfg.sample_guidance,
+                          context_guidance=cfg.sample_context_guidance)
 
 
 # ----------------------------------------------------------------------------- checkpoints
