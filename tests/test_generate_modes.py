@@ -12,11 +12,12 @@ from tenku.io import read_video, write_png, write_video
 
 @pytest.fixture(scope="module")
 def mode_pipeline(tiny_pipeline, tmp_path_factory):
-    """The tiny pipeline with 17-frame chunks conditioned on up to 5 frames."""
+    """The tiny pipeline with 17-frame chunks conditioned on up to 5 frames, guidance 1.5 for
+    the chunks given an input video's frames."""
     from tenku.pipeline import Pipeline
 
     p = Pipeline.load(tiny_pipeline, device="cpu")
-    p.cfg.frames, p.cfg.context_frames = 17, 5
+    p.cfg.frames, p.cfg.context_frames, p.cfg.context_guidance = 17, 5, 1.5
     folder = tmp_path_factory.mktemp("modes") / "pipeline"
     p.save(folder)
     return folder
@@ -43,16 +44,19 @@ def run(mode_pipeline, tmp_path, *args):
 
 def test_image_extend_loop_connect_edit(mode_pipeline, tmp_path, inputs):
     f, side = run(mode_pipeline, tmp_path, "a ball", "--image", str(inputs / "img.png"))
-    assert f.shape == (17, 64, 64, 3) and side["mode"] == "image-to-video"
+    assert f.shape == (17, 64, 64, 3) and side["mode"] == "image-to-video" and "context_guidance" not in side
     for d in ("forward", "backward"):
         f, side = run(mode_pipeline, tmp_path, "a ball", "--video", str(inputs / "v.mp4"), "--extend", d, "--seconds", "1")
-        assert f.shape == (13 + 8, 64, 64, 3) and side["mode"] == f"extend-{d}"
+        assert f.shape == (13 + 8, 64, 64, 3) and side["mode"] == f"extend-{d}" and side["context_guidance"] == 1.5
     f, _ = run(mode_pipeline, tmp_path, "a ball", "--video", str(inputs / "fast.mp4"), "--extend", "forward", "--frames", "3")
     assert len(f) == 13 + 3
     f, side = run(mode_pipeline, tmp_path, "a ball", "--loop", "--frames", "9")
     assert len(f) == 9 and side["mode"] == "loop"
     f, side = run(mode_pipeline, tmp_path, "a ball", "--connect", str(inputs / "v.mp4"), str(inputs / "b.mp4"), "--frames", "2")
-    assert len(f) == 13 + 2 + 9 and side["mode"] == "connect"  # A, the transition, B
+    assert len(f) == 13 + 2 + 9 and side["mode"] == "connect" and side["context_guidance"] == 1.5  # A, transition, B
+    f, side = run(mode_pipeline, tmp_path, "a ball", "--connect", str(inputs / "v.mp4"), str(inputs / "b.mp4"), "--frames", "2",
+                  "--guidance", "4")
+    assert side["guidance"] == 4 and "context_guidance" not in side  # an explicit scale applies to every chunk
     f, side = run(mode_pipeline, tmp_path, "--video", str(inputs / "v.mp4"), "--edit", "a blue ball", "--strength", "0.5")
     assert len(f) == 13 and side["strength"] == 0.5 and side["prompt"] == "a blue ball"
 

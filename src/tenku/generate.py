@@ -222,7 +222,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
                               frames=frames or pipe.cfg.frames, fps=fps)
     steps = args.steps or pipe.cfg.steps
     guidance = pipe.cfg.guidance if args.guidance is None else args.guidance
-    context_guidance = pipe.cfg.context_guidance if args.guidance is None else None  # chunks given video frames
+    with_input = bool(args.connect or (args.video and args.extend))  # chunks given an input video's frames
+    context_guidance = pipe.cfg.context_guidance if args.guidance is None and with_input else None
     bar = tqdm(total=1, desc="sampling", unit="step", disable=args.quiet)
 
     def tick(i: int, n: int) -> None:
