@@ -100,3 +100,15 @@ def test_bad_combinations_are_one_line_errors(mode_pipeline, tmp_path, capsys, i
     err = capsys.readouterr().err.strip()
     assert msg in err and len(err.splitlines()) == 1, err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_refused_request_prints_only_its_error(mode_pipeline, tmp_path, capsys, clip):
+    """A video too short to condition on (3 frames; chunks take 5): the one-line error, and no
+    progress bar before it, even without --quiet."""
+    write_video(tmp_path / "short.mp4", clip(3), 8.0)
+    argv = ["generate", "x", "--video", str(tmp_path / "short.mp4"), "--extend", "forward", "--model",
+            str(mode_pipeline), "--steps", "1", "-o", str(tmp_path / "o.mp4")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tenku generate: error: the video has 3 frames") and "sampling" not in err, err
+    assert not (tmp_path / "o.mp4").exists()

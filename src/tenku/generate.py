@@ -224,9 +224,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
     guidance = pipe.cfg.guidance if args.guidance is None else args.guidance
     with_input = bool(args.connect or (args.video and args.extend))  # chunks given an input video's frames
     context_guidance = pipe.cfg.context_guidance if args.guidance is None and with_input else None
-    bar = tqdm(total=1, desc="sampling", unit="step", disable=args.quiet)
+    bar: Any = None  # made at the first step, so a refused request prints no progress bar
 
     def tick(i: int, n: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=n, desc="sampling", unit="step", disable=args.quiet)
         bar.total = n
         chunks = max(1, n // steps)
         bar.set_postfix_str(f"chunk {min(chunks, i // steps + (i % steps > 0))}/{chunks}" if chunks > 1 else "", refresh=False)
@@ -249,7 +252,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         write_video(out, _counted(blocks, count), fps)
     except OSError as e:
         raise UsageError(f"cannot write {out}: {e}") from None
-    bar.close()
+    if bar is not None:
+        bar.close()
     elapsed = time.time() - t0
     side = {"prompt": prompt, "caption": expansion.caption, "model": str(model), "seed": seed, "size": [w, h],
             "frames": count[0], "fps": fps, "steps": steps, "guidance": guidance, "device": str(pipe.device),
