@@ -222,8 +222,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                               frames=frames or pipe.cfg.frames, fps=fps)
     steps = args.steps or pipe.cfg.steps
     guidance = pipe.cfg.guidance if args.guidance is None else args.guidance
-    with_input = bool(args.connect or (args.video and args.extend))  # chunks given an input video's frames
-    context_guidance = pipe.cfg.context_guidance if args.guidance is None and with_input else None
+    context_guidance = pipe.context_guidance_for(args.guidance, bool(args.connect or (args.video and args.extend)))
     bar: Any = None  # made at the first step, so a refused request prints no progress bar
 
     def tick(i: int, n: int) -> None:

@@ -315,6 +315,12 @@ class Pipeline:
             return run.loop(img, n, chunk, overlap, step)
         return run.forward(img, n, chunk, overlap, step)
 
+    def context_guidance_for(self, guidance: float | None, with_input: bool) -> float | None:
+        """The scale the chunks given an input video's frames get when a request asks for
+        ``guidance`` (None: the config's) and has such an input (extend, connect); None when
+        they get the request's guidance like every other chunk."""
+        return self.cfg.context_guidance if guidance is None and with_input else None
+
     def describe(self) -> dict[str, Any]:
         """What went into a run, for sidecar files."""
         return {"dit": vars(self.dit.cfg) | {}, "vae": {"latent_channels": self.vae.cfg.latent_channels,
@@ -363,9 +369,8 @@ class _Runner:
     def _guidance(self, inputs: bool) -> float | None:
         """The request's guidance, else the config's context guidance for a chunk given an
         input video's frames, else None (the config's guidance)."""
-        if self.guidance is not None or not inputs:
-            return self.guidance
-        return self.pipe.cfg.context_guidance
+        g = self.pipe.context_guidance_for(self.guidance, inputs)
+        return self.guidance if g is None else g
 
     def _count(self, *plans: list[Chunk]) -> None:
         self.total = sum(len(p) for p in plans) * self.steps

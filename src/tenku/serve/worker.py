@@ -86,8 +86,9 @@ def run_job(pipe: Any, params: dict[str, Any], folder: Path, progress: Callable[
             "tenku": __import__("tenku").__version__} | result
     if "strength" in mode:
         side["strength"] = mode["strength"]
-    if given is None and pipe.cfg.context_guidance is not None and params["mode"].startswith(("extend", "connect")):
-        side["context_guidance"] = pipe.cfg.context_guidance
+    context = pipe.context_guidance_for(given, params["mode"].startswith(("extend", "connect")))
+    if context is not None:
+        side["context_guidance"] = context
     (folder / "video.json").write_text(json.dumps(side, indent=1))
     return result
 
