@@ -38,6 +38,29 @@ def test_loss_falls_on_a_tiny_run(tmp_path, tiny_world, tiny_vae):
     assert sum(loss[-10:]) / 10 < 0.9 * sum(loss[:10]) / 10
 
 
+def test_init_starts_from_another_runs_ema_at_step_zero(tmp_path, tiny_world, tiny_vae):
+    import pytest
+    from safetensors.torch import load_file
+
+    from tenku.config import ConfigError
+
+    train(cfg(tmp_path / "a", tiny_world, tiny_vae, steps=3), progress=False)
+    # lr 0: the first step of the new run leaves its weights where init put them
+    b = cfg(tmp_path / "b", tiny_world, tiny_vae, steps=1, lr=0.0, min_lr=0.0, init=tmp_path / "a" / "ckpt")
+    train(b, progress=False)
+    ema_a = load_file(str(tmp_path / "a" / "ckpt" / "ema" / "model.safetensors"))
+    raw_b = load_file(str(tmp_path / "b" / "ckpt" / "model.safetensors"))
+    assert ema_a.keys() == raw_b.keys() and all(torch.equal(ema_a[k], raw_b[k]) for k in ema_a)
+    assert [json.loads(x)["step"] for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()] == [1]
+    with pytest.raises(ConfigError, match="no such folder"):
+        cfg(tmp_path / "c", tiny_world, tiny_vae, init=tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no transformer weights"):
+        train(cfg(tmp_path / "c", tiny_world, tiny_vae, steps=1, init=tmp_path / "empty"), progress=False)
+    with pytest.raises(ConfigError, match="do not fit this model"):
+        train(cfg(tmp_path / "d", tiny_world, tiny_vae, steps=1, init=tmp_path / "a" / "ckpt", **{"model.dim": 48}), progress=False)
+
+
 def test_condition_masks_cover_every_mode_and_leave_frames_to_generate():
     rng = __import__("numpy").random.default_rng(0)
     m = draw_condition_masks(rng, 2000, 5, ConditionConfig())

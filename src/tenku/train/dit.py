@@ -94,6 +94,7 @@ class TrainDiTConfig:
     ckpt_every: int = 500
     keep_checkpoints: int = 3  # complete checkpoint folders kept (never fewer than 2)
     resume: str = "auto"  # auto (newest complete checkpoint in out/), none, or a checkpoint folder
+    init: str = ""  # start weights when not resuming: a checkpoint or transformer folder (its EMA if any); step 0, new optimizer
     max_bad_steps: int = 20  # stop after this many non-finite losses/gradients in a row
     peak_tflops: float = 0.0  # per-device bf16 peak for MFU; 0: known GPU table or a measurement
     sample_every: int = 1000
@@ -114,6 +115,8 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         raise ConfigError("data: name at least one dataset folder (e.g. data=[data/world])")
     if not cfg.vae:
         raise ConfigError("vae: name the VAE folder (e.g. vae=models/tenku-world/vae)")
+    if cfg.init and not Path(cfg.init).is_dir():
+        raise ConfigError(f"init={cfg.init}: no such folder (a DiT checkpoint, transformer or pipeline folder)")
     if cfg.keep_checkpoints < 2:
         raise ConfigError(f"keep_checkpoints must be at least 2 (one may be torn by a crash); got {cfg.keep_checkpoints}")
     if cfg.parallel.mode not in ("ddp", "fsdp"):
@@ -222,6 +225,26 @@ def _hold(where: str, step: int, out: Path) -> None:
             time.sleep(1)
 
 
+def load_init(model: DiT, folder: str | Path) -> None:
+    """Start ``model`` from the weights in ``folder`` (``init=``): a training checkpoint (its EMA,
+    the weights a pipeline ships) or a transformer folder. Used to fine-tune on new latents,
+    e.g. after the VAE changed; ConfigError when the folder holds no weights of this shape."""
+    folder = Path(folder)
+    files = [folder / "ema" / "model.safetensors", folder / "model.safetensors", folder / "transformer" / "model.safetensors"]
+    found = next((f for f in files if f.is_file()), None)
+    if found is None:
+        raise ConfigError(f"init={folder}: no transformer weights there (expected a checkpoint folder with "
+                          f"ema/model.safetensors, a transformer folder or a pipeline folder)")
+    weights = {k: v.float() for k, v in load_file(str(found)).items()}
+    want = model.state_dict()
+    wrong = sorted(k for k in want if k not in weights or weights[k].shape != want[k].shape)
+    extra = sorted(set(weights) - set(want))
+    if wrong or extra:
+        raise ConfigError(f"init={folder}: its weights do not fit this model (size/model settings): "
+                          f"{len(wrong)} missing or of another shape (e.g. {(wrong or extra)[0]}), {len(extra)} unknown")
+    model.load_state_dict(weights)
+
+
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -266,6 +289,8 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
     if src and not sharded_src:
         raw.load_state_dict(load_file(str(src / "model.safetensors")))
         full_ema = load_file(str(src / "ema" / "model.safetensors"))
+    elif not src and cfg.init:
+        load_init(raw, cfg.init)
     if not (cfg.parallel.mode == "fsdp" and dist.device.type == "cuda"):
         raw.to(dist.device)  # (fully_shard moves each block to the GPU itself, shard by shard: no full copy there)
     raw.train()
@@ -296,7 +321,7 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
     if dist.main:
         _trim_log(out / "log.jsonl", step)
         print(f"DiT {sum(p.numel() for p in raw.parameters()) / 1e6:.2f}M params, {len(data)} clips in {len(data.buckets)} "
-              f"shapes, {world} rank(s) x {accum} micro-step(s), {'resuming ' + str(src) if src else 'from scratch'} -> {out}")
+              f"shapes, {world} rank(s) x {accum} micro-step(s), {'resuming ' + str(src) if src else ('from ' + cfg.init if cfg.init else 'from scratch')} -> {out}")
 
     sampler = BucketSampler(data.buckets, cfg.batch_size, cfg.seed)
     n_params = sum(p.numel() for p in raw.parameters())
