@@ -363,7 +363,7 @@ def _train(cfg: TrainVAEConfig, dist: Dist, progress: bool, stop_after: int | No
     n_params = sum(p.numel() for p in model.parameters())
     if dist.main:
             print(f"VAE {n_params / 1e6:.2f}M params ({4 * n_params / 2**20:.1f} MiB fp32); {len(items)} training videos/images; "
-              f"{len(val)} held-out; {dist.world} rank(s); {'resuming at step ' + str(step) if step else 'from scratch'} -> {out}")
+              f"{len(val)} held-out; {dist.world} rank(s); {'resuming at step ' + str(step) if step else ('from ' + cfg.init if cfg.init else 'from scratch')} -> {out}")
 
     longest = max(it.frames for it in items if min(it.height, it.width) >= cfg.data.crop)
     end = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
