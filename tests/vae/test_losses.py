@@ -11,6 +11,7 @@ from tenku.vae.losses import (
     freq_loss,
     g_hinge_loss,
     kl_loss,
+    motion_mask,
     psnr,
     reconstruction_loss,
     ssim,
@@ -37,6 +38,33 @@ def test_reconstruction_loss_terms() -> None:
     assert loss.item() < 1e-5 and set(logs) == {"l1", "ssim", "freq", "kl"}
     loss2, _ = reconstruction_loss(x, x + 0.2, z, z, LossConfig())
     assert loss2 > loss
+
+
+def test_motion_mask_marks_where_a_moving_square_is_and_was() -> None:
+    x = -torch.ones(1, 3, 3, 16, 16)
+    for t, x0 in enumerate((2, 6, 10)):  # a 3x3 white square moving right by 4 px a frame
+        x[0, :, t, 5:8, x0 : x0 + 3] = 1.0
+    m = motion_mask(x)
+    assert m.shape == (1, 1, 3, 16, 16)
+    assert m[0, 0, 1, 6, 3] == 1 and m[0, 0, 1, 6, 7] == 1  # where it was and where it is, frame 1
+    assert m[0, 0, 1, 4, 5] == 1 and m[0, 0, 1, 0, 0] == 0  # grown by one pixel; the still background is not
+    assert torch.equal(m[:, :, 0], m[:, :, 1])  # frame 0 takes frame 1's mask
+    assert not motion_mask(x[:, :, :1]).any()  # an image: nothing moves
+    assert not motion_mask(x + 0.05 * (torch.arange(3).view(1, 1, 3, 1, 1))).ne(m).any()  # slow fades stay below the threshold
+
+
+def test_motion_term_weighs_errors_on_moving_pixels_only() -> None:
+    x = -torch.ones(1, 3, 5, 16, 16)
+    for t in range(5):
+        x[0, :, t, 4:8, 2 * t : 2 * t + 4] = 1.0
+    z = torch.zeros(1, 4, 2, 2, 2)
+    m = motion_mask(x).bool().expand_as(x)
+    on, off = x.clone(), x.clone()
+    on[m] -= 0.5
+    off[~m] += 0.5
+    cfg = LossConfig(ssim=0.0, l1=0.0, kl=0.0, motion=1.0)
+    assert math.isclose(reconstruction_loss(x, on, z, z, cfg)[1]["motion"], 0.5, rel_tol=1e-6)
+    assert reconstruction_loss(x, off, z, z, cfg)[0].item() == 0.0
 
 
 def test_discriminator_and_hinge() -> None:

@@ -23,17 +23,18 @@ def tiny(world: Path, out: Path, *extra: str) -> list[str]:
 
 def test_cli_smoke(world_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run"
-    assert main(["train", "vae", "--config", str(CONFIG), "--quiet", *tiny(world_dir, out)]) == 0
+    assert main(["train", "vae", "--config", str(CONFIG), "--quiet", *tiny(world_dir, out, "loss.motion=0.5", "best_on=psnr_moving")]) == 0
     assert "done: step 6" in capsys.readouterr().out
     model = load_vae(out / "ckpt")  # the checkpoint is a loadable VAE folder with latent statistics
     assert len(model.cfg.latent_mean) == 4 and min(model.cfg.latent_std) > 0
     state = json.loads((out / "ckpt" / "state.json").read_text())
     assert state["step"] == 6
     best = json.loads((out / "best" / "metrics.json").read_text())  # best held-out PSNR, a publishable folder
-    assert best["psnr"] == state["best_psnr"] and load_vae(out / "best").cfg.latent_std
+    assert best["psnr_moving"] == state["best_psnr"] and load_vae(out / "best").cfg.latent_std  # best_on=psnr_moving
     lines = [json.loads(s) for s in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines if "loss" in r] == [1, 2, 3, 4, 5, 6]
-    assert any("val_psnr" in r for r in lines)
+    assert any("val_psnr" in r and "val_psnr_moving" in r for r in lines)
+    assert all("motion" in r for r in lines if "loss" in r)
     assert {p.name for p in (out / "samples").iterdir()} >= {"step-0000003.mp4", "step-0000003.png", "step-0000006.mp4"}
     z = model.encode(torch.zeros(1, 3, 5, 32, 32))
     assert z.shape == (1, 4, 2, 4, 4)
@@ -43,8 +44,9 @@ def test_cli_errors(world_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["train", "vae", "--config", str(CONFIG), "bogus=1"]) == 2
     assert main(["train", "vae", "--config", str(CONFIG), "data.train=[/no/such/dir]"]) == 2
     assert main(["train", "vae", "--config", str(CONFIG), f"data.train=[{world_dir}]", "data.crop=100"]) == 2
+    assert main(["train", "vae", "--config", str(CONFIG), "best_on=ssim"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and "unknown config key bogus" in err[0] and "no such data folder" in err[1] and "multiple of" in err[2]
+    assert len(err) == 4 and "best_on: psnr or psnr_moving" in err[3] and "unknown config key bogus" in err[0] and "no such data folder" in err[1] and "multiple of" in err[2]
 
 
 def test_resume_is_exact(world_dir: Path, tmp_path: Path) -> None:

@@ -39,7 +39,8 @@ from tenku.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, from_uint8, probe_video, re
 from tenku.train.schedule import lr_at
 from tenku.train.checkpoint import commit_folder, load_optimizer, save_optimizer, write_json
 from tenku.train.distributed import Dist, init_distributed
-from tenku.vae.losses import LossConfig, PatchDiscriminator, d_hinge_loss, g_hinge_loss, psnr, reconstruction_loss, ssim
+from tenku.vae.losses import (LossConfig, PatchDiscriminator, d_hinge_loss, g_hinge_loss, motion_mask, psnr, reconstruction_loss,
+                              ssim)
 from tenku.vae.model import VAE, VAE_CONFIGS, VAEConfig, save_vae
 
 # ----------------------------------------------------------------------------- config
@@ -85,6 +86,7 @@ class TrainVAEConfig:
     init: str = ""  # a VAE folder to start from (weights and latent statistics); ignored when resuming
     freeze_encoder: bool = False  # train the decoder only: the latent space (and its statistics) stays as in ``init``,
     # so a diffusion model trained on those latents keeps working with the better decoder
+    best_on: str = "psnr"  # held-out metric that picks out/best: psnr, or psnr_moving (the pixels that move)
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainVAEConfig:
@@ -103,6 +105,8 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         raise ConfigError(f"data.max_frames must be at least {1 + cfg.model.time_down}; got {cfg.data.max_frames}")
     if not cfg.data.train:
         raise ConfigError("data.train: name at least one folder of videos (e.g. data.train=[data/world])")
+    if cfg.best_on not in ("psnr", "psnr_moving"):
+        raise ConfigError(f"best_on: psnr or psnr_moving; got {cfg.best_on!r}")
     if cfg.freeze_encoder and not cfg.init:
         raise ConfigError("freeze_encoder=true needs init= (a trained VAE folder whose encoder to keep)")
     if cfg.init:
@@ -241,14 +245,22 @@ def measure_latent_stats(model: VAE, clips: list[torch.Tensor]) -> tuple[list[fl
 
 @torch.no_grad()
 def evaluate(model: VAE, clips: list[torch.Tensor]) -> dict[str, float]:
-    """Mean per-video PSNR (dB) and SSIM of fp32 reconstructions, quantised to uint8 as written."""
-    p, s = [], []
+    """Mean per-video PSNR (dB) and SSIM of fp32 reconstructions, quantised to uint8 as written,
+    and ``psnr_moving``: PSNR over the pixels of all videos that move (``motion_mask``), where
+    small objects are, and where a whole-frame mean hides their errors."""
+    p, s, se, n = [], [], 0.0, 0.0
     for x in clips:
         r = from_uint8(to_uint8(model.decode(model.encode(x))))[None]
         x8 = from_uint8(to_uint8(x))[None]
         p.append(psnr(r, x8).item())
         s.append(ssim(r, x8).item())
-    return {"psnr": float(np.mean(p)), "ssim": float(np.mean(s))}
+        m = motion_mask(x8)
+        se += float(((r - x8) ** 2 * m).sum())
+        n += float(m.sum()) * x8.shape[1]
+    out = {"psnr": float(np.mean(p)), "ssim": float(np.mean(s))}
+    if n:
+        out["psnr_moving"] = float(10 * np.log10(4.0 / max(se / n, 1e-12)))
+    return out
 
 
 @torch.no_grad()
@@ -444,9 +456,10 @@ def _train(cfg: TrainVAEConfig, dist: Dist, progress: bool, stop_after: int | No
                 last.update({f"val_{k}": v for k, v in metrics.items()})
                 log.write(json.dumps({"step": step, **{f"val_{k}": round(v, 4) for k, v in metrics.items()}}) + "\n")
                 log.flush()
-                bar.write(f"step {step}: held-out PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}")
-                if metrics["psnr"] > best:  # out/best: the model folder to publish
-                    best = metrics["psnr"]
+                moving = f", moving pixels {metrics['psnr_moving']:.2f} dB" if "psnr_moving" in metrics else ""
+                bar.write(f"step {step}: held-out PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}{moving}")
+                if metrics.get(cfg.best_on, -math.inf) > best:  # out/best: the model folder to publish
+                    best = metrics[cfg.best_on]
                     if not cfg.freeze_encoder:
                         model.set_latent_stats(*measure_latent_stats(model, stat_clips))
                     save_vae(model, out / "best.tmp")
