@@ -37,6 +37,7 @@ def test_calibration_residuals_near_zero(calibration):
     v = calibration["summary"]["values"]
     assert v["fit_residual"] < 0.004  # world units: ~0.4 px at this size
     assert v["ade"] < 0.005 and v["fde"] < 0.01
+    assert v["ade_size"] < 0.05  # the bundled-model target is < 0.25 object sizes
     assert abs(v["gravity_fit"] / 1.5 - 1) < 0.03
     rets = [x for r in calibration["results"] for o in r["objects"] for x in o.get("returns", [])]
     assert len(rets) >= 2 and all(err <= tol for _, _, err, tol in rets)
@@ -67,6 +68,7 @@ def test_a_frozen_first_frame_fails_motion_and_trajectory(calibration_items):
     run = run_suite(moving, frozen, progress=False)
     assert _mean(run, "motion_adherence") <= 0.5
     assert run["summary"]["values"]["ade"] >= 0.05 > 10 * ref["summary"]["values"]["ade"]
+    assert run["summary"]["values"]["ade_size"] >= 0.25 > 10 * ref["summary"]["values"]["ade_size"]
     falling = [r for r in run["results"] if any(o["law"] == "gravity" for o in r["objects"] if "law" in o)]
     assert falling and np.mean([r["rates"]["physics_fidelity"] for r in falling]) <= 0.5
     assert _mean(run, "temporal_flickering") == 1.0  # VBench's blind spot, as in VBench: motion metrics catch it

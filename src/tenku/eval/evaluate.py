@@ -97,7 +97,7 @@ def evaluate_clip(clip: Clip, details: bool = True) -> dict[str, Any]:
         row: dict[str, Any] = {"color": o.spec.color, "shape": o.spec.shape, "matched": tr is not None,
                                "motion": motion, "motion_ok": False if motion else None, "physics_ok": False,
                                "permanent": False, "identity": 0.0, "residual": math.nan, "g": None,
-                               "ade": math.nan, "fde": math.nan}
+                               "ade": math.nan, "fde": math.nan, "ade_size": math.nan}
         if tr is not None:
             s = samples(tr, pm, clip.frame0)
             gravity = (motion or o.spec.motion) in ("fall", "throw")
@@ -124,7 +124,8 @@ def evaluate_clip(clip: Clip, details: bool = True) -> dict[str, Any]:
                 permanent=all(e.cause for e in ev) and all(r.ok for r in rets),
                 events=[(e.frame, e.kind, e.cause) for e in ev],
                 returns=[(r.hidden_from, r.seen_at, r.error, r.tolerance) for r in rets],
-                identity=(ident or {}).get("score"), ade=ade, fde=fde, compared=n_cmp)
+                identity=(ident or {}).get("score"), ade=ade, fde=fde, compared=n_cmp,
+                ade_size=ade / (2 * o.spec.radius))  # in object sizes (diameters): the "< 1/4 size"
             if details:
                 row["xy"] = s.xy.round(5).tolist()
                 row["frames"] = (s.frames + clip.frame0).tolist()
@@ -149,6 +150,7 @@ def evaluate_clip(clip: Clip, details: bool = True) -> dict[str, Any]:
         "gravity_fit": _mean([r["g"] for r in rows if r["g"] is not None]),
         "ade": _mean([r["ade"] for r in rows]),
         "fde": _mean([r["fde"] for r in rows]),
+        "ade_size": _mean([r["ade_size"] for r in rows]),
         "background_mae": bg_mae,
         "tracks": len(tracks),
         "returns": sum(len(r.get("returns", [])) for r in rows),

@@ -16,7 +16,7 @@ from tenku.eval.run import item_score, load_video, reference_render
 from tenku.eval.suites import SUITE_VERSION
 from tenku.io import save_contact_sheet
 
-VALUES = ("fit_residual", "gravity_fit", "ade", "fde", "background_mae")
+VALUES = ("fit_residual", "gravity_fit", "ade", "fde", "ade_size", "background_mae")
 DOCS = "docs/eval.md"
 
 
