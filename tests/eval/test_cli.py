@@ -30,6 +30,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         ["eval", "--reference", "--height", "72", "--out", str(tmp_path / "c")],
         ["eval", "--autoencoder", str(tmp_path / "missing"), "--out", str(tmp_path / "e")],
         ["eval", "--autoencoder", str(tmp_path), "--steps", "2", "--out", str(tmp_path / "f")],
+        ["eval", "--reference", "--expand", "--out", str(tmp_path / "g")],
     ]
     for argv in cases:
         assert main(argv) == 2, argv
@@ -51,6 +52,26 @@ def test_model_run_through_the_pipeline(tiny_pipeline, tmp_path, capsys):
     assert doc["generator"].startswith("model:") and doc["suites"]["world"]["summary"]["items"] == 1
     rates = doc["suites"]["world"]["summary"]["rates"]
     assert set(rates) >= {"object_adherence", "physics_fidelity", "temporal_flickering"}
+
+
+def test_expand_gives_the_model_the_detailed_caption_and_judges_the_prompt(tiny_pipeline, tmp_path, capsys):
+    from tenku.eval.run import PipelineGenerator
+    from tenku.eval.suites import build_suite
+    from tenku.prompts.expand import expand_prompt
+
+    item = build_suite("world", 1, 64)[0]
+    gen = PipelineGenerator(tiny_pipeline, steps=1, expand=True)
+    caption = gen.caption(item)
+    assert caption == expand_prompt(item.prompt, item.seed, aspect=item.width / item.height, frames=item.frames,
+                                    fps=item.fps).caption
+    assert caption != item.prompt and "star" in caption and "blue" in caption  # "a small blue star moves to the left"
+    assert PipelineGenerator(tiny_pipeline, steps=1).caption(item) == item.prompt
+    out = tmp_path / "x"
+    rc = main(["eval", "--model", str(tiny_pipeline), "--expand", "--suite", "world", "--out", str(out), "--limit", "1",
+               "--height", "64", "--steps", "1", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["generator"].endswith(":expand") and doc["suites"]["world"]["items"][0]["prompt"] == item.prompt
 
 
 def test_autoencoder_run_scores_the_round_trip_of_the_reference(tiny_pipeline, tmp_path, capsys):

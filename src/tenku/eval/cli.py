@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="REPORT", help="report folder (new, empty, or a run to resume)")
     p.add_argument("--limit", type=positive_int, help="only the first N items of each suite")
     p.add_argument("--steps", type=positive_int, help="sampling steps passed to the pipeline")
+    p.add_argument("--expand", action="store_true",
+                   help="expand each prompt into a detailed caption first, as tenku generate does by default "
+                        "(the item's seed; default: the prompt verbatim)")
     p.add_argument("--height", type=positive_int,
                    help="rescale every item to this height (a multiple of 16, or of the model's size multiple); "
                         "widths are rounded to the same multiple")
@@ -56,6 +59,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--worst must be >= 0, got {args.worst}")
     if args.steps and not args.model:
         raise UsageError("--steps applies to --model, not --reference or --autoencoder")
+    if args.expand and not args.model:
+        raise UsageError("--expand applies to --model, not --reference or --autoencoder")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder")
@@ -64,7 +69,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         try:
             generate = (AutoencoderGenerator(args.autoencoder) if args.autoencoder
-                        else PipelineGenerator(args.model, args.steps, args.device))
+                        else PipelineGenerator(args.model, args.steps, args.device, args.expand))
         except GeneratorUnavailable as e:
             raise UsageError(str(e)) from None
         tag = generate.tag

@@ -59,10 +59,12 @@ class PipelineGenerator:
     Calls ``pipe.generate(prompt, seed=, size=(w, h), frames=, fps=, steps=)`` and, per
     mode, ``image=`` (i2v: the reference's first frame), ``video=, extend="forward"|"backward"``
     (the reference's first or last ``cond`` frames), ``loop=True``, or ``connect=(A, B)``
-    with ``frames`` the length of the transition (it returns A + transition + B).
+    with ``frames`` the length of the transition (it returns A + transition + B). With
+    ``expand``, the prompt is first expanded into a detailed caption (item seed, size and
+    length), as ``tenku generate`` does by default; the item is still judged on its prompt.
     """
 
-    def __init__(self, model_dir: str | Path, steps: int | None = None, device: str = "cpu"):
+    def __init__(self, model_dir: str | Path, steps: int | None = None, device: str = "cpu", expand: bool = False):
         try:
             from tenku.pipeline import Pipeline  # type: ignore[import-not-found]
         except ImportError as e:
@@ -71,8 +73,8 @@ class PipelineGenerator:
         if not Path(model_dir).is_dir():
             raise GeneratorUnavailable(f"model folder {model_dir} does not exist")
         self.pipe = Pipeline.load(str(model_dir), device=device)
-        self.steps = steps
-        self.tag = f"model:{Path(model_dir).resolve()}:steps={steps}"
+        self.steps, self.expand = steps, expand
+        self.tag = f"model:{Path(model_dir).resolve()}:steps={steps}" + (":expand" if expand else "")
 
     def __call__(self, item: SuiteItem) -> np.ndarray:
         kw: dict[str, Any] = dict(seed=item.seed, size=(item.width, item.height), frames=item.frames, fps=item.fps)
@@ -89,7 +91,16 @@ class PipelineGenerator:
                 kw.update(connect=(ref[: item.cond], ref[-item.cond:]), frames=item.frames - 2 * item.cond)
         elif item.mode == "loop":
             kw["loop"] = True
-        return np.asarray(self.pipe.generate(item.prompt, **kw))
+        return np.asarray(self.pipe.generate(self.caption(item), **kw))
+
+    def caption(self, item: SuiteItem) -> str:
+        """What the model is given: the prompt, or (``expand``) its detailed caption."""
+        if not self.expand:
+            return item.prompt
+        from tenku.prompts.expand import expand_prompt
+
+        return expand_prompt(item.prompt, item.seed, aspect=item.width / item.height, frames=item.frames,
+                             fps=item.fps).caption
 
 
 class AutoencoderGenerator:
