@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--every", type=int, default=50, help="moving-average window in logged points")
     args = ap.parse_args()
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
-    names, last = [], ""
+    names = []
     for i, spec in enumerate(args.runs):
         name, step, loss = read_run(spec)
         k = max(1, min(args.every, len(loss)))
@@ -61,8 +61,7 @@ def main() -> None:
         ax.plot(step, loss, color="#bbbbbb", lw=0.6, label="loss (per logged step)" if i == 0 else None)
         ax.plot(step[k - 1:], smooth, color=COLOURS[i % len(COLOURS)], lw=1.8, label=f"{name}: moving average of {k}")
         names.append(f"{name} (to {step[-1]})")
-        last = f"{name} steps {step[0]}..{step[-1]}, last average {smooth[-1]:.4f}"
-        print(last)
+        print(f"{name} steps {step[0]}..{step[-1]}, last average {smooth[-1]:.4f}")
     ax.set_xlabel("step")
     ax.set_ylabel("flow loss (MSE of v, generated frames)")
     ax.set_title(", ".join(names))
