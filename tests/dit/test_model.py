@@ -138,3 +138,9 @@ def test_size_registry_and_bf16_autocast():
         hi = m(x, s, c)
     assert lo.dtype == torch.float32
     assert (lo - hi).abs().max() < 0.05 * hi.abs().max()
+
+
+def test_rope_angles_stay_on_the_positions_device():
+    # a GPU run builds the positions on the GPU: nothing of the rotation may be left on the CPU
+    ang = rope_angles(grid_positions(2, 3, 4).to("meta"), 12)
+    assert ang.device.type == "meta" and ang.shape == (24, 6)

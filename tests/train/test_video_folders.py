@@ -160,3 +160,18 @@ def test_vae_trains_on_the_mixed_folder_and_skips_bad_files(mixed, tmp_path, cap
     assert last["step"] == 4 and np.isfinite(last["loss"]) and np.isfinite(last["val_psnr"])
     assert "skipping" in said and "corrupt.mp4" in said and "missing.mp4" in said
     assert "truncated" in said and "18 of 40" in said  # used for the frames that decode, and said so
+
+
+def test_encode_items_batched_equals_one_at_a_time(tiny_vae):
+    from tenku.data.latents import encode_items
+
+    vae, text = VAE.load(tiny_vae), load_text_encoder("minilm")
+    clips = [("0", frames(9, 32, 32, 0)), ("1", frames(9, 32, 48, 1)), ("2", frames(9, 32, 32, 2))]
+    texts = ["a red ball", "ball", "a blue cube", "cube", "a green star", "star"]  # one caption pair per clip
+    one = encode_items(clips, texts, vae, text)
+    many = encode_items(clips, texts, vae, text, batch=4)
+    assert one.keys() == many.keys() == {f"{i}.{k}" for i in "012" for k in ("latent", "caption", "short")}
+    assert many["1.latent"].shape[-2:] == (4, 6) and many["0.latent"].dtype == torch.bfloat16
+    for k in one:
+        torch.testing.assert_close(one[k].float(), many[k].float(), atol=0.05, rtol=0.05)
+    assert not torch.equal(many["0.caption"], many["2.caption"])  # each clip its own caption

@@ -69,7 +69,6 @@ def build_cache(folder: str | Path, vae: Any, text: Any, cache_dir: str | Path, 
     recs = read_records(folder)
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
-    device = next(vae.parameters()).device
     mine = [s for k, s in enumerate(range(0, len(recs), SHARD)) if k % world == rank]
     bar = tqdm(total=sum(len(recs[s : s + SHARD]) for s in mine), desc=f"cache {Path(folder).name}", unit="video",
                disable=not progress)
@@ -88,17 +87,8 @@ def build_cache(folder: str | Path, vae: Any, text: Any, cache_dir: str | Path, 
                 skipped.append({"file": r["file"], "reason": str(e)})
                 bar.update()
                 continue
-            texts = [r["caption"], r.get("short_caption") or r["caption"]]
-            states, mask = text.encode(texts)
-            for c, frames in enumerate(clips):
-                name = f"{s + j}" if c == 0 else f"{s + j}-{c}"
-                x = from_uint8(np.ascontiguousarray(frames))[None].to(device)
-                # bf16 autocast halves CPU encode time; the latents are stored in bf16 anyway
-                with torch.autocast(device.type, torch.bfloat16):
-                    z = vae.encode(x)[0]
-                tensors[f"{name}.latent"] = z.to(torch.bfloat16).cpu().contiguous()
-                for k, key in enumerate(("caption", "short")):
-                    tensors[f"{name}.{key}"] = states[k, : int(mask[k].sum())].to(torch.bfloat16).cpu().contiguous()
+            tensors.update(encode_items([(f"{s + j}" if c == 0 else f"{s + j}-{c}", frames) for c, frames in enumerate(clips)],
+                                        [r["caption"], r.get("short_caption") or r["caption"]], vae, text))
             bar.update()
         tmp = path.with_suffix(".tmp")
         save_file(tensors, str(tmp), metadata={"skipped": json.dumps(skipped)})
@@ -107,6 +97,35 @@ def build_cache(folder: str | Path, vae: Any, text: Any, cache_dir: str | Path, 
     if world == 1:
         finish_cache(folder, cache, len(recs), text)
     return cache
+
+
+@torch.no_grad()
+def encode_items(clips: list[tuple[str, np.ndarray]], texts: list[str], vae: Any, text: Any,
+                 batch: int = 1) -> dict[str, torch.Tensor]:
+    """Cache tensors of clips that share captions: ``NAME.latent`` per clip (uint8 (T, H, W, 3)
+    frames; on a GPU, pass a ``batch`` > 1 to encode clips of one shape together) and ``NAME.caption`` /
+    ``NAME.short`` from ``texts = [detailed, short]``, all bf16 on the CPU. With several caption
+    pairs (``texts`` of length 2k), clip i takes pair i."""
+    device = next(vae.parameters()).device
+    states, mask = text.encode(texts)
+    out: dict[str, torch.Tensor] = {}
+    by_shape: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for i, (_, frames) in enumerate(clips):
+        by_shape[frames.shape].append(i)
+    for group in by_shape.values():
+        for g in range(0, len(group), batch):
+            part = group[g : g + batch]
+            x = torch.stack([from_uint8(np.ascontiguousarray(clips[i][1])) for i in part]).to(device)
+            # bf16 autocast halves CPU encode time; the latents are stored in bf16 anyway
+            with torch.autocast(device.type, torch.bfloat16):
+                z = vae.encode(x)
+            for i, zi in zip(part, z):
+                out[f"{clips[i][0]}.latent"] = zi.to(torch.bfloat16).cpu().contiguous()
+    for i, (name, _) in enumerate(clips):
+        k = 2 * i if len(texts) > 2 else 0
+        for key, row in (("caption", k), ("short", k + 1)):
+            out[f"{name}.{key}"] = states[row, : int(mask[row].sum())].to(torch.bfloat16).cpu().contiguous()
+    return out
 
 
 def finish_cache(folder: str | Path, cache: Path, videos: int, text: Any = None) -> list[dict[str, str]]:

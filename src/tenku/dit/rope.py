@@ -19,7 +19,7 @@ def rope_angles(pos: torch.Tensor, head_dim: int, theta: float = 10000.0) -> tor
     for axis, n in enumerate(axis_dims(head_dim)):
         if n == 0:
             continue
-        freqs = theta ** (-torch.arange(n, dtype=torch.float64) / n)
+        freqs = theta ** (-torch.arange(n, dtype=torch.float64, device=pos.device) / n)
         out.append(pos[:, axis, None].double() * freqs[None])
     return torch.cat(out, dim=1).float()
 

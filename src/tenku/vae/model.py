@@ -354,13 +354,13 @@ class VAE(nn.Module):
         ``sample`` draws from the posterior instead of taking its mean."""
         self._check_video(x)
         c = self.cfg
-        out = torch.empty(x.shape[0], 2 * c.latent_channels, *self.latent_shape(*x.shape[2:])[1:])
+        out = torch.empty(x.shape[0], 2 * c.latent_channels, *self.latent_shape(*x.shape[2:])[1:], device=x.device)
         t = 0
         for y in self._stream(self.encoder, x, _spans(x.shape[2], 1, c.time_down * chunk), tile, overlap, 1 / c.space_down):
             out[:, :, t : t + y.shape[2]] = y
             t += y.shape[2]
         mean, logvar = out.chunk(2, 1)  # (B, C, T', H', W') each
-        z = mean + torch.exp(0.5 * logvar.clamp(-30, 20)) * torch.randn(mean.shape, generator=generator) if sample else mean
+        z = mean + torch.exp(0.5 * logvar.clamp(-30, 20)) * torch.randn(mean.shape, generator=generator).to(mean.device) if sample else mean
         return (z - self.latent_shift) / self.latent_scale
 
     @torch.no_grad()

@@ -45,15 +45,15 @@ def render_one(spec: SceneSpec, width: int, height: int, fps: float, frames: int
     return video, {"spec": spec.to_dict(), "short_caption": short, "caption": detailed, "ground_truth": gt.to_dict()}
 
 
-def _job(args: tuple[str, int, list[tuple[int, int]], int, float, int, int]) -> dict[str, Any]:
-    out, idx, sizes, frames, fps, seed, max_objects = args
-    root = Path(out)
+def scene(idx: int, sizes: list[tuple[int, int]], frames: int, fps: float, seed: int, max_objects: int
+          ) -> tuple[np.ndarray, dict[str, Any], dict[str, Any]]:
+    """Video ``idx`` of the dataset made with these settings: frames, its metadata record and
+    its gt document. The same arguments give the same scene, on disk or in memory."""
     vid = f"{idx:06d}"
     rng = np.random.default_rng([seed, idx])
     w, h = sizes[int(rng.integers(len(sizes)))]
     spec = sample_scene(rng, width=w / h, max_objects=max_objects)
     video, doc = render_one(spec, w, h, fps, frames, seed * 1_000_003 + idx)
-    write_video(root / "videos" / f"{vid}.mp4", video, fps)
     record = {
         "id": vid,
         "file": f"videos/{vid}.mp4",
@@ -66,7 +66,15 @@ def _job(args: tuple[str, int, list[tuple[int, int]], int, float, int, int]) -> 
         "spec": doc["spec"],
         "ground_truth": f"gt/{vid}.json",
     }
-    write_text_atomic(root / "gt" / f"{vid}.json", json.dumps({"record": record, **doc}))
+    return video, record, doc
+
+
+def _job(args: tuple[str, int, list[tuple[int, int]], int, float, int, int]) -> dict[str, Any]:
+    out, idx, sizes, frames, fps, seed, max_objects = args
+    root = Path(out)
+    video, record, doc = scene(idx, sizes, frames, fps, seed, max_objects)
+    write_video(root / record["file"], video, fps)
+    write_text_atomic(root / record["ground_truth"], json.dumps({"record": record, **doc}))
     return record
 
 

