@@ -124,29 +124,35 @@ def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, worker
     scenes = pool.map(_render, [(i, seed) for i in range(n)], chunksize=8)
     vae = VAE.load(vae_dir).to(device).eval()
     text = TextEncoder("minilm", device=device)
+    spent = {"setup": time.time() - t0, "waiting for renders": 0.0, "encoding": 0.0}  # where the data time goes
 
     def flush() -> None:
         nonlocal shard, pending
         if not pending:
             return
+        t = time.time()
         clips = [(str(len(records) - len(pending) + j), v) for j, (v, _) in enumerate(pending)]
-        texts = [t for _, r in pending for t in (r["caption"], r["short_caption"])]
+        texts = [c for _, r in pending for c in (r["caption"], r["short_caption"])]
         save_file(encode_items(clips, texts, vae, text, batch=32), str(cache / f"shard-{shard:05d}.safetensors"),
                   metadata={"skipped": "[]"})
         shard, pending = shard + 1, []
+        spent["encoding"] += time.time() - t
 
     with pool:
+        t = time.time()
         for video, rec in scenes:
-            ids = {int(i) for t in (rec["caption"], rec["short_caption"]) for i in text.tokenizer(t, truncation=True, max_length=77)["input_ids"]}
-            if not ids <= known:
+            spent["waiting for renders"] += time.time() - t
+            ids = {int(i) for c in (rec["caption"], rec["short_caption"]) for i in text.tokenizer(c, truncation=True, max_length=77)["input_ids"]}
+            if ids <= known:
+                records.append(rec)
+                pending.append((video, rec))
+            else:
                 skipped += 1
-                continue
-            records.append(rec)
-            pending.append((video, rec))
             if len(pending) == SHARD:
                 flush()
                 if time.time() - t0 > budget_s:
                     break
+            t = time.time()
         pool.shutdown(cancel_futures=True)
     flush()
     (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -154,7 +160,8 @@ def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, worker
                                                    "seed": seed, "max_objects": 4, "in_memory": True}))
     finish_cache(data, cache, len(records), text)
     print(f"{len(records)} scenes rendered and encoded in {time.time() - t0:.0f} s ({skipped} left out: "
-          f"a caption token the packed encoder lacks), {shard} shards", flush=True)
+          f"a caption token the packed encoder lacks), {shard} shards; seconds: "
+          + ", ".join(f"{k} {v:.0f}" for k, v in spent.items()), flush=True)
     return data, out / "cache"
 
 
@@ -171,6 +178,13 @@ def run(a: argparse.Namespace) -> None:
     train(probe, progress=False, stop_after=a.probe_steps)
     logs = [json.loads(x) for x in (out / "probe" / "log.jsonl").read_text().splitlines()]
     per_step = probe.batch_size / logs[-1]["samples/s"]
+    if a.profile_steps:  # where a step's time goes (the probe resumes from its checkpoint)
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            train(probe, progress=False, stop_after=a.profile_steps)
+        for key in ("self_cuda_time_total", "self_cpu_time_total"):
+            print(prof.key_averages().table(sort_by=key, row_limit=15), flush=True)
     left = a.minutes * 60 - (time.time() - start) - 30  # the last checkpoint and the export
     steps = min(int(left / (per_step * 1.1)), a.max_steps)
     print(f"probe: {per_step * 1000:.1f} ms/step at batch {probe.batch_size}; training {steps} steps", flush=True)
@@ -230,6 +244,7 @@ def main() -> None:
     r.add_argument("--device", default="cuda")
     r.add_argument("--probe-steps", type=int, default=60, help="steps timed before the run (log_every=10)")
     r.add_argument("--max-steps", type=int, default=10**6)
+    r.add_argument("--profile-steps", type=int, default=0, help="profile this many steps after the probe (0: none)")
     r.add_argument("overrides", nargs="*")
     e = sub.add_parser("export")
     e.add_argument("--run", default="runs/gpu/run")
