@@ -2,7 +2,7 @@
 no MiniLM package and no world videos, under a wall-clock budget.
 
 Here (2 CPUs), once:   python bench/train_gpu.py pack --out .gpu
-    packs the MiniLM text encoder (fp16, only the token rows that world captions use: 21 MB
+    packs the MiniLM text encoder (fp16, only the token rows that world captions use: 22 MB
     instead of 91) so it travels with the working tree.
 There (the GPU):       python bench/train_gpu.py run --pack .gpu --out runs/gpu --videos 16000 --minutes 8 \\
                            [key=value ... as for tenku train dit]
@@ -10,7 +10,7 @@ There (the GPU):       python bench/train_gpu.py run --pack .gpu --out runs/gpu 
     writes), encodes them with the VAE and MiniLM on the GPU into the latent cache that
     `tenku train dit` reads, times a few steps, sets ``steps`` so that training ends inside the
     budget, and trains with configs/tenku-world.yaml plus the overrides.
-Then:                  python bench/train_gpu.py export --run runs/gpu --out DIR
+Then:                  python bench/train_gpu.py export --run runs/gpu/run --out DIR
     splits the newest checkpoint's EMA weights into files under 16 MB (what such a machine
     sends back); `... join --parts DIR --out FOLDER` rebuilds the transformer folder here.
 """
@@ -66,8 +66,9 @@ def pack(out: Path, scenes: int = 800) -> None:
 
 
 def install_stubs(pack_dir: Path, stub: Path = STUB) -> set[int]:
-    """Make `import av` and the MiniLM package work where they are not installed (nothing here
-    reads or writes a video file); returns the token ids the packed encoder knows."""
+    """Make `import av` work where PyAV is missing (nothing here reads or writes a video file)
+    and put the packed MiniLM first on the path as the package tenku loads it from; returns
+    the token ids the packed encoder knows."""
     import torch
     from safetensors import safe_open
     from safetensors.torch import save_file
