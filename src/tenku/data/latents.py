@@ -115,7 +115,7 @@ def encode_items(clips: list[tuple[str, np.ndarray]], texts: list[str], vae: Any
     for group in by_shape.values():
         for g in range(0, len(group), batch):
             part = group[g : g + batch]
-            x = torch.stack([from_uint8(np.ascontiguousarray(clips[i][1])) for i in part]).to(device)
+            x = torch.stack([from_uint8(np.ascontiguousarray(clips[i][1]), device) for i in part])
             # bf16 autocast halves CPU encode time; the latents are stored in bf16 anyway
             with torch.autocast(device.type, torch.bfloat16):
                 z = vae.encode(x)
