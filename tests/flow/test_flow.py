@@ -118,3 +118,20 @@ def test_dpm_solver_keeps_condition_frames_and_agrees_with_euler_on_one_step():
     assert torch.equal(one[0], one[1])
     with pytest.raises(ValueError, match="allowed: euler, dpm"):
         sample(field, n, sampling_sigmas(2), method="heun")
+
+
+@pytest.mark.parametrize("method", ["euler", "dpm++2m"])
+def test_sampling_stays_on_the_noise_device(method):
+    # on a GPU the noise lives there: every sigma the model sees must too (meta stands in for it)
+    from tenku.flow.sampler import sample
+
+    seen = []
+
+    def model(x, sig):
+        seen.append(sig.device.type)
+        return torch.zeros_like(x)
+
+    noise = torch.randn(1, 2, 3, 4, 4).to("meta")
+    cond, mask = torch.zeros_like(noise), torch.tensor([[True, False, False]]).to("meta")
+    out = sample(model, noise, sampling_sigmas(4), cond, mask, 0.05, method=method)
+    assert out.device.type == "meta" and seen == ["meta"] * 4

@@ -84,17 +84,17 @@ def sample(
     b, _, t = noise.shape[:3]
     s0 = float(sigmas[0])
     start = x_start if x_start is not None else torch.zeros_like(noise)
-    x = add_noise(start, noise, torch.full((b, t), s0, dtype=noise.dtype))
+    x = add_noise(start, noise, torch.full((b, t), s0, dtype=noise.dtype, device=noise.device))
     keep = None
     if cond_mask is not None and cond is not None:
         keep = cond_mask[:, None, :, None, None]
-        clean = add_noise(cond, noise, torch.full((b, t), cond_sigma, dtype=noise.dtype))
+        clean = add_noise(cond, noise, torch.full((b, t), cond_sigma, dtype=noise.dtype, device=noise.device))
         x = torch.where(keep, clean, x)
     steps = len(sigmas) - 1
     prev: tuple[torch.Tensor, float] | None = None  # DPM-Solver++: the last x0 and step size h
     for i in range(steps):
         s, s_next = float(sigmas[i]), float(sigmas[i + 1])
-        sig = torch.full((b, t), s, dtype=noise.dtype)
+        sig = torch.full((b, t), s, dtype=noise.dtype, device=noise.device)
         if cond_mask is not None:
             sig = torch.where(cond_mask, torch.full_like(sig, cond_sigma), sig)
         v = model(x, sig).to(x.dtype)

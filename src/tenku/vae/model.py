@@ -414,7 +414,7 @@ class VAE(nn.Module):
                     wsum = y.new_zeros(int(H * scale), int(W * scale))
                 Y0, X0 = int(y0 * scale), int(x0 * scale)
                 h, w = y.shape[-2:]
-                wt = _ramp(h, y0 > 0, y1 < H, ramp)[:, None] * _ramp(w, x0 > 0, x1 < W, ramp)[None, :]
+                wt = (_ramp(h, y0 > 0, y1 < H, ramp)[:, None] * _ramp(w, x0 > 0, x1 < W, ramp)[None, :]).to(y.device)
                 out[..., Y0 : Y0 + h, X0 : X0 + w] += y * wt
                 wsum[Y0 : Y0 + h, X0 : X0 + w] += wt  # type: ignore[index]
             yield out / wsum  # type: ignore[operator]
