@@ -9,8 +9,10 @@ import torch
 
 def logit_normal(shape: tuple[int, ...], mean: float = 0.0, std: float = 1.0,
                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """Training sigmas: sigmoid of a normal (SD3), dense in the middle of the path."""
-    return torch.sigmoid(mean + std * torch.randn(shape, generator=generator))
+    """Training sigmas: sigmoid of a normal (SD3), dense in the middle of the path; drawn on
+    the generator's device."""
+    device = generator.device if generator is not None else None
+    return torch.sigmoid(mean + std * torch.randn(shape, generator=generator, device=device))
 
 
 def shift_sigmas(sigma: torch.Tensor, shift: float) -> torch.Tensor:

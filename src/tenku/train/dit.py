@@ -158,16 +158,17 @@ def text_batch(data: LatentSet, idx: list[int], rngs: list[np.random.Generator],
 def flow_loss_sum(model: torch.nn.Module, x0: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor,
                   cond: torch.Tensor, rngs: list[np.random.Generator], cfg: TrainDiTConfig) -> torch.Tensor:
     """Summed squared velocity error over the frames to generate (each frame's mean over C, H, W);
-    condition frames are (nearly) clean inputs. Noise and sigma come from each sample's rng."""
+    condition frames are (nearly) clean inputs. Noise and sigma come from each sample's rng,
+    drawn on x0's device (on a GPU, a generator there per sample: no host-side draws)."""
     b, _, t = x0.shape[:3]
+    dev = x0.device
     noise, sigma, aug = [], [], []
     for j, rng in enumerate(rngs):
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        noise.append(torch.randn(x0.shape[1:], generator=gen))
+        gen = torch.Generator(dev).manual_seed(int(rng.integers(2**62)))
+        noise.append(torch.randn(x0.shape[1:], generator=gen, device=dev))
         sigma.append(logit_normal((1, 1), cfg.logit_mean, cfg.logit_std, gen).expand(1, t))
-        aug.append(torch.rand((1, t), generator=gen) * cfg.cond.noise_aug)
-    dev = x0.device
-    noise_t, sigma_t, aug_t = torch.stack(noise).to(dev), torch.cat(sigma).to(dev), torch.cat(aug).to(dev)
+        aug.append(torch.rand((1, t), generator=gen, device=dev) * cfg.cond.noise_aug)
+    noise_t, sigma_t, aug_t = torch.stack(noise), torch.cat(sigma), torch.cat(aug)
     sigma_t = torch.where(cond, aug_t, sigma_t)
     x = add_noise(x0, noise_t, sigma_t)
     with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
