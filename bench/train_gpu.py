@@ -157,7 +157,9 @@ def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, worker
         pool.shutdown(cancel_futures=True)
     flush()
     (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    (data / "dataset.json").write_text(json.dumps({"format": "tenku-world", "version": 2, "sizes": SIZES, "frames": 33, "fps": 8.0,
+    from tenku.world.dataset import FORMAT, VERSION
+
+    (data / "dataset.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, "sizes": SIZES, "frames": 33, "fps": 8.0,
                                                    "seed": seed, "max_objects": 4, "in_memory": True}))
     finish_cache(data, cache, len(records), text)
     print(f"{len(records)} scenes rendered and encoded in {time.time() - t0:.0f} s ({skipped} left out: "
