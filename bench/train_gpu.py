@@ -25,6 +25,7 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 STUB = Path("/tmp/tenku-gpu-stub")
@@ -106,8 +107,12 @@ def _render(args: tuple[int, int]) -> tuple:
     return video, record
 
 
-def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, workers: int, device: str) -> tuple[Path, Path]:
-    """Render and encode ``n`` scenes into out/data (metadata) and out/cache/<key>/<name> (shards)."""
+def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, workers: int, device: str,
+          start: int = 0, nice: int = 0) -> tuple[Path, Path]:
+    """Render and encode scenes ``start .. start + n - 1`` (fewer if ``budget_s`` runs out) into
+    out/data/world-s<seed>-<start> (metadata) and out/cache/<key>/<that name> (shards); the
+    cache's done.json, written last, says the folder is complete. ``nice``: render workers'
+    niceness (a feed beside training leaves the trainer's thread its core)."""
     from safetensors.torch import save_file
 
     from tenku.data.latents import SHARD, cache_key, encode_items, finish_cache
@@ -115,14 +120,14 @@ def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, worker
     from tenku.vae.model import VAE
 
     t0 = time.time()
-    data = out / "data" / f"world-s{seed}"
+    data = out / "data" / f"world-s{seed}-{start}"
     vae_dir = ROOT / "models" / "vae-world"
     cache = out / "cache" / cache_key(vae_dir, "minilm") / data.name
     cache.mkdir(parents=True, exist_ok=True)
     data.mkdir(parents=True, exist_ok=True)
     records, skipped, shard, pending = [], 0, 0, []
-    pool = ProcessPoolExecutor(workers)  # workers forked before the GPU is touched
-    scenes = pool.map(_render, [(i, seed) for i in range(n)], chunksize=8)
+    pool = ProcessPoolExecutor(workers, initializer=os.nice, initargs=(nice,))  # forked before the GPU is touched
+    scenes = pool.map(_render, [(i, seed) for i in range(start, start + n)], chunksize=8)
     vae = VAE.load(vae_dir).to(device).eval()
     text = TextEncoder("minilm", device=device)
     spent = {"setup": time.time() - t0, "waiting for renders": 0.0, "encoding": 0.0}  # where the data time goes
@@ -162,37 +167,98 @@ def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, worker
     (data / "dataset.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, "sizes": SIZES, "frames": 33, "fps": 8.0,
                                                    "seed": seed, "max_objects": 4, "in_memory": True}))
     finish_cache(data, cache, len(records), text)
-    print(f"{len(records)} scenes rendered and encoded in {time.time() - t0:.0f} s ({skipped} left out: "
+    print(f"{data.name}: {len(records)} scenes rendered and encoded in {time.time() - t0:.0f} s ({skipped} left out: "
           f"a caption token the packed encoder lacks), {shard} shards; seconds: "
           + ", ".join(f"{k} {v:.0f}" for k, v in spent.items()), flush=True)
     return data, out / "cache"
 
 
+def complete_data(out: Path) -> list[Path]:
+    """The data folders under out/data whose latent cache is complete, in the order they were made."""
+    from tenku.data.latents import cache_key
+
+    cache = out / "cache" / cache_key(ROOT / "models" / "vae-world", "minilm")
+    done = [d for d in (out / "data").glob("world-s*") if (cache / d.name / "done.json").is_file()]
+    return sorted(done, key=lambda d: (d.name.split("-")[1], int(d.name.split("-")[2])))
+
+
+def feed(a: argparse.Namespace) -> None:
+    """Render and encode chunks of ``--chunk`` scenes from ``--start`` on until ``--until`` (a
+    time.time()), each a complete data folder that the trainer takes up at its next phase."""
+    known = install_stubs(Path(a.pack), STUB.with_name(STUB.name + "-feed"))  # not the trainer's files
+    start = a.start
+    while time.time() < a.until - 10:
+        build(Path(a.out), a.chunk, a.seed, known, a.until - time.time(), a.workers, a.device, start, a.nice)
+        start += a.chunk
+
+
+def _step_seconds(log: Path, batch: int, last: int = 3) -> float:
+    """Seconds a training step took, from the newest lines of a run's log.jsonl (median)."""
+    rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()][-last:]
+    return float(sorted(batch / r["samples/s"] for r in rows)[len(rows) // 2])
+
+
 def run(a: argparse.Namespace) -> None:
+    """Data first (``--data-s``), then training in ``--phases`` parts; with ``--feed`` a process
+    beside the trainer keeps rendering scenes, and each phase resumes on every complete data
+    folder so far. The first ``--probe-steps`` steps time a step (inside the warm-up, so the
+    learning rate does not depend on the total yet); the total then fills ``--minutes``."""
+    import subprocess
+
     start = time.time()
+    deadline = start + a.minutes * 60 - 30  # the last checkpoint and the export
     known = install_stubs(Path(a.pack))
     from tenku.train.dit import load_train_config, train
 
     out = Path(a.out)
-    data, cache = build(out, a.videos, a.seed, known, a.data_s, a.workers, a.device)
-    base = [f"data=[{data}]", f"cache={cache}", "vae=models/vae-world", "init=models/tenku-world/transformer",
-            "sample_every=0", f"device={a.device}", *a.overrides]
-    probe = load_train_config(ROOT / "configs" / "tenku-world.yaml", base + [f"out={out / 'probe'}", "log_every=10", "steps=100000"])
+    build(out, a.videos, a.seed, known, a.data_s, a.workers, a.device)
+    feeder = None
+    if a.feed:
+        cmd = [sys.executable, __file__, "feed", "--pack", a.pack, "--out", str(out), "--seed", str(a.seed),
+               "--start", str(a.videos), "--chunk", str(a.chunk), "--until", str(deadline - 60),
+               "--workers", str(a.workers), "--device", a.device, "--nice", "10"]
+        feeder = subprocess.Popen(cmd)
+    base = [f"cache={out / 'cache'}", "vae=models/vae-world", "init=models/tenku-world/transformer", "sample_every=0",
+            f"device={a.device}", f"out={out / 'run'}", *a.overrides]
+
+    def config(steps: int) -> Any:
+        data = ",".join(str(d) for d in complete_data(out))
+        return load_train_config(ROOT / "configs" / "tenku-world.yaml", [f"data=[{data}]", *base, f"steps={steps}"])
+
+    probe = config(10**6)
+    if a.probe_steps >= probe.warmup:
+        raise SystemExit(f"--probe-steps {a.probe_steps} must be below warmup={probe.warmup}: the probe's learning "
+                         f"rate must not depend on the total number of steps")
     train(probe, progress=False, stop_after=a.probe_steps)
-    logs = [json.loads(x) for x in (out / "probe" / "log.jsonl").read_text().splitlines()]
-    per_step = probe.batch_size / logs[-1]["samples/s"]
-    if a.profile_steps:  # where a step's time goes (the probe resumes from its checkpoint)
+    log = out / "run" / "log.jsonl"
+    per_step = _step_seconds(log, probe.batch_size)
+    if a.profile_steps:  # where a step's time goes (these steps count as training)
         from torch.profiler import ProfilerActivity, profile
 
         with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             train(probe, progress=False, stop_after=a.profile_steps)
         for key in ("self_cuda_time_total", "self_cpu_time_total"):
             print(prof.key_averages().table(sort_by=key, row_limit=15), flush=True)
-    left = a.minutes * 60 - (time.time() - start) - 30  # the last checkpoint and the export
-    steps = min(int(left / (per_step * 1.1)), a.max_steps)
-    print(f"probe: {per_step * 1000:.1f} ms/step at batch {probe.batch_size}; training {steps} steps", flush=True)
-    cfg = load_train_config(ROOT / "configs" / "tenku-world.yaml", base + [f"out={out / 'run'}", f"steps={steps}"])
-    train(cfg, progress=False)
+    done = a.probe_steps + a.profile_steps
+    setup = 15.0 * (a.phases - 1)  # each phase reloads the data and a checkpoint
+    total = min(done + int((deadline - time.time() - setup) / (per_step * 1.1)), a.max_steps)
+    print(f"probe: {per_step * 1000:.1f} ms/step at batch {probe.batch_size}; training to step {total} "
+          f"in {a.phases} phase(s)", flush=True)
+    for k in range(1, a.phases + 1):
+        target = done + (total - done) * k // a.phases if k < a.phases else total
+        cfg = config(total)
+        fits = int((deadline - time.time()) / (per_step * 1.05))  # a slower phase ends early, never late
+        steps = max(0, min(target, done + fits) - done)
+        if steps == 0:
+            break
+        t = time.time()
+        train(cfg, progress=False, stop_after=steps)
+        done += steps
+        per_step = _step_seconds(log, cfg.batch_size)
+        print(f"phase {k}: steps to {done} on {len(cfg.data)} data folder(s) in {time.time() - t:.0f} s "
+              f"({per_step * 1000:.1f} ms/step)", flush=True)
+    if feeder is not None:
+        feeder.kill()
     print(f"done in {time.time() - start:.0f} s", flush=True)
 
 
@@ -248,7 +314,20 @@ def main() -> None:
     r.add_argument("--probe-steps", type=int, default=60, help="steps timed before the run (log_every=10)")
     r.add_argument("--max-steps", type=int, default=10**6)
     r.add_argument("--profile-steps", type=int, default=0, help="profile this many steps after the probe (0: none)")
+    r.add_argument("--phases", type=int, default=1, help="training parts; each resumes on all data rendered so far")
+    r.add_argument("--feed", action="store_true", help="keep rendering scenes beside the trainer (use with --phases)")
+    r.add_argument("--chunk", type=int, default=2048, help="scenes per data folder the feed adds")
     r.add_argument("overrides", nargs="*")
+    f = sub.add_parser("feed")
+    f.add_argument("--pack", default=".gpu")
+    f.add_argument("--out", required=True)
+    f.add_argument("--seed", type=int, default=1)
+    f.add_argument("--start", type=int, required=True, help="first scene index")
+    f.add_argument("--chunk", type=int, default=2048)
+    f.add_argument("--until", type=float, required=True, help="stop at this time.time()")
+    f.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    f.add_argument("--device", default="cuda")
+    f.add_argument("--nice", type=int, default=10)
     e = sub.add_parser("export")
     e.add_argument("--run", default="runs/gpu/run")
     e.add_argument("--out", required=True)
@@ -261,6 +340,8 @@ def main() -> None:
         pack(Path(a.out), a.scenes)
     elif a.cmd == "run":
         run(a)
+    elif a.cmd == "feed":
+        feed(a)
     elif a.cmd == "export":
         export(Path(a.run), Path(a.out))
     else:

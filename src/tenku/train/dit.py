@@ -286,6 +286,7 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
         from torch.distributed.tensor import distribute_tensor
 
         ema = {n: distribute_tensor(full_ema[n].to(dist.device), p.device_mesh, p.placements) for n, p in params}
+    ema_list, param_list = [ema[n] for n, _ in params], [p.detach() for _, p in params]
     torch.manual_seed(cfg.seed + 1 + dist.rank)  # each rank its own stream for anything not drawn per sample
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     step = int(state.get("step", 0))
@@ -342,8 +343,7 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
             counters["bad_in_row"] = 0
             with torch.no_grad():
                 d = min(cfg.ema, (1 + step) / (10 + step))  # fast EMA early on
-                for n, p in params:
-                    ema[n].lerp_(p.detach(), 1 - d)
+                torch._foreach_lerp_(ema_list, param_list, 1 - d)  # one call, not one per tensor (GPU launches)
         else:  # skip the update; a run of them is a real fault
             counters["skipped"] += 1
             counters["bad_in_row"] += 1
