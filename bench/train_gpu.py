@@ -229,7 +229,16 @@ def run(a: argparse.Namespace) -> None:
     if a.probe_steps >= probe.warmup:
         raise SystemExit(f"--probe-steps {a.probe_steps} must be below warmup={probe.warmup}: the probe's learning "
                          f"rate must not depend on the total number of steps")
-    train(probe, progress=False, stop_after=a.probe_steps)
+    try:
+        train(probe, progress=False, stop_after=a.probe_steps)
+    except Exception as e:  # noqa: BLE001 - a compiler that fails here must not cost the run
+        if not probe.parallel.compile:
+            raise
+        print(f"parallel.compile failed ({type(e).__name__}: {str(e)[:300]}); training without it", flush=True)
+        shutil.rmtree(out / "run", ignore_errors=True)
+        base.append("parallel.compile=false")
+        probe = config(10**6)
+        train(probe, progress=False, stop_after=a.probe_steps)
     log = out / "run" / "log.jsonl"
     per_step = _step_seconds(log, probe.batch_size)
     if a.profile_steps:  # where a step's time goes (these steps count as training)

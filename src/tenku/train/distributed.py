@@ -5,6 +5,7 @@ process group (NCCL on GPUs, gloo on CPUs) and returns this process's rank; with
 ``torchrun`` it returns a world of one and touches nothing, so the same script runs on
 one CPU exactly as before. ``parallelize(model, cfg, dist)`` then wraps the plain model:
 
+- ``compile``: each transformer block goes through ``torch.compile`` (regional compilation);
 - activation checkpointing: each transformer block recomputes its activations in the
   backward pass (``checkpoint_wrapper``; state-dict names stay those of the plain model);
 - ``mode="ddp"`` (default): ``DistributedDataParallel``, a full replica per rank;
@@ -38,6 +39,7 @@ class ParallelConfig:
     reshard_after_forward: bool = True  # fsdp: free gathered parameters after each block's forward (ZeRO-3)
     mixed_precision: bool = True  # fsdp on GPU: bf16 parameters in compute, fp32 gradient reduction
     timeout_s: int = 1800  # collective timeout (a hung rank fails the run instead of blocking forever)
+    compile: bool = False  # torch.compile each block (dynamic shapes): fused kernels, fewer launches; compiles at first use
 
 
 @dataclass
@@ -102,6 +104,9 @@ def parallelize(model: nn.Module, cfg: ParallelConfig, dist: Dist) -> nn.Module:
     if cfg.mode not in ("ddp", "fsdp"):
         raise ValueError(f"parallel.mode must be ddp or fsdp; got {cfg.mode!r}")
     blocks = _blocks(model)
+    if cfg.compile:  # regional compilation: one graph per block, reused by all blocks; names stay the plain model's
+        for blk in blocks:
+            blk.compile(dynamic=True)
     if cfg.activation_checkpoint:
         from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
 
