@@ -1,0 +1,21 @@
+"""bench/latent_jitter.py: the two numbers it reports for a latent."""
+
+import importlib.util
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_stats_are_the_spread_and_the_mean_jump_between_latent_frames():
+    spec = importlib.util.spec_from_file_location("latent_jitter", ROOT / "bench" / "latent_jitter.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    z = torch.zeros(1, 2, 3, 4, 4)
+    z[:, :, 1] = 1.0  # frames 0, 1, 2 = 0, 1, 0: every adjacent pair differs by 1 everywhere
+    sd, jump = mod.stats(z)
+    assert jump == 1.0
+    assert abs(sd - z.std().item()) < 1e-7
+    still = torch.ones(1, 2, 3, 4, 4) * 0.5  # a latent that never changes does not jump
+    assert mod.stats(still) == (0.0, 0.0)
