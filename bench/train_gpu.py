@@ -205,6 +205,8 @@ def run(a: argparse.Namespace) -> None:
     learning rate does not depend on the total yet); the total then fills ``--minutes``."""
     import subprocess
 
+    if a.feed and a.phases < 2:
+        raise SystemExit("--feed adds data that only a later phase takes up: give --phases 2 or more")
     start = time.time()
     deadline = start + a.minutes * 60 - 30  # the last checkpoint and the export
     known = install_stubs(Path(a.pack))
