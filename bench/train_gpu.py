@@ -198,6 +198,16 @@ def _step_seconds(log: Path, batch: int, last: int = 3) -> float:
     return float(sorted(batch / r["samples/s"] for r in rows)[len(rows) // 2])
 
 
+def _free_gpu() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def run(a: argparse.Namespace) -> None:
     """Data first (``--data-s``), then training in ``--phases`` parts; with ``--feed`` a process
     beside the trainer keeps rendering scenes, and each phase resumes on every complete data
@@ -231,16 +241,20 @@ def run(a: argparse.Namespace) -> None:
     if a.probe_steps >= probe.warmup:
         raise SystemExit(f"--probe-steps {a.probe_steps} must be below warmup={probe.warmup}: the probe's learning "
                          f"rate must not depend on the total number of steps")
-    try:
-        train(probe, progress=False, stop_after=a.probe_steps)
-    except Exception as e:  # noqa: BLE001 - a compiler that fails here must not cost the run
-        if not probe.parallel.compile:
-            raise
-        print(f"parallel.compile failed ({type(e).__name__}: {str(e)[:300]}); training without it", flush=True)
-        shutil.rmtree(out / "run", ignore_errors=True)
-        base.append("parallel.compile=false")
-        probe = config(10**6)
-        train(probe, progress=False, stop_after=a.probe_steps)
+    for attempt in range(3):  # a batch too big for the GPU or a failing compiler must not cost the run
+        try:
+            train(probe, progress=False, stop_after=a.probe_steps)
+            break
+        except Exception as e:  # noqa: BLE001
+            oom = "out of memory" in str(e).lower()
+            if attempt == 2 or not (oom and not probe.parallel.activation_checkpoint or probe.parallel.compile):
+                raise
+            fix = "parallel.activation_checkpoint=true" if oom and not probe.parallel.activation_checkpoint else "parallel.compile=false"
+            print(f"probe failed ({type(e).__name__}: {str(e)[:300]}); again with {fix}", flush=True)
+            shutil.rmtree(out / "run", ignore_errors=True)
+            base.append(fix)
+            probe = config(10**6)
+            _free_gpu()
     log = out / "run" / "log.jsonl"
     per_step = _step_seconds(log, probe.batch_size)
     if a.profile_steps:  # where a step's time goes (these steps count as training)
