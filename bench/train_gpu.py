@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -229,7 +230,7 @@ def run(a: argparse.Namespace) -> None:
         cmd = [sys.executable, __file__, "feed", "--pack", a.pack, "--out", str(out), "--seed", str(a.seed),
                "--start", str(a.videos), "--chunk", str(a.chunk), "--until", str(deadline - 60),
                "--workers", str(a.workers), "--device", a.device, "--nice", "10"]
-        feeder = subprocess.Popen(cmd)
+        feeder = subprocess.Popen(cmd, start_new_session=True)  # its own group: the render workers go with it
     base = [f"cache={out / 'cache'}", "vae=models/vae-world", "init=models/tenku-world/transformer", "sample_every=0",
             f"device={a.device}", f"out={out / 'run'}", *a.overrides]
 
@@ -238,10 +239,12 @@ def run(a: argparse.Namespace) -> None:
         return load_train_config(ROOT / "configs" / "tenku-world.yaml", [f"data=[{data}]", *base, f"steps={steps}"])
 
     probe = config(10**6)
-    if a.probe_steps >= probe.warmup:
-        raise SystemExit(f"--probe-steps {a.probe_steps} must be below warmup={probe.warmup}: the probe's learning "
-                         f"rate must not depend on the total number of steps")
+    if a.probe_steps + a.profile_steps >= probe.warmup:
+        raise SystemExit(f"--probe-steps plus --profile-steps ({a.probe_steps + a.profile_steps}) must be below "
+                         f"warmup={probe.warmup}: their learning rate must not depend on the total number of steps")
     for attempt in range(3):  # a batch too big for the GPU or a failing compiler must not cost the run
+        if attempt:
+            _free_gpu()  # after the failed attempt's exception (and the tensors its frames held) is gone
         try:
             train(probe, progress=False, stop_after=a.probe_steps)
             break
@@ -254,7 +257,6 @@ def run(a: argparse.Namespace) -> None:
             shutil.rmtree(out / "run", ignore_errors=True)
             base.append(fix)
             probe = config(10**6)
-            _free_gpu()
     log = out / "run" / "log.jsonl"
     per_step = _step_seconds(log, probe.batch_size)
     if a.profile_steps:  # where a step's time goes (these steps count as training)
@@ -265,25 +267,24 @@ def run(a: argparse.Namespace) -> None:
         for key in ("self_cuda_time_total", "self_cpu_time_total"):
             print(prof.key_averages().table(sort_by=key, row_limit=15), flush=True)
     done = a.probe_steps + a.profile_steps
-    setup = 15.0 * (a.phases - 1)  # each phase reloads the data and a checkpoint
-    total = min(done + int((deadline - time.time() - setup) / (per_step * 1.1)), a.max_steps)
-    print(f"probe: {per_step * 1000:.1f} ms/step at batch {probe.batch_size}; training to step {total} "
-          f"in {a.phases} phase(s)", flush=True)
+    print(f"probe: {per_step * 1000:.1f} ms/step at batch {probe.batch_size}", flush=True)
     for k in range(1, a.phases + 1):
-        target = done + (total - done) * k // a.phases if k < a.phases else total
-        cfg = config(total)
-        fits = int((deadline - time.time()) / (per_step * 1.05))  # a slower phase ends early, never late
-        steps = max(0, min(target, done + fits) - done)
-        if steps == 0:
+        # each phase plans the total anew from the last phase's step time (the probe's can be off:
+        # compiling, the feed starting), so the run fills its budget; the cosine follows the plan
+        left = a.phases - k + 1
+        total = min(done + int((deadline - time.time() - 15.0 * (left - 1)) / (per_step * 1.1)), a.max_steps)
+        steps = (total - done) // left if left > 1 else total - done
+        if steps <= 0:
             break
+        cfg = config(total)
         t = time.time()
         train(cfg, progress=False, stop_after=steps)
         done += steps
         per_step = _step_seconds(log, cfg.batch_size)
-        print(f"phase {k}: steps to {done} on {len(cfg.data)} data folder(s) in {time.time() - t:.0f} s "
+        print(f"phase {k}: steps to {done} of {total} on {len(cfg.data)} data folder(s) in {time.time() - t:.0f} s "
               f"({per_step * 1000:.1f} ms/step)", flush=True)
     if feeder is not None:
-        feeder.kill()
+        os.killpg(feeder.pid, signal.SIGKILL)
     print(f"done in {time.time() - start:.0f} s", flush=True)
 
 
