@@ -286,7 +286,6 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
         from torch.distributed.tensor import distribute_tensor
 
         ema = {n: distribute_tensor(full_ema[n].to(dist.device), p.device_mesh, p.placements) for n, p in params}
-    ema_list, param_list = [ema[n] for n, _ in params], [p.detach() for _, p in params]
     torch.manual_seed(cfg.seed + 1 + dist.rank)  # each rank its own stream for anything not drawn per sample
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     step = int(state.get("step", 0))
@@ -306,6 +305,9 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
         print(f"DiT {sum(p.numel() for p in raw.parameters()) / 1e6:.2f}M params, {len(data)} clips in {len(data.buckets)} "
               f"shapes, {world} rank(s) x {accum} micro-step(s), {'resuming ' + str(src) if src else ('from ' + cfg.init if cfg.init else 'from scratch')} -> {out}")
 
+    # the EMA's and the parameters' tensors as they are after any loading (the parameters themselves, not
+    # detached copies: under FSDP a copy could outlive the storage it points at)
+    ema_list, param_list = [ema[n] for n, _ in params], [p for _, p in params]
     sampler = BucketSampler(data.buckets, cfg.batch_size, cfg.seed)
     n_params = sum(p.numel() for p in raw.parameters())
     peak = peak_flops(dist.device, cfg.peak_tflops) * world
