@@ -250,9 +250,10 @@ def run(a: argparse.Namespace) -> None:
             break
         except Exception as e:  # noqa: BLE001
             oom = "out of memory" in str(e).lower()
-            if attempt == 2 or not (oom and not probe.parallel.activation_checkpoint or probe.parallel.compile):
+            fix = ("parallel.activation_checkpoint=true" if oom and not probe.parallel.activation_checkpoint
+                   else "parallel.compile=false" if probe.parallel.compile else None)
+            if fix is None or attempt == 2:
                 raise
-            fix = "parallel.activation_checkpoint=true" if oom and not probe.parallel.activation_checkpoint else "parallel.compile=false"
             print(f"probe failed ({type(e).__name__}: {str(e)[:300]}); again with {fix}", flush=True)
             shutil.rmtree(out / "run", ignore_errors=True)
             base.append(fix)

@@ -1,17 +1,10 @@
 """bench/latent_jitter.py: the two numbers it reports for a latent."""
 
-import importlib.util
-from pathlib import Path
-
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def test_stats_are_the_spread_and_the_mean_jump_between_latent_frames():
-    spec = importlib.util.spec_from_file_location("latent_jitter", ROOT / "bench" / "latent_jitter.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def test_stats_are_the_spread_and_the_mean_jump_between_latent_frames(bench_module):
+    mod = bench_module("latent_jitter")
     z = torch.zeros(1, 2, 3, 4, 4)
     z[:, :, 1] = 1.0  # frames 0, 1, 2 = 0, 1, 0: every adjacent pair differs by 1 everywhere
     sd, jump = mod.stats(z)

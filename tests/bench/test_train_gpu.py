@@ -1,6 +1,7 @@
 """bench/train_gpu.py: the packed MiniLM (fp16, only the token rows world captions use) gives the
 installed encoder's token states, and the EMA weights survive the split into parts and back."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -64,17 +65,8 @@ def test_export_parts_join_back(tmp_path):
     assert (tmp_path / "back" / "tenku.json").is_file()
 
 
-def _load_tool():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("train_gpu", ROOT / "bench" / "train_gpu.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_phases_take_up_only_complete_data_folders_in_order(tmp_path):
-    tool = _load_tool()
+def test_phases_take_up_only_complete_data_folders_in_order(tmp_path, bench_module):
+    tool = bench_module("train_gpu")
     from tenku.data.latents import cache_key
 
     cache = tmp_path / "cache" / cache_key(ROOT / "models" / "vae-world", "minilm")
@@ -86,9 +78,9 @@ def test_phases_take_up_only_complete_data_folders_in_order(tmp_path):
     assert [d.name for d in tool.complete_data(tmp_path)] == ["world-s1-0", "world-s1-2048", "world-s1-10240"]
 
 
-def test_step_seconds_is_the_median_of_the_newest_log_lines(tmp_path):
-    tool = _load_tool()
+def test_step_seconds_is_the_median_of_the_newest_log_lines(tmp_path, bench_module):
+    tool = bench_module("train_gpu")
     log = tmp_path / "log.jsonl"
     rows = [{"step": 10 * i, "samples/s": sps} for i, sps in enumerate([1.0, 100.0, 64.0, 640.0, 32.0])]
-    log.write_text("".join(__import__("json").dumps(r) + "\n" for r in rows))
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert tool._step_seconds(log, 64) == 1.0  # the median of 64/64, 64/640 and 64/32 seconds
