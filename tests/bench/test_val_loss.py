@@ -1,7 +1,9 @@
 """bench/val_loss.py: the held-out velocity error it reports per noise level."""
 
+import json
 from types import SimpleNamespace
 
+import pytest
 import torch
 
 from tenku.dit.model import DiT, DiTConfig
@@ -30,11 +32,16 @@ def test_a_model_that_predicts_zero_scores_the_mean_squared_velocity(bench_modul
         def forward(self, x, sigma, ctx, mask):
             return torch.zeros_like(x)
 
-    got = mod.losses(Zero(), d, [0.2, 0.8], seed=5)
+    masks = [torch.zeros(2, 4, 4, dtype=torch.bool) for _ in range(3)]
+    for m in masks:
+        m[1, 2:, :2] = True  # four cells of the second latent frame
+    got, objects = mod.losses(Zero(), d, [0.2, 0.8], masks=masks, seed=5)
     # v = noise - x0 whatever sigma is; clip i's noise comes from seed + i
-    want = sum(float((torch.randn(x.shape, generator=torch.Generator().manual_seed(5 + i)) - x).pow(2).mean())
-               for i, x in enumerate(d.latents)) / 3
+    v = [torch.randn(x.shape, generator=torch.Generator().manual_seed(5 + i)) - x for i, x in enumerate(d.latents)]
+    want = sum(float(x.pow(2).mean()) for x in v) / 3
+    want_obj = sum(float(x[:, 1, 2:, :2].pow(2).mean()) for x in v) / 3
     assert abs(got[0] - want) < 1e-5 and abs(got[1] - want) < 1e-5
+    assert abs(objects[0] - want_obj) < 1e-5 and abs(objects[1] - want_obj) < 1e-5
 
 
 def test_figures_do_not_depend_on_the_batch_or_caption_padding(bench_module):
@@ -45,8 +52,30 @@ def test_figures_do_not_depend_on_the_batch_or_caption_padding(bench_module):
     with torch.no_grad():  # a fresh DiT's zero-initialised output layer would predict 0 whatever its inputs
         for p in dit.parameters():
             p.normal_(0, 0.2)
-    one, three = mod.losses(dit, d, [0.3, 0.9], batch=1), mod.losses(dit, d, [0.3, 0.9], batch=3)
+    (one, none), (three, _) = mod.losses(dit, d, [0.3, 0.9], batch=1), mod.losses(dit, d, [0.3, 0.9], batch=3)
+    assert none is None  # no masks, no object-region figures
     assert one[0] != one[1]  # the inputs reach the output
     assert all(abs(a - b) < 2e-3 * a for a, b in zip(one, three)), (one, three)
-    empty = mod.losses(dit, d, [0.3, 0.9], empty=torch.zeros(2, 8))
+    empty, _ = mod.losses(dit, d, [0.3, 0.9], empty=torch.zeros(2, 8))
     assert empty != one  # the empty prompt's states replace every caption
+
+
+def test_object_masks_cover_the_boxes_of_the_frames_each_latent_frame_encodes(bench_module, tmp_path):
+    mod = bench_module("val_loss")
+    frames = 9  # latent frames: 0 <- frame 0, 1 <- frames 1-4, 2 <- frames 5-8
+    boxes = [[None] * frames, [None] * frames]
+    seen = [[False] * frames, [False] * frames]
+    boxes[0][0], seen[0][0] = [0, 0, 5, 5], True  # object 0 in frame 0, top left
+    boxes[1][6], seen[1][6] = [17, 9, 20, 12], True  # object 1 in frame 6, pixels x 17-20, y 9-12
+    boxes[1][7] = [40, 40, 47, 47]  # in a frame where it is not visible: ignored
+    gt = {"ground_truth": {"frames": frames, "bbox": boxes, "visible": seen}}
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "gt" / "000000.json").write_text(json.dumps(gt))
+    (tmp_path / "metadata.jsonl").write_text(json.dumps({"file": "videos/000000.mp4", "caption": "x", "ground_truth": "gt/000000.json"}) + "\n")
+    m = mod.object_masks(tmp_path, ["0"], [(16, 3, 6, 6)])[0]
+    assert m.shape == (3, 6, 6)
+    assert m[0].nonzero().tolist() == [[0, 0]]
+    assert not m[1].any()
+    assert m[2].nonzero().tolist() == [[1, 2]]  # y 9-12 -> row 1, x 17-20 -> column 2
+    with pytest.raises(ValueError, match="not a whole video"):
+        mod.object_masks(tmp_path, ["0-1"], [(16, 3, 6, 6)])

@@ -215,6 +215,7 @@ class LatentSet:
             self.latents = [loaded[sh][k] for sh, k in lat_refs]
             self.captions = [(loaded[a][ka], loaded[b][kb]) for (a, ka), (b, kb) in cap_refs]
         self.shapes = shapes  # (C, T', H', W') of each latent, without reading it
+        self.names = [k.rsplit(".", 1)[0] for _, k in lat_refs]  # "7": record 7's first clip, "7-2" its third
         buckets: dict[tuple[int, ...], list[int]] = defaultdict(list)
         for i, shape in enumerate(shapes):
             buckets[shape].append(i)
