@@ -113,6 +113,8 @@ def test_cache_command_skips_and_reports_bad_files_then_trains(mixed, tiny_vae, 
     assert len(data) == 6 and len(data.buckets) == 3 and {len(v) for v in data.buckets.values()} == {4, 1}
     lazy = LatentSet([folder], preload_gb=0)  # a cache bigger than memory: read from the shards on demand
     assert not lazy.preloaded and data.preloaded and lazy.buckets == data.buckets
+    assert lazy.names == data.names and len(data.names) == 6
+    assert sum("-" in n for n in data.names) == 1  # long.mp4's second clip is "<its record>-1"
     for i in range(len(data)):
         assert torch.equal(lazy.latents[i], data.latents[i])
         assert all(torch.equal(a, b) for a, b in zip(lazy.captions[i], data.captions[i]))
