@@ -30,11 +30,11 @@ def load_dit(folder: Path):  # a pipeline folder (its transformer/) or a transfo
     return load(str(sub if sub.is_dir() else folder)).eval()
 
 
-def object_masks(folder: Path, names: list[str], shapes: list[tuple[int, ...]], time_down: int = 4,
-                 space_down: int = 8) -> list:
+def object_masks(folder: Path, names: list[str], shapes: list[tuple[int, ...]], time_down: int,
+                 space_down: int) -> list:
     """(T', H', W') bool per latent: the latent cells any visible object's box of the world's
     ground truth touches, in any of the frames that latent frame encodes (the causal VAE's first
-    latent frame holds frame 0 alone, latent frame k frames k*time_down - 3 .. k*time_down)."""
+    latent frame holds frame 0 alone, latent frame k frames (k-1)*time_down + 1 .. k*time_down)."""
     import torch
 
     from tenku.data.latents import read_records
@@ -65,6 +65,7 @@ def losses(dit, data, sigmas: list[float], empty=None, masks=None, seed: int = 0
     import torch
 
     from tenku.flow import add_noise, velocity
+    from tenku.train.dit import pad_states
 
     total, obj = [0.0] * len(sigmas), [0.0] * len(sigmas)
     for shape, idx in sorted(data.buckets.items()):
@@ -72,12 +73,7 @@ def losses(dit, data, sigmas: list[float], empty=None, masks=None, seed: int = 0
             part = idx[k : k + batch]
             x0 = torch.stack([data.latents[i] for i in part]).float()
             noise = torch.stack([torch.randn(x0.shape[1:], generator=torch.Generator().manual_seed(seed + i)) for i in part])
-            states = [(data.captions[i][0] if empty is None else empty).float() for i in part]
-            n = max(s.shape[0] for s in states)
-            ctx = torch.zeros(len(part), n, states[0].shape[1])
-            mask = torch.zeros(len(part), n, dtype=torch.bool)
-            for b, s in enumerate(states):
-                ctx[b, : s.shape[0]], mask[b, : s.shape[0]] = s, True
+            ctx, mask = pad_states([data.captions[i][0] if empty is None else empty for i in part])
             for j, s in enumerate(sigmas):
                 sigma = torch.full((len(part), x0.shape[2]), s)
                 with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -124,14 +120,16 @@ def main() -> None:
         read_records(a.data)
     except ValueError as e:
         raise SystemExit(str(e)) from None
+    vae = VAE.load(a.vae).eval()
     cache = Path(a.cache) / cache_key(a.vae, "minilm") / Path(a.data).resolve().name
     if not cache_complete(a.data, cache):
         text = load_text_encoder("minilm")
-        build_cache(a.data, VAE.load(a.vae).eval(), text, cache, progress=False)
+        build_cache(a.data, vae, text, cache, progress=False)
         finish_cache(a.data, cache, len(read_records(a.data)), text)
     data = LatentSet([cache])
     try:
-        masks = object_masks(Path(a.data), data.names, data.shapes) if a.objects else None
+        masks = (object_masks(Path(a.data), data.names, data.shapes, vae.cfg.time_down, vae.cfg.space_down)
+                 if a.objects else None)
     except (KeyError, FileNotFoundError) as e:
         raise SystemExit(f"--objects needs a world render with its ground truth (tenku world render): {a.data} lacks {e}")
     print(f"{len(data)} held-out clips in {len(data.buckets)} shapes; velocity error per sigma (lower is better)")
@@ -150,6 +148,7 @@ def main() -> None:
     if rows["gain"]:
         _table("text gain: error under the empty prompt minus under the caption (higher: the text is used more)",
                a.sigmas, rows["gain"])
+
 
 if __name__ == "__main__":
     main()

@@ -9,24 +9,23 @@ import torch
 from tenku.dit.model import DiT, DiTConfig
 
 
-def _data(lengths=(3, 7, 5)):
-    g = torch.Generator().manual_seed(1)
-    n = len(lengths)
-    return SimpleNamespace(
-        buckets={(4, 2, 4, 4): list(range(n))},
-        latents=[torch.randn(4, 2, 4, 4, generator=g) for _ in range(n)],
-        captions=[(torch.randn(k, 8, generator=g), torch.randn(2, 8, generator=g)) for k in lengths],
-    )
-
-
 class _Set(SimpleNamespace):
+    """What losses() reads of a LatentSet: three clips of one shape, captions of 3, 7 and 5 tokens."""
+
     def __len__(self):
         return len(self.latents)
 
 
+def _data(lengths=(3, 7, 5)):
+    g = torch.Generator().manual_seed(1)
+    return _Set(buckets={(4, 2, 4, 4): list(range(len(lengths)))},
+                latents=[torch.randn(4, 2, 4, 4, generator=g) for _ in lengths],
+                captions=[(torch.randn(k, 8, generator=g), torch.randn(2, 8, generator=g)) for k in lengths])
+
+
 def test_a_model_that_predicts_zero_scores_the_mean_squared_velocity(bench_module):
     mod = bench_module("val_loss")
-    d = _Set(**vars(_data()))
+    d = _data()
 
     class Zero(torch.nn.Module):
         def forward(self, x, sigma, ctx, mask):
@@ -46,7 +45,7 @@ def test_a_model_that_predicts_zero_scores_the_mean_squared_velocity(bench_modul
 
 def test_figures_do_not_depend_on_the_batch_or_caption_padding(bench_module):
     mod = bench_module("val_loss")
-    d = _Set(**vars(_data()))
+    d = _data()
     torch.manual_seed(0)
     dit = DiT(DiTConfig(in_channels=4, dim=32, depth=1, heads=2, text_dim=8, freq_dim=32)).eval()
     with torch.no_grad():  # a fresh DiT's zero-initialised output layer would predict 0 whatever its inputs
@@ -72,10 +71,10 @@ def test_object_masks_cover_the_boxes_of_the_frames_each_latent_frame_encodes(be
     (tmp_path / "gt").mkdir()
     (tmp_path / "gt" / "000000.json").write_text(json.dumps(gt))
     (tmp_path / "metadata.jsonl").write_text(json.dumps({"file": "videos/000000.mp4", "caption": "x", "ground_truth": "gt/000000.json"}) + "\n")
-    m = mod.object_masks(tmp_path, ["0"], [(16, 3, 6, 6)])[0]
+    m = mod.object_masks(tmp_path, ["0"], [(16, 3, 6, 6)], 4, 8)[0]
     assert m.shape == (3, 6, 6)
     assert m[0].nonzero().tolist() == [[0, 0]]
     assert not m[1].any()
     assert m[2].nonzero().tolist() == [[1, 2]]  # y 9-12 -> row 1, x 17-20 -> column 2
     with pytest.raises(ValueError, match="not a whole video"):
-        mod.object_masks(tmp_path, ["0-1"], [(16, 3, 6, 6)])
+        mod.object_masks(tmp_path, ["0-1"], [(16, 3, 6, 6)], 4, 8)

@@ -146,9 +146,14 @@ def text_batch(data: LatentSet, idx: list[int], rngs: list[np.random.Generator],
         else:
             detailed, short = data.captions[i]
             states.append(short if rng.random() < cfg.short_caption_prob else detailed)
+    return pad_states(states)
+
+
+def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Caption states of different lengths (L_i, D) -> zero-padded (B, L, D) float and mask (B, L)."""
     n = max(s.shape[0] for s in states)
-    out = torch.zeros(len(idx), n, states[0].shape[1])
-    mask = torch.zeros(len(idx), n, dtype=torch.bool)
+    out = torch.zeros(len(states), n, states[0].shape[1])
+    mask = torch.zeros(len(states), n, dtype=torch.bool)
     for b, s in enumerate(states):
         out[b, : s.shape[0]] = s.float()
         mask[b, : s.shape[0]] = True
