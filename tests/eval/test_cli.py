@@ -31,6 +31,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         ["eval", "--autoencoder", str(tmp_path / "missing"), "--out", str(tmp_path / "e")],
         ["eval", "--autoencoder", str(tmp_path), "--steps", "2", "--out", str(tmp_path / "f")],
         ["eval", "--reference", "--expand", "--out", str(tmp_path / "g")],
+        ["eval", "--reference", "--samples", "3", "--out", str(tmp_path / "h")],
     ]
     for argv in cases:
         assert main(argv) == 2, argv
@@ -52,6 +53,43 @@ def test_model_run_through_the_pipeline(tiny_pipeline, tmp_path, capsys):
     assert doc["generator"].startswith("model:") and doc["suites"]["world"]["summary"]["items"] == 1
     rates = doc["suites"]["world"]["summary"]["rates"]
     assert set(rates) >= {"object_adherence", "physics_fidelity", "temporal_flickering"}
+
+
+def test_samples_draw_other_seeds_of_the_same_scenes(tiny_pipeline, tmp_path, capsys):
+    """--samples 2: each item twice, the second with another generation seed (so another video)
+    but the same scene and prompt; the summary counts items and videos apart, and the sample-0
+    videos are the ones a plain run makes (its cache is reused)."""
+    import numpy as np
+
+    out = tmp_path / "s"
+    argv = ["eval", "--model", str(tiny_pipeline), "--suite", "world", "--out", str(out), "--limit", "2",
+            "--height", "64", "--steps", "1", "--quiet"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert main(argv + ["--samples", "2"]) == 0, capsys.readouterr().err
+    assert "2 items, 4 videos, 2 cached" in capsys.readouterr().out
+    doc = json.loads((out / "metrics.json").read_text())["suites"]["world"]
+    assert doc["summary"]["items"] == 2 and doc["summary"]["videos"] == 4
+    recs = doc["items"]
+    assert [(r["id"], r["sample"]) for r in recs] == [("world-000", 0), ("world-001", 0), ("world-000", 1), ("world-001", 1)]
+    assert recs[0]["gen_seed"] == recs[0]["seed"] != recs[2]["gen_seed"] and recs[0]["seed"] == recs[2]["seed"]
+    vids = sorted((out / "videos").glob("world-000-*.npz"))
+    assert len(vids) == 2
+    a, b = (np.load(v)["frames"] for v in vids)
+    assert not np.array_equal(a, b)
+    assert set(doc["summary"]["stderr"]) == set(doc["summary"]["rates"])
+
+
+def test_stderr_averages_an_items_samples_first():
+    import math
+
+    from tenku.eval.run import stderr
+    from tenku.eval.suites import build_suite
+
+    a, b = build_suite("world", 2, 64)
+    res = [{"item": a, "rates": {"m": 1.0}}, {"item": a, "rates": {"m": 0.0}},  # item a: mean 0.5
+           {"item": b, "rates": {"m": 1.0}}, {"item": b, "rates": {"m": float("nan")}}]  # item b: 1.0 (NaN skipped)
+    assert math.isclose(stderr(res, "m"), 0.25)  # std([0.5, 1.0], ddof=1) / sqrt(2)
+    assert math.isnan(stderr(res[:2], "m"))  # one item: no error bar
 
 
 def test_expand_gives_the_model_the_detailed_caption_and_judges_the_prompt(tiny_pipeline, tmp_path, capsys):

@@ -27,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="REPORT", help="report folder (new, empty, or a run to resume)")
     p.add_argument("--limit", type=positive_int, help="only the first N items of each suite")
     p.add_argument("--steps", type=positive_int, help="sampling steps passed to the pipeline")
+    p.add_argument("--samples", type=positive_int, default=1,
+                   help="videos per item, each with another seed (default 1): the means then depend less on "
+                        "the seeds, and their standard errors shrink")
     p.add_argument("--expand", action="store_true",
                    help="expand each prompt into a detailed caption first, as tenku generate does by default "
                         "(the item's seed; default: the prompt verbatim)")
@@ -61,6 +64,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError("--steps applies to --model, not --reference or --autoencoder")
     if args.expand and not args.model:
         raise UsageError("--expand applies to --model, not --reference or --autoencoder")
+    if args.samples > 1 and not args.model:
+        raise UsageError("--samples applies to --model: the simulator and the autoencoder give the same video "
+                         "every time")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out} exists and is not a folder")
@@ -80,7 +86,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     runs = {}
     try:
         for name in names:
-            items = build_suite(name, args.limit, args.height, multiple)
+            items = build_suite(name, args.limit, args.height, multiple, args.samples)
             missing = sorted({i.mode for i in items if not getattr(generate, "supports", lambda m: True)(i.mode)})
             if missing:  # the pipeline does not have every mode yet: score what it can
                 print(f"skipping suite {name}: the pipeline has no {', '.join(missing)} mode")
@@ -95,7 +101,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot write to {out}: {e.strerror or e}") from None
     for name, s in doc["suites"].items():
         rates = s["summary"]["rates"]
-        shown = ", ".join(f"{m} {v:.3f}" for m, v in rates.items() if v is not None and not math.isnan(v))
-        print(f"{name} ({s['summary']['items']} videos, {s['cached']} cached): {shown}")
+        se = s["summary"].get("stderr", {})
+        shown = ", ".join(f"{m} {v:.3f}" + (f"±{se[m]:.3f}" if se.get(m) is not None else "")
+                          for m, v in rates.items() if v is not None and not math.isnan(v))
+        print(f"{name} ({s['summary']['items']} items, {s['summary']['videos']} videos, {s['cached']} cached): {shown}")
     print(f"wrote {out / 'metrics.json'} and {out / 'report.md'} in {time.time() - t0:.1f}s")
     return 0

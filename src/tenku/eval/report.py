@@ -37,7 +37,7 @@ def _clean(x: Any) -> Any:
 
 def _item_record(r: dict[str, Any]) -> dict[str, Any]:
     it = r["item"]
-    rec = {"id": it.id, "prompt": it.prompt, "seed": it.seed, "size": [it.width, it.height], "frames": it.frames,
+    rec = {"id": it.id, "sample": it.sample, "prompt": it.prompt, "seed": it.seed, "gen_seed": it.gen_seed, "size": [it.width, it.height], "frames": it.frames,
            "fps": it.fps, "mode": it.mode, "tags": it.tags, "score": item_score(r), "rates": r["rates"],
            "values": r["values"],
            "objects": [{k: v for k, v in o.items() if k not in ("xy", "frames")} for o in r["objects"]]}
@@ -51,6 +51,14 @@ def _fmt(v: Any, digits: int = 3) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _pm(summary: dict[str, Any], metric: str) -> str:
+    """A rate's suite mean with its standard error (when there is one)."""
+    v, se = summary["rates"].get(metric), summary.get("stderr", {}).get(metric)
+    if v is None or se is None or not math.isfinite(se):
+        return _fmt(v)
+    return f"{_fmt(v)} ± {_fmt(se)}"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -95,7 +103,7 @@ def plot_trajectories(result: dict[str, Any], path: Path) -> Path:
     ay.set_ylabel("y (world units)")
     ay.set_title("height over time")
     ay.legend(fontsize=7, loc="best")
-    fig.suptitle(f"{item.id}: {item.prompt}"[:110], fontsize=9)
+    fig.suptitle(f"{item.label}: {item.prompt}"[:110], fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
@@ -126,13 +134,15 @@ def write_report(out: str | Path, runs: dict[str, dict[str, Any]], generator: st
     md = [f"# tenku eval: {generator}\n",
           f"Suite version {SUITE_VERSION}, {doc['created']}, {sum(len(r['results']) for r in runs.values())} videos "
           f"in {seconds:.0f} s. Metric definitions and thresholds: `{DOCS}`. Rates are in [0, 1], higher is better; "
-          "values are in world units (the world is 1 unit tall).\n"]
+          "values are in world units (the world is 1 unit tall). ± is the standard error of the mean "
+          "over items (an item's samples averaged first).\n"]
     names = list(runs)
     rates = [m for m in list(RATES) + ["mode_check"] if any(m in r["summary"]["rates"] for r in runs.values())]
     md.append("## Summary\n")
-    rows = [[m] + [_fmt(runs[n]["summary"]["rates"].get(m)) for n in names] for m in rates]
+    rows = [[m] + [_pm(runs[n]["summary"], m) for n in names] for m in rates]
     rows += [[v] + [_fmt(runs[n]["summary"]["values"].get(v), 4) for n in names] for v in VALUES]
     rows.append(["items"] + [str(runs[n]["summary"]["items"]) for n in names])
+    rows.append(["videos (samples of the items)"] + [str(runs[n]["summary"]["videos"]) for n in names])
     md.append(_table(["metric"] + names, rows))
     for name in names:
         run = runs[name]
@@ -148,7 +158,7 @@ def write_report(out: str | Path, runs: dict[str, dict[str, Any]], generator: st
             keys = [k for k in modes[0]["mode_check"] if k != "ok"]
             md.append("\nMode checks (ratios pass at <= 2, PSNR at >= 25 dB):\n\n")
             md.append(_table(["item", "mode", *keys, "pass"],
-                             [[r["item"].id, r["item"].mode, *[_fmt(r["mode_check"].get(k), 2) for k in keys],
+                             [[r["item"].label, r["item"].mode, *[_fmt(r["mode_check"].get(k), 2) for k in keys],
                                "yes" if r["mode_check"]["ok"] else "**no**"] for r in modes]))
         longs = [r for r in run["results"] if "windows" in r]
         if longs:
@@ -165,14 +175,14 @@ def write_report(out: str | Path, runs: dict[str, dict[str, Any]], generator: st
         for r in ranked:
             it = r["item"]
             low = ", ".join(f"{m} {_fmt(v, 2)}" for m, v in r["rates"].items() if v is not None and v < 0.98)
-            md.append(f"\n- `{it.id}` ({it.width}x{it.height}) \"{it.prompt}\": score {_fmt(item_score(r))}"
+            md.append(f"\n- `{it.label}` ({it.width}x{it.height}) \"{it.prompt}\": score {_fmt(item_score(r))}"
                       f"{'; ' + low if low else ''}")
-            plot_trajectories(r, out / "plots" / f"{it.id}.png")
-            md.append(f"\n  ![trajectories](plots/{it.id}.png)")
+            plot_trajectories(r, out / "plots" / f"{it.label}.png")
+            md.append(f"\n  ![trajectories](plots/{it.label}.png)")
             video = load_video(r)
             if video is not None:
-                contact_sheet_of(video, out / "sheets" / f"{it.id}.png")
-                md.append(f"\n  ![frames](sheets/{it.id}.png)")
+                contact_sheet_of(video, out / "sheets" / f"{it.label}.png")
+                md.append(f"\n  ![frames](sheets/{it.label}.png)")
         md.append("\n")
         doc["suites"][name] = {"summary": s, "cached": run.get("cached", 0),
                                "items": [_item_record(r) for r in run["results"]]}

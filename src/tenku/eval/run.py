@@ -60,8 +60,10 @@ class PipelineGenerator:
     mode, ``image=`` (i2v: the reference's first frame), ``video=, extend="forward"|"backward"``
     (the reference's first or last ``cond`` frames), ``loop=True``, or ``connect=(A, B)``
     with ``frames`` the length of the transition (it returns A + transition + B). With
-    ``expand``, the prompt is first expanded into a detailed caption (item seed, size and
+    ``expand``, the prompt is first expanded into a detailed caption (seed, size and
     length), as ``tenku generate`` does by default; the item is still judged on its prompt.
+    The seed is the item's ``gen_seed``: its own seed for sample 0, another for each further
+    sample (``tenku eval --samples``).
     """
 
     def __init__(self, model_dir: str | Path, steps: int | None = None, device: str = "cpu", expand: bool = False):
@@ -77,7 +79,7 @@ class PipelineGenerator:
         self.tag = f"model:{Path(model_dir).resolve()}:steps={steps}" + (":expand" if expand else "")
 
     def __call__(self, item: SuiteItem) -> np.ndarray:
-        kw: dict[str, Any] = dict(seed=item.seed, size=(item.width, item.height), frames=item.frames, fps=item.fps)
+        kw: dict[str, Any] = dict(seed=item.gen_seed, size=(item.width, item.height), frames=item.frames, fps=item.fps)
         if self.steps:
             kw["steps"] = self.steps
         if item.mode != "t2v" and item.mode != "loop":
@@ -99,7 +101,7 @@ class PipelineGenerator:
             return item.prompt
         from tenku.prompts.expand import expand_prompt
 
-        return expand_prompt(item.prompt, item.seed, aspect=item.width / item.height, frames=item.frames,
+        return expand_prompt(item.prompt, item.gen_seed, aspect=item.width / item.height, frames=item.frames,
                              fps=item.fps).caption
 
 
@@ -247,17 +249,31 @@ def load_video(result: dict[str, Any]) -> np.ndarray | None:
         return z["frames"]
 
 
+def stderr(results: list[dict[str, Any]], metric: str) -> float:
+    """Standard error of a rate's suite mean over items: each item's samples are averaged
+    first (they share a scene, so they are not independent draws of the suite); NaN with
+    fewer than two scored items."""
+    per_item: dict[str, list[float]] = {}
+    for r in results:
+        per_item.setdefault(r["item"].id, []).append(r["rates"].get(metric))
+    means = [m for m in (_nanmean(v) for v in per_item.values()) if not math.isnan(m)]
+    return float(np.std(means, ddof=1) / math.sqrt(len(means))) if len(means) > 1 else math.nan
+
+
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Suite means of every rate and value, the same per tag, and mode-check pass rates."""
+    """Suite means of every rate and value (with the rates' standard errors), the same per
+    tag, and mode-check pass rates. ``items`` counts distinct items, ``videos`` every sample."""
     rates = sorted({m for r in results for m in r["rates"]}, key=lambda m: (m not in RATES, m))
     values = sorted({v for r in results for v in r["values"]})
     out: dict[str, Any] = {
-        "items": len(results),
+        "items": len({r["item"].id for r in results}),
+        "videos": len(results),
         "rates": {m: _nanmean([r["rates"].get(m) for r in results]) for m in rates},
+        "stderr": {m: stderr(results, m) for m in rates},
         "values": {v: _nanmean([r["values"].get(v) for r in results]) for v in values},
     }
     tags = sorted({t for r in results for t in r["item"].tags})
-    out["by_tag"] = {t: {"items": sum(t in r["item"].tags for r in results),
+    out["by_tag"] = {t: {"items": len({r["item"].id for r in results if t in r["item"].tags}),
                          **{m: _nanmean([r["rates"].get(m) for r in results if t in r["item"].tags]) for m in rates}}
                      for t in tags}
     drift = [r for r in results if "drift" in r]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ SIZES = [(128, 128), (224, 128), (128, 224)]  # 1:1, 16:9, 9:16
 SIZE_MULTIPLE = 16  # rescaled widths are multiples of this (VAE downsampling x patch of the default models)
 FRAMES, FPS = 33, 8.0
 LONG_SECONDS = 60
+SAMPLE_SEED_STRIDE = 1_000_003  # sample j of an item is generated with seed + j * this (item seeds stay < 10^6)
 COND = 9  # frames given to extend / taken from each clip for connect
 PAN_SPEED = 0.05  # units / s for "the camera pans ..."
 
@@ -71,11 +72,25 @@ class SuiteItem:
     mode: str = "t2v"
     cond: int = 0
     tags: list[str] = field(default_factory=list)
+    sample: int = 0
 
     def key(self) -> str:
         """Cache key: everything that decides the generated video."""
         d = [self.prompt, self.seed, self.width, self.height, self.frames, self.fps, self.mode, self.cond]
+        if self.sample:  # sample 0 keeps the key it had before samples existed
+            d.append(self.sample)
         return hashlib.sha1(json.dumps(d).encode()).hexdigest()[:16]
+
+    @property
+    def gen_seed(self) -> int:
+        """The seed a generator draws this sample with: the item's seed for sample 0, then
+        others far from every item's seed (the scene itself never changes)."""
+        return self.seed + SAMPLE_SEED_STRIDE * self.sample
+
+    @property
+    def label(self) -> str:
+        """The item's id, with its sample when there are several (file names, reports)."""
+        return f"{self.id}-s{self.sample}" if self.sample else self.id
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -293,10 +308,12 @@ def suite_prompts(name: str) -> list[dict[str, Any]]:
 
 
 def build_suite(name: str, limit: int | None = None, height: int | None = None,
-                multiple: int = SIZE_MULTIPLE) -> list[SuiteItem]:
+                multiple: int = SIZE_MULTIPLE, samples: int = 1) -> list[SuiteItem]:
     """The first ``limit`` items of suite ``name`` (every one by default). With ``height``,
     sizes are rescaled to that height and widths rounded to a multiple of ``multiple`` (what
-    a model can make; the scene's world width follows the rounded aspect ratio)."""
+    a model can make; the scene's world width follows the rounded aspect ratio). With
+    ``samples`` > 1, every item is repeated with samples 1, 2, ... (other generation seeds),
+    all items' sample 0 first, so a run cut short still covers the whole suite once."""
     recipes = suite_prompts(name)[:limit]
     items = []
     for k, r in enumerate(recipes):
@@ -307,7 +324,7 @@ def build_suite(name: str, limit: int | None = None, height: int | None = None,
         items.append(make_item(f"{name}-{k:03d}", name, r["prompt"], (w, h), r.get("frames", FRAMES), FPS,
                                r.get("staging", ""), r.get("mode", "t2v"), r.get("cond", 0),
                                list(r.get("tags", [])) + [f"aspect:{aspect}"], base_seed=1000 * SUITES.index(name) + k))
-    return items
+    return [replace(it, sample=j) for j in range(samples) for it in items]
 
 
 def directions_agree(spec: SceneSpec, hints: list[dict[str, str]]) -> bool:
