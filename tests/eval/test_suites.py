@@ -58,3 +58,19 @@ def test_mode_and_long_suites():
     frames = loop.reference()[0]
     assert ball.vy == 0 and abs(abs(ball.vx) * loop.frames / loop.fps - 2 * (loop.spec.width - 2 * ball.radius)) < 1e-9
     assert frames.shape[0] == loop.frames
+
+
+def test_an_expanded_caption_does_not_give_away_the_reference_scene(world96):
+    """The expander draws with default_rng([seed, 0]), numpy's stream for default_rng(seed),
+    which drew the item's scene: generated with the scene's own seed, its caption named the
+    reference's backdrop for most items (suite v1). With ``gen_seed`` it is chance."""
+    from tenku.prompts.expand import expand_prompt
+
+    def same_backdrop(seed_of):
+        hits = [str(expand_prompt(it.prompt, seed_of(it), aspect=it.width / it.height).spec.background)
+                == str(it.spec.background) for it in world96[:24]]
+        return sum(hits) / len(hits)
+
+    assert same_backdrop(lambda it: it.seed) > 0.5  # the leak this guards against is real
+    assert same_backdrop(lambda it: it.gen_seed) < 0.2
+    assert len({it.gen_seed for it in world96} & {it.seed for it in world96}) == 0

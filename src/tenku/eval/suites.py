@@ -34,12 +34,12 @@ from tenku.world.sample import sample_scene
 from tenku.world.spec import DIRECTIONS, SceneSpec
 
 SUITES = ("world", "i2v", "extend", "loop", "connect", "long")
-SUITE_VERSION = 1
+SUITE_VERSION = 2  # 2: generation seeds apart from the scenes' seeds (SuiteItem.gen_seed)
 SIZES = [(128, 128), (224, 128), (128, 224)]  # 1:1, 16:9, 9:16
 SIZE_MULTIPLE = 16  # rescaled widths are multiples of this (VAE downsampling x patch of the default models)
 FRAMES, FPS = 33, 8.0
 LONG_SECONDS = 60
-SAMPLE_SEED_STRIDE = 1_000_003  # sample j of an item is generated with seed + j * this (item seeds stay < 10^6)
+SAMPLE_SEED_STRIDE = 1_000_003  # sample j of an item is generated with seed + (j + 1) * this (scene seeds stay < 10^6)
 COND = 9  # frames given to extend / taken from each clip for connect
 PAN_SPEED = 0.05  # units / s for "the camera pans ..."
 
@@ -76,16 +76,18 @@ class SuiteItem:
 
     def key(self) -> str:
         """Cache key: everything that decides the generated video."""
-        d = [self.prompt, self.seed, self.width, self.height, self.frames, self.fps, self.mode, self.cond]
-        if self.sample:  # sample 0 keeps the key it had before samples existed
-            d.append(self.sample)
+        d = [self.prompt, self.gen_seed, self.width, self.height, self.frames, self.fps, self.mode, self.cond]
         return hashlib.sha1(json.dumps(d).encode()).hexdigest()[:16]
 
     @property
     def gen_seed(self) -> int:
-        """The seed a generator draws this sample with: the item's seed for sample 0, then
-        others far from every item's seed (the scene itself never changes)."""
-        return self.seed + SAMPLE_SEED_STRIDE * self.sample
+        """The seed a generator draws sample ``sample`` with: never the scene's own ``seed``.
+
+        The prompt expander draws its scene from ``default_rng([seed, 0])``, which numpy
+        makes the very stream ``default_rng(seed)`` that drew this item's scene; with the
+        item's seed, an expanded caption would describe the hidden reference (its backdrop,
+        sizes and start positions) and inflate every score (suite version 1 did)."""
+        return self.seed + SAMPLE_SEED_STRIDE * (self.sample + 1)
 
     @property
     def label(self) -> str:
