@@ -90,3 +90,19 @@ def test_cache_key_follows_the_encoder_not_the_decoder(tmp_path):
         next(p for n, p in vae.named_parameters() if n.startswith("encoder.")).add_(1.0)
     vae.set_latent_stats([], [])
     assert cache_key(save_vae(vae, tmp_path / "d"), "minilm") != key
+
+
+def test_the_steps_draws_are_not_a_samples_draws():
+    """numpy seeds [seed, step] and [seed, step, 0] alike; the step's stream (image batch or
+    not) must not be sample 0's, whose first draw decides its caption dropout in image batches."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tenku.train.dit import sample_rngs, step_rng
+
+    cfg = SimpleNamespace(seed=0)  # all the two read
+    for step in range(20):
+        first = step_rng(cfg, step).random()
+        assert all(r.random() != first for r in sample_rngs(cfg, step, 64))
+    assert np.random.default_rng([3, 5]).random() == np.random.default_rng([3, 5, 0]).random()  # the trap

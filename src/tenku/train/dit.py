@@ -130,9 +130,19 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
 # ----------------------------------------------------------------------------- per-sample draws
 
 
+STEP_STREAM = 2**31 - 1  # the step's own draws: numpy seeds [seed, step] and [seed, step, 0] alike
+
+
 def sample_rngs(cfg: TrainDiTConfig, step: int, n: int) -> list[np.random.Generator]:
     """One generator per position of the global batch: the same draws on any number of ranks."""
     return [np.random.default_rng([cfg.seed, step, j]) for j in range(n)]
+
+
+def step_rng(cfg: TrainDiTConfig, step: int) -> np.random.Generator:
+    """The draws of the whole step (image batch or not). Not ``default_rng([seed, step])``:
+    numpy drops trailing zeros of a seed, so that is sample 0's stream, and the first sample
+    of every image batch lost its caption (its dropout draw was the image draw, < 0.1)."""
+    return np.random.default_rng([cfg.seed, step, STEP_STREAM])
 
 
 def text_batch(data: LatentSet, idx: list[int], rngs: list[np.random.Generator], cfg: TrainDiTConfig,
@@ -324,7 +334,7 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
     while step < end:
         t0 = time.perf_counter()
-        rng = np.random.default_rng([cfg.seed, step])
+        rng = step_rng(cfg, step)
         idx = sampler.global_batch(step)
         frames = data.shapes[idx[0]][1]
         t = 1 if frames > 1 and rng.random() < cfg.cond.image_prob else frames  # the causal VAE's first latent frame is the image alone
