@@ -32,6 +32,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         ["eval", "--autoencoder", str(tmp_path), "--steps", "2", "--out", str(tmp_path / "f")],
         ["eval", "--reference", "--expand", "--out", str(tmp_path / "g")],
         ["eval", "--reference", "--samples", "3", "--out", str(tmp_path / "h")],
+        ["eval", "--reference", "--guidance", "3", "--out", str(tmp_path / "i")],
     ]
     for argv in cases:
         assert main(argv) == 2, argv
@@ -78,6 +79,26 @@ def test_samples_draw_other_seeds_of_the_same_scenes(tiny_pipeline, tmp_path, ca
     a, b = (np.load(v)["frames"] for v in vids)
     assert not np.array_equal(a, b)
     assert set(doc["summary"]["stderr"]) == set(doc["summary"]["rates"])
+
+
+def test_guidance_reaches_the_pipeline_and_names_the_run(tiny_pipeline, tmp_path, capsys):
+    import numpy as np
+
+    from tenku.eval.run import PipelineGenerator
+    from tenku.eval.suites import build_suite
+
+    item = build_suite("world", 1, 64)[0]
+    gen = PipelineGenerator(tiny_pipeline, steps=2)
+    default = gen.pipe.cfg.guidance  # 3 in the tiny pipeline
+    got = {g: PipelineGenerator(tiny_pipeline, steps=2, guidance=g)(item) for g in (1.0, default, 9.0)}
+    assert np.array_equal(gen(item), got[default]) and not np.array_equal(got[1.0], got[9.0])
+    out = tmp_path / "g"
+    argv = ["eval", "--model", str(tiny_pipeline), "--suite", "world", "--out", str(out), "--limit", "1",
+            "--height", "64", "--steps", "1", "--quiet", "--guidance", "2.5"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert json.loads((out / "metrics.json").read_text())["generator"].endswith(":guidance=2.5")
+    assert main(argv[:-1] + ["3"]) == 2  # another guidance: another run, not this folder
+    assert "choose another --out" in capsys.readouterr().err
 
 
 def test_stderr_averages_an_items_samples_first():

@@ -7,7 +7,7 @@ import math
 import time
 from pathlib import Path
 
-from tenku.cli import UsageError, positive_int
+from tenku.cli import UsageError, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,6 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="REPORT", help="report folder (new, empty, or a run to resume)")
     p.add_argument("--limit", type=positive_int, help="only the first N items of each suite")
     p.add_argument("--steps", type=positive_int, help="sampling steps passed to the pipeline")
+    p.add_argument("--guidance", type=positive_float,
+                   help="guidance scale passed to the pipeline, as tenku generate --guidance (default: the model's)")
     p.add_argument("--samples", type=positive_int, default=1,
                    help="videos per item, each with another seed (default 1): the means then depend less on "
                         "the seeds, and their standard errors shrink")
@@ -60,8 +62,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     names = _suites(args.suite)
     if args.worst < 0:
         raise UsageError(f"--worst must be >= 0, got {args.worst}")
-    if args.steps and not args.model:
-        raise UsageError("--steps applies to --model, not --reference or --autoencoder")
+    if (args.steps or args.guidance) and not args.model:
+        raise UsageError("--steps and --guidance apply to --model, not --reference or --autoencoder")
     if args.expand and not args.model:
         raise UsageError("--expand applies to --model, not --reference or --autoencoder")
     if args.samples > 1 and not args.model:
@@ -75,7 +77,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         try:
             generate = (AutoencoderGenerator(args.autoencoder) if args.autoencoder
-                        else PipelineGenerator(args.model, args.steps, args.device, args.expand))
+                        else PipelineGenerator(args.model, args.steps, args.device, args.expand, args.guidance))
         except GeneratorUnavailable as e:
             raise UsageError(str(e)) from None
         tag = generate.tag

@@ -56,7 +56,7 @@ def expected_frames(item: SuiteItem) -> int:
 class PipelineGenerator:
     """Generates suite items with ``tenku.pipeline.Pipeline`` (imported only when used).
 
-    Calls ``pipe.generate(prompt, seed=, size=(w, h), frames=, fps=, steps=)`` and, per
+    Calls ``pipe.generate(prompt, seed=, size=(w, h), frames=, fps=, steps=, guidance=)`` and, per
     mode, ``image=`` (i2v: the reference's first frame), ``video=, extend="forward"|"backward"``
     (the reference's first or last ``cond`` frames), ``loop=True``, or ``connect=(A, B)``
     with ``frames`` the length of the transition (it returns A + transition + B). With
@@ -66,7 +66,8 @@ class PipelineGenerator:
     sample (``tenku eval --samples``).
     """
 
-    def __init__(self, model_dir: str | Path, steps: int | None = None, device: str = "cpu", expand: bool = False):
+    def __init__(self, model_dir: str | Path, steps: int | None = None, device: str = "cpu", expand: bool = False,
+                 guidance: float | None = None):
         try:
             from tenku.pipeline import Pipeline  # type: ignore[import-not-found]
         except ImportError as e:
@@ -75,13 +76,16 @@ class PipelineGenerator:
         if not Path(model_dir).is_dir():
             raise GeneratorUnavailable(f"model folder {model_dir} does not exist")
         self.pipe = Pipeline.load(str(model_dir), device=device)
-        self.steps, self.expand = steps, expand
-        self.tag = f"model:{Path(model_dir).resolve()}:steps={steps}" + (":expand" if expand else "")
+        self.steps, self.expand, self.guidance = steps, expand, guidance
+        self.tag = (f"model:{Path(model_dir).resolve()}:steps={steps}" + (":expand" if expand else "")
+                    + (f":guidance={guidance:g}" if guidance is not None else ""))
 
     def __call__(self, item: SuiteItem) -> np.ndarray:
         kw: dict[str, Any] = dict(seed=item.gen_seed, size=(item.width, item.height), frames=item.frames, fps=item.fps)
         if self.steps:
             kw["steps"] = self.steps
+        if self.guidance is not None:
+            kw["guidance"] = self.guidance
         if item.mode != "t2v" and item.mode != "loop":
             ref = reference_frames(SuiteItem(**{**item.__dict__, "mode": "t2v"}))
             if item.mode == "i2v":
