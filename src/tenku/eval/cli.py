@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "the seeds, and their standard errors shrink")
     p.add_argument("--expand", action="store_true",
                    help="expand each prompt into a detailed caption first, as tenku generate does by default "
-                        "(the item's seed; default: the prompt verbatim)")
+                        "(the sample's seed; default: the prompt verbatim)")
     p.add_argument("--height", type=positive_int,
                    help="rescale every item to this height (a multiple of 16, or of the model's size multiple); "
                         "widths are rounded to the same multiple")

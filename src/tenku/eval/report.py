@@ -37,8 +37,8 @@ def _clean(x: Any) -> Any:
 
 def _item_record(r: dict[str, Any]) -> dict[str, Any]:
     it = r["item"]
-    rec = {"id": it.id, "sample": it.sample, "prompt": it.prompt, "seed": it.seed, "gen_seed": it.gen_seed, "size": [it.width, it.height], "frames": it.frames,
-           "fps": it.fps, "mode": it.mode, "tags": it.tags, "score": item_score(r), "rates": r["rates"],
+    rec = {"id": it.id, "sample": it.sample, "prompt": it.prompt, "seed": it.seed, "gen_seed": it.gen_seed,
+           "size": [it.width, it.height], "frames": it.frames, "fps": it.fps, "mode": it.mode, "tags": it.tags, "score": item_score(r), "rates": r["rates"],
            "values": r["values"],
            "objects": [{k: v for k, v in o.items() if k not in ("xy", "frames")} for o in r["objects"]]}
     for k in ("mode_check", "drift", "windows"):

@@ -62,8 +62,8 @@ class PipelineGenerator:
     with ``frames`` the length of the transition (it returns A + transition + B). With
     ``expand``, the prompt is first expanded into a detailed caption (seed, size and
     length), as ``tenku generate`` does by default; the item is still judged on its prompt.
-    The seed is the item's ``gen_seed``: its own seed for sample 0, another for each further
-    sample (``tenku eval --samples``).
+    The seed is the item's ``gen_seed``, one per sample (``tenku eval --samples``) and never
+    the seed that drew the item's scene.
     """
 
     def __init__(self, model_dir: str | Path, steps: int | None = None, device: str = "cpu", expand: bool = False,
