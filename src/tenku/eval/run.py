@@ -35,8 +35,9 @@ _LAST: dict[str, tuple[np.ndarray, Any]] = {}
 
 
 def reference_render(item: SuiteItem) -> tuple[np.ndarray, Any]:
-    """``item.reference()``, remembered for the last item (the runner asks twice per item)."""
-    key = f"{item.id}-{item.key()}-{item.spec.to_dict()}"
+    """``item.reference()``, remembered for the last scene (the runner asks twice per item). The
+    key is what the render depends on, not the generation seed, so an item's samples share it."""
+    key = json.dumps([item.spec.to_dict(), item.width, item.height, item.frames, item.fps])
     if key not in _LAST:
         _LAST.clear()
         _LAST[key] = item.reference()
