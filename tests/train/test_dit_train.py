@@ -106,3 +106,25 @@ def test_the_steps_draws_are_not_a_samples_draws():
         first = step_rng(cfg, step).random()
         assert all(r.random() != first for r in sample_rngs(cfg, step, 64))
     assert np.random.default_rng([3, 5]).random() == np.random.default_rng([3, 5, 0]).random()  # the trap
+
+
+def test_the_steps_noise_is_one_draw_for_the_global_batch():
+    """step_noise: logit-normal noise levels per sample (one per clip, shared by its frames),
+    U(0, noise_aug) on condition frames, standard normal noise; the same step stream gives the
+    same draw, so every rank can take its slice of it."""
+    from tenku.train.conditions import sample_condition_masks
+    from tenku.train.dit import TrainDiTConfig, sample_rngs, step_noise, step_rng
+
+    c = TrainDiTConfig()
+    cond = sample_condition_masks(sample_rngs(c, 3, 512), 5, c.cond)
+    noise, sigma = step_noise(step_rng(c, 3), (512, 4, 5, 2, 2), cond, c, torch.device("cpu"))
+    again, sigma2 = step_noise(step_rng(c, 3), (512, 4, 5, 2, 2), cond, c, torch.device("cpu"))
+    assert torch.equal(noise, again) and torch.equal(sigma, sigma2)
+    assert noise.shape == (512, 4, 5, 2, 2) and abs(noise.std().item() - 1) < 0.02 and abs(noise.mean().item()) < 0.02
+    assert sigma.shape == (512, 5) and (sigma[cond] <= c.cond.noise_aug).all() and cond.any() and (~cond).any()
+    assert all(torch.all(row[~m] == row[~m][0]) for row, m in zip(sigma, cond) if (~m).any())  # one level per clip
+    per_clip = torch.stack([row[~m][0] for row, m in zip(sigma, cond) if (~m).any()])
+    assert 0.45 < per_clip.median().item() < 0.55 and per_clip.min() > 0 and per_clip.max() < 1
+    assert step_noise(step_rng(c, 4), (8, 4, 5, 2, 2), cond[:8], c, torch.device("cpu"))[1].ne(sigma[:8]).any()
+    assert torch.equal(sample_condition_masks(sample_rngs(c, 3, 4), 5, c.cond),
+                       torch.cat([draw_condition_masks(r, 1, 5, c.cond) for r in sample_rngs(c, 3, 4)]))

@@ -4,6 +4,7 @@ frame, first k, last k, first and last). Loss covers only the other frames."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,8 +33,18 @@ def draw_condition_masks(rng: np.random.Generator, batch: int, frames: int, cfg:
     """(batch, frames) bool: True where a latent frame is a clean condition. At least one
     frame per sample stays to be generated. ``first_k``/``last_k`` give 1 .. frames-1 frames;
     ``first_last`` a head of 1 .. frames-2 frames and a tail that leaves a gap of 1+."""
+    return torch.from_numpy(_mask_rows(rng, batch, frames, cfg))
+
+
+def sample_condition_masks(rngs: Sequence[np.random.Generator], frames: int, cfg: ConditionConfig) -> torch.Tensor:
+    """(len(rngs), frames): one row per sample, each drawn from that sample's own generator
+    (the row ``draw_condition_masks(rng, 1, frames, cfg)`` gives), built as one array."""
+    return torch.from_numpy(np.concatenate([_mask_rows(r, 1, frames, cfg) for r in rngs]))
+
+
+def _mask_rows(rng: np.random.Generator, batch: int, frames: int, cfg: ConditionConfig) -> np.ndarray:
     names, p = cfg.kinds()
-    mask = torch.zeros(batch, frames, dtype=torch.bool)
+    mask = np.zeros((batch, frames), dtype=bool)
     if frames < 2:
         return mask  # an image has nothing to condition on
     for b in range(batch):

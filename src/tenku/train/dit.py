@@ -19,8 +19,9 @@ Everything lands in ``cfg.out``:
     ckpt                a link to the newest complete checkpoint (``resume=auto`` resumes it)
     pipeline/           a loadable pipeline folder (vae/, transformer/ = EMA weights, pipeline.yaml)
 
-Every random draw is a function of (seed, step, sample): the batch from the bucket sampler,
-then per sample its condition mask, caption choice, noise level and noise. A resumed run
+Every random draw is a function of (seed, step) and the sample's place in the global batch:
+the batch from the bucket sampler, per sample its condition mask and caption choice, and the
+global batch's noise levels and noise (drawn together on the device, ``step_noise``). A resumed run
 continues as if it had never stopped, and the same global batch gives the same update on
 any number of ranks.
 """
@@ -51,7 +52,7 @@ from tenku.pipeline import Pipeline, PipelineConfig, save_pipeline
 from tenku.text import TextEncoder, load_text_encoder
 from tenku.train.checkpoint import (begin_step_folder, commit_folder, commit_step_folder, load_optimizer, resolve_resume,
                                     save_optimizer, write_json)
-from tenku.train.conditions import ConditionConfig, draw_condition_masks
+from tenku.train.conditions import ConditionConfig, sample_condition_masks
 from tenku.train.dit_weights import gather_ema, load_init, load_sharded, sharded_state
 from tenku.train.distributed import (Dist, ParallelConfig, clean_name, grad_norm_clip, init_distributed, is_sharded,
                                      parallelize, sync_gradients, unwrap)
@@ -147,7 +148,8 @@ def step_rng(cfg: TrainDiTConfig, step: int) -> np.random.Generator:
 
 def text_batch(data: LatentSet, idx: list[int], rngs: list[np.random.Generator], cfg: TrainDiTConfig,
                empty: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Caption states (B, L, D) and mask (B, L) for the samples, with short captions and dropout."""
+    """Caption states (B, L, D) in the cache's dtype and mask (B, L) for the samples, with
+    short captions and dropout."""
     states = []
     for i, rng in zip(idx, rngs):
         u = rng.random()
@@ -156,39 +158,40 @@ def text_batch(data: LatentSet, idx: list[int], rngs: list[np.random.Generator],
         else:
             detailed, short = data.captions[i]
             states.append(short if rng.random() < cfg.short_caption_prob else detailed)
-    return pad_states(states)
+    return pad_states(states, states[0].dtype)
 
 
-def pad_states(states: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Caption states of different lengths (L_i, D) -> zero-padded (B, L, D) float and mask (B, L)."""
-    n = max(s.shape[0] for s in states)
-    out = torch.zeros(len(states), n, states[0].shape[1])
-    mask = torch.zeros(len(states), n, dtype=torch.bool)
-    for b, s in enumerate(states):
-        out[b, : s.shape[0]] = s.float()
-        mask[b, : s.shape[0]] = True
-    return out, mask
+def pad_states(states: list[torch.Tensor], dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Caption states of different lengths (L_i, D) -> zero-padded (B, L, D) and mask (B, L)."""
+    out = torch.nn.utils.rnn.pad_sequence(states, batch_first=True).to(dtype)
+    lengths = torch.tensor([s.shape[0] for s in states])
+    return out, torch.arange(out.shape[1]) < lengths[:, None]
 
 
-def flow_loss_sum(model: torch.nn.Module, x0: torch.Tensor, ctx: torch.Tensor, ctx_mask: torch.Tensor,
-                  cond: torch.Tensor, rngs: list[np.random.Generator], cfg: TrainDiTConfig) -> torch.Tensor:
+def step_noise(rng: np.random.Generator, shape: tuple[int, ...], cond: torch.Tensor, cfg: TrainDiTConfig,
+               device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The whole global batch's noise (B, C, T', H', W') and noise levels (B, T'): logit-normal
+    per sample, and U(0, noise_aug) on the condition frames of ``cond`` (B, T'). Drawn on the
+    device by one generator seeded from the step's stream: a handful of kernels a step, where a
+    generator per sample cost seven launches per sample (the host-bound GPU step). Every
+    rank draws the global batch and takes its slice, so the update does not depend on the
+    number of ranks."""
+    gen = torch.Generator(device).manual_seed(int(rng.integers(2**62)))
+    b, t = cond.shape
+    noise = torch.randn(shape, generator=gen, device=device)
+    sigma = logit_normal((b, 1), cfg.logit_mean, cfg.logit_std, gen).expand(b, t)
+    aug = torch.rand((b, t), generator=gen, device=device) * cfg.cond.noise_aug
+    return noise, torch.where(cond.to(device), aug, sigma)
+
+
+def flow_loss_sum(model: torch.nn.Module, x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor,
+                  ctx_mask: torch.Tensor, cond: torch.Tensor, cfg: TrainDiTConfig) -> torch.Tensor:
     """Summed squared velocity error over the frames to generate (each frame's mean over C, H, W);
-    condition frames are (nearly) clean inputs. Noise and sigma come from each sample's rng,
-    drawn on x0's device (on a GPU, a generator there per sample: no host-side draws)."""
-    b, _, t = x0.shape[:3]
-    dev = x0.device
-    noise, sigma, aug = [], [], []
-    for j, rng in enumerate(rngs):
-        gen = torch.Generator(dev).manual_seed(int(rng.integers(2**62)))
-        noise.append(torch.randn(x0.shape[1:], generator=gen, device=dev))
-        sigma.append(logit_normal((1, 1), cfg.logit_mean, cfg.logit_std, gen).expand(1, t))
-        aug.append(torch.rand((1, t), generator=gen, device=dev) * cfg.cond.noise_aug)
-    noise_t, sigma_t, aug_t = torch.stack(noise), torch.cat(sigma), torch.cat(aug)
-    sigma_t = torch.where(cond, aug_t, sigma_t)
-    x = add_noise(x0, noise_t, sigma_t)
-    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-        v = model(x, sigma_t, ctx, ctx_mask)
-    err = (v.float() - velocity(x0, noise_t)).pow(2).mean(dim=(1, 3, 4))  # (B, T')
+    condition frames (``cond``, (B, T')) are (nearly) clean inputs at their ``sigma``."""
+    x = add_noise(x0, noise, sigma)
+    with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+        v = model(x, sigma, ctx, ctx_mask)
+    err = (v.float() - velocity(x0, noise)).pow(2).mean(dim=(1, 3, 4))  # (B, T')
     return (err * (~cond).float()).sum()
 
 
@@ -339,18 +342,24 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
         frames = data.shapes[idx[0]][1]
         t = 1 if frames > 1 and rng.random() < cfg.cond.image_prob else frames  # the causal VAE's first latent frame is the image alone
         rngs = sample_rngs(cfg, step, len(idx))
-        cond = torch.cat([draw_condition_masks(r, 1, t, cfg.cond) for r in rngs])  # (B, t) for the whole global batch
+        cond = sample_condition_masks(rngs, t, cfg.cond)  # (B, t) for the whole global batch
         keep = float((~cond).sum().clamp_min(1))  # the loss is a mean over the global batch's generated frames
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         opt.zero_grad(set_to_none=True)
         local = torch.zeros((), dtype=torch.float64, device=dist.device)
+        c, _, h, w = data.shapes[idx[0]]
+        cond_dev = cond.to(dist.device)
+        noise, sigma = step_noise(rng, (len(idx), c, t, h, w), cond_dev, cfg, dist.device)
         for micro in range(accum):
             sl = BucketSampler.split(len(idx), dist.rank, world, accum, micro)
-            x0 = torch.stack([data.latents[i][:, :t] for i in idx[sl]]).float().to(dist.device)
+            # moved in the cache's bf16 and widened there: half the copy, and no conversion on the host
+            x0 = torch.stack([data.latents[i] if t == frames else data.latents[i][:, :t] for i in idx[sl]])
+            x0 = x0.to(dist.device).float()
             ctx, ctx_mask = text_batch(data, idx[sl], rngs[sl], cfg, empty)
             with sync_gradients(model, micro == accum - 1):
-                part = flow_loss_sum(model, x0, ctx.to(dist.device), ctx_mask.to(dist.device), cond[sl].to(dist.device), rngs[sl], cfg)
+                part = flow_loss_sum(model, x0, noise[sl], sigma[sl], ctx.to(dist.device).float(), ctx_mask.to(dist.device),
+                                     cond_dev[sl], cfg)
                 (part * (world / keep)).backward()  # DDP/FSDP average over ranks: this makes it the global mean
             local += part.detach().double()
         loss = float(dist.sum(local)) / keep
