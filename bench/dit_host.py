@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--steps", type=int, default=6, help="timed steps (after 2 warm-up steps)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: as on a GPU machine's trainer)")
+    ap.add_argument("--top", type=int, default=10, help="list this many of the most frequent operators")
     a = ap.parse_args(argv)
     missing = [p for p in (a.data, a.vae) if not Path(p).is_dir()]
     if missing:
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     total = sum(ops.values()) / a.steps
     print(f"batch {a.batch}, tiny model, {a.threads} thread(s): {statistics.median(ms):.1f} ms a step "
           f"(median of {a.steps}: {', '.join(f'{m:.0f}' for m in ms)}); {total:.0f} aten operators a step")
-    for name, n in ops.most_common(10):
+    for name, n in ops.most_common(a.top):
         print(f"  {name:32s} {n / a.steps:8.0f} a step")
     return 0
 

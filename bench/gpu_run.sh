@@ -18,7 +18,7 @@ mkdir -p "$out/ema"
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 limit=$(python3 -c "print(int($minutes * 60 + 45))")  # a run past its budget is stopped; its checkpoints stay
 timeout "$limit" python3 bench/train_gpu.py run --pack .gpu --out /tmp/g --videos 16000 --minutes "$minutes" \
-    --data-s 60 --feed --phases 3 --profile-steps 8 \
+    --data-s 60 --feed \
     batch_size=256 lr=7e-4 warmup=100 ckpt_every=500 parallel.compile=true "$@" 2>&1 | grep -v -i warn | tee "$out/train.log"
 python3 bench/train_gpu.py export --run /tmp/g/run --out "$out/ema" 2>&1 | tee -a "$out/train.log"
 cp /tmp/g/run/log.jsonl /tmp/g/run/config.yaml "$out/ema/"

@@ -9,7 +9,8 @@ There (the GPU):       python bench/train_gpu.py run --pack .gpu --out runs/gpu 
     renders world scenes in memory on every core (the same scenes `tenku world render --seed S`
     writes), encodes them with the VAE and MiniLM on the GPU into the latent cache that
     `tenku train dit` reads, times a few steps, sets ``steps`` so that training ends inside the
-    budget, and trains with configs/tenku-world.yaml plus the overrides.
+    budget (re-planned as it goes), and trains with configs/tenku-world.yaml plus the overrides;
+    with --feed, more scenes are rendered beside the trainer and taken up as they are encoded.
 Then:                  python bench/train_gpu.py export --run runs/gpu/run --out DIR
     splits the newest checkpoint's EMA weights into files under 16 MB (what such a machine
     sends back); `... join --parts DIR --out FOLDER` rebuilds the transformer folder here.
@@ -185,7 +186,7 @@ def complete_data(out: Path) -> list[Path]:
 
 def feed(a: argparse.Namespace) -> None:
     """Render and encode chunks of ``--chunk`` scenes from ``--start`` on until ``--until`` (a
-    time.time()), each a complete data folder that the trainer takes up at its next phase."""
+    time.time()), each a complete data folder that the running trainer takes up (``Plan``)."""
     known = install_stubs(Path(a.pack), STUB.with_name(STUB.name + "-feed"))  # not the trainer's files
     start = a.start
     while time.time() < a.until - 10:
@@ -193,10 +194,11 @@ def feed(a: argparse.Namespace) -> None:
         start += a.chunk
 
 
-def _step_seconds(log: Path, batch: int, last: int = 3) -> float:
-    """Seconds a training step took, from the newest lines of a run's log.jsonl (median)."""
-    rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()][-last:]
-    return float(sorted(batch / r["samples/s"] for r in rows)[len(rows) // 2])
+def _step_seconds(log: Path, batch: int, last: int = 3) -> float | None:
+    """Seconds a training step took, from the newest lines of a run's log.jsonl (median); None
+    before the first line."""
+    rows = [json.loads(x) for x in log.read_text().splitlines() if x.strip()][-last:] if log.is_file() else []
+    return float(sorted(batch / r["samples/s"] for r in rows)[len(rows) // 2]) if rows else None
 
 
 def _free_gpu() -> None:
@@ -209,15 +211,40 @@ def _free_gpu() -> None:
         torch.cuda.empty_cache()
 
 
+class Plan:
+    """The trainer's ``steer`` (``tenku.train.dit.train``): after the first ``probe`` steps, and
+    then every few seconds, it sets the total so that training ends at ``deadline`` (from the
+    step time in the run's log; the cosine follows), and hands over the data folders the feed
+    has completed. One training call, where phases each paid a restart and a compile."""
+
+    def __init__(self, out: Path, batch: int, deadline: float, probe: int, max_steps: int, every_s: float = 5.0):
+        self.out, self.batch, self.deadline, self.probe, self.max_steps, self.every_s = out, batch, deadline, probe, max_steps, every_s
+        self.folders = [str(d) for d in complete_data(out)]
+        self.next_look = 0.0
+
+    def __call__(self, step: int) -> dict[str, Any] | None:
+        now = time.time()
+        if step < self.probe or now < self.next_look:
+            return None
+        per_step = _step_seconds(self.out / "run" / "log.jsonl", self.batch)
+        if per_step is None:  # nothing logged yet (log_every)
+            return None
+        self.next_look = now + self.every_s
+        said: dict[str, Any] = {"steps": min(step + max(1, int((self.deadline - now) / (per_step * 1.05))), self.max_steps)}
+        folders = [str(d) for d in complete_data(self.out)]
+        if len(folders) > len(self.folders):
+            said["data"], self.folders = folders, folders
+            print(f"step {step}: {per_step * 1000:.1f} ms/step, {len(folders)} data folders, total {said['steps']}", flush=True)
+        return said
+
+
 def run(a: argparse.Namespace) -> None:
-    """Data first (``--data-s``), then training in ``--phases`` parts; with ``--feed`` a process
-    beside the trainer keeps rendering scenes, and each phase resumes on every complete data
-    folder so far. The first ``--probe-steps`` steps time a step (inside the warm-up, so the
-    learning rate does not depend on the total yet); the total then fills ``--minutes``."""
+    """Data first (``--data-s``), then one training call: the first ``--probe-steps`` steps time
+    a step (inside the warm-up, so the learning rate does not depend on the total yet), then
+    ``Plan`` sets the total to fill ``--minutes`` and, with ``--feed`` (a process beside the
+    trainer that keeps rendering scenes), adds each data folder as its cache completes."""
     import subprocess
 
-    if a.feed and a.phases < 2:
-        raise SystemExit("--feed adds data that only a later phase takes up: give --phases 2 or more")
     start = time.time()
     deadline = start + a.minutes * 60 - 30  # the last checkpoint and the export
     known = install_stubs(Path(a.pack))
@@ -234,59 +261,34 @@ def run(a: argparse.Namespace) -> None:
     base = [f"cache={out / 'cache'}", "vae=models/vae-world", "init=models/tenku-world/transformer", "sample_every=0",
             f"device={a.device}", f"out={out / 'run'}", *a.overrides]
 
-    def config(steps: int) -> Any:
+    def config() -> Any:
         data = ",".join(str(d) for d in complete_data(out))
-        return load_train_config(ROOT / "configs" / "tenku-world.yaml", [f"data=[{data}]", *base, f"steps={steps}"])
+        return load_train_config(ROOT / "configs" / "tenku-world.yaml", [f"data=[{data}]", *base, "steps=1000000"])
 
-    probe = config(10**6)
-    if a.probe_steps + a.profile_steps >= probe.warmup:
-        raise SystemExit(f"--probe-steps plus --profile-steps ({a.probe_steps + a.profile_steps}) must be below "
-                         f"warmup={probe.warmup}: their learning rate must not depend on the total number of steps")
+    cfg = config()
+    if a.probe_steps >= cfg.warmup:
+        raise SystemExit(f"--probe-steps ({a.probe_steps}) must be below warmup={cfg.warmup}: their learning rate "
+                         f"must not depend on the total number of steps")
     for attempt in range(3):  # a batch too big for the GPU or a failing compiler must not cost the run
         if attempt:
             _free_gpu()  # after the failed attempt's exception (and the tensors its frames held) is gone
+        plan = Plan(out, cfg.batch_size, deadline, a.probe_steps, a.max_steps)
         try:
-            train(probe, progress=False, stop_after=a.probe_steps)
+            train(cfg, progress=False, steer=plan)
             break
         except Exception as e:  # noqa: BLE001
             oom = "out of memory" in str(e).lower()
-            fix = ("parallel.activation_checkpoint=true" if oom and not probe.parallel.activation_checkpoint
-                   else "parallel.compile=false" if probe.parallel.compile else None)
-            if fix is None or attempt == 2:
+            fix = ("parallel.activation_checkpoint=true" if oom and not cfg.parallel.activation_checkpoint
+                   else "parallel.compile=false" if cfg.parallel.compile else None)
+            if fix is None or attempt == 2 or plan.next_look:  # past the probe: its checkpoints are the run
                 raise
             print(f"probe failed ({type(e).__name__}: {str(e)[:300]}); again with {fix}", flush=True)
             shutil.rmtree(out / "run", ignore_errors=True)
             base.append(fix)
-            probe = config(10**6)
-    log = out / "run" / "log.jsonl"
-    per_step = _step_seconds(log, probe.batch_size)
-    if a.profile_steps:  # where a step's time goes (these steps count as training)
-        from torch.profiler import ProfilerActivity, profile
-
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-            train(probe, progress=False, stop_after=a.profile_steps)
-        for key in ("self_cuda_time_total", "self_cpu_time_total"):
-            print(prof.key_averages().table(sort_by=key, row_limit=15), flush=True)
-    done = a.probe_steps + a.profile_steps
-    print(f"probe: {per_step * 1000:.1f} ms/step at batch {probe.batch_size}", flush=True)
-    for k in range(1, a.phases + 1):
-        # each phase plans the total anew from the last phase's step time (the probe's can be off:
-        # compiling, the feed starting), so the run fills its budget; the cosine follows the plan
-        left = a.phases - k + 1
-        total = min(done + int((deadline - time.time() - 15.0 * (left - 1)) / (per_step * 1.1)), a.max_steps)
-        steps = (total - done) // left if left > 1 else total - done
-        if steps <= 0:
-            break
-        cfg = config(total)
-        t = time.time()
-        train(cfg, progress=False, stop_after=steps)
-        done += steps
-        per_step = _step_seconds(log, cfg.batch_size)
-        print(f"phase {k}: steps to {done} of {total} on {len(cfg.data)} data folder(s) in {time.time() - t:.0f} s "
-              f"({per_step * 1000:.1f} ms/step)", flush=True)
+            cfg = config()
     if feeder is not None:
         os.killpg(feeder.pid, signal.SIGKILL)
-    print(f"done in {time.time() - start:.0f} s", flush=True)
+    print(f"done in {time.time() - start:.0f} s: {cfg.steps} steps on {len(cfg.data)} data folder(s)", flush=True)
 
 
 def export(run_dir: Path, out: Path, part_mb: float = 15.0) -> None:
@@ -340,9 +342,7 @@ def main() -> None:
     r.add_argument("--device", default="cuda")
     r.add_argument("--probe-steps", type=int, default=60, help="steps timed before the run (log_every=10)")
     r.add_argument("--max-steps", type=int, default=10**6)
-    r.add_argument("--profile-steps", type=int, default=0, help="profile this many steps after the probe (0: none)")
-    r.add_argument("--phases", type=int, default=1, help="training parts; each resumes on all data rendered so far")
-    r.add_argument("--feed", action="store_true", help="keep rendering scenes beside the trainer (use with --phases)")
+    r.add_argument("--feed", action="store_true", help="keep rendering scenes beside the trainer; the run takes them up")
     r.add_argument("--chunk", type=int, default=2048, help="scenes per data folder the feed adds")
     r.add_argument("overrides", nargs="*")
     f = sub.add_parser("feed")

@@ -65,7 +65,7 @@ def test_export_parts_join_back(tmp_path):
     assert (tmp_path / "back" / "tenku.json").is_file()
 
 
-def test_phases_take_up_only_complete_data_folders_in_order(tmp_path, bench_module):
+def test_the_run_takes_up_only_complete_data_folders_in_order(tmp_path, bench_module):
     tool = bench_module("train_gpu")
     from tenku.data.latents import cache_key
 
@@ -84,3 +84,36 @@ def test_step_seconds_is_the_median_of_the_newest_log_lines(tmp_path, bench_modu
     rows = [{"step": 10 * i, "samples/s": sps} for i, sps in enumerate([1.0, 100.0, 64.0, 640.0, 32.0])]
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert tool._step_seconds(log, 64) == 1.0  # the median of 64/64, 64/640 and 64/32 seconds
+    assert tool._step_seconds(tmp_path / "none.jsonl", 64) is None  # nothing logged yet
+
+
+def test_the_plan_fills_the_budget_and_hands_over_new_folders(tmp_path, bench_module):
+    """Plan, the trainer's steer on a GPU: nothing during the probe, then a total that ends at
+    the deadline at the logged step time, and each data folder once its cache is complete."""
+    import time
+
+    tool = bench_module("train_gpu")
+    from tenku.data.latents import cache_key
+
+    cache = tmp_path / "cache" / cache_key(ROOT / "models" / "vae-world", "minilm")
+
+    def folder(name):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        (cache / name).mkdir(parents=True)
+        (cache / name / "done.json").write_text("{}")
+
+    folder("world-s1-0")
+    log = tmp_path / "run" / "log.jsonl"
+    log.parent.mkdir()
+    plan = tool.Plan(tmp_path, batch=64, deadline=time.time() + 105, probe=60, max_steps=10**6, every_s=0)
+    assert plan(59) is None  # the probe's steps
+    assert plan(60) is None  # nothing logged yet
+    log.write_text("".join(json.dumps({"step": s, "samples/s": 64.0}) + "\n" for s in (10, 20, 30)))  # 1 s a step
+    said = plan(60)
+    assert "data" not in said and 155 <= said["steps"] <= 160  # 100 s more at 1.05 s a step
+    folder("world-s1-2048")
+    said = plan(61)
+    assert [Path(d).name for d in said["data"]] == ["world-s1-0", "world-s1-2048"]
+    assert "data" not in plan(62)  # handed over once
+    plan.every_s, plan.next_look = 60, 0
+    assert plan(63) is not None and plan(64) is None  # then not before every_s has passed

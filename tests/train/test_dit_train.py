@@ -2,8 +2,10 @@
 
 import json
 
+import pytest
 import torch
 
+from tenku.config import ConfigError
 from tenku.dit.model import load_dit
 from tenku.pipeline import Pipeline
 from tenku.train.conditions import ConditionConfig, draw_condition_masks
@@ -39,10 +41,7 @@ def test_loss_falls_on_a_tiny_run(tmp_path, tiny_world, tiny_vae):
 
 
 def test_init_starts_from_another_runs_ema_at_step_zero(tmp_path, tiny_world, tiny_vae):
-    import pytest
     from safetensors.torch import load_file
-
-    from tenku.config import ConfigError
 
     train(cfg(tmp_path / "a", tiny_world, tiny_vae, steps=3), progress=False)
     # lr 0: the first step of the new run leaves its weights where init put them
@@ -128,3 +127,36 @@ def test_the_steps_noise_is_one_draw_for_the_global_batch():
     assert step_noise(step_rng(c, 4), (8, 4, 5, 2, 2), cond[:8], c, torch.device("cpu"))[1].ne(sigma[:8]).any()
     assert torch.equal(sample_condition_masks(sample_rngs(c, 3, 4), 5, c.cond),
                        torch.cat([draw_condition_masks(r, 1, 5, c.cond) for r in sample_rngs(c, 3, 4)]))
+
+
+def test_a_steered_run_takes_up_new_data_and_a_new_total(tmp_path, tiny_world, tiny_vae):
+    """train(steer=...): what bench/train_gpu.py does on a GPU, rendering beside the trainer:
+    one process, the total planned after the first steps, data folders added as they complete."""
+    from tenku.world.dataset import render_dataset
+
+    more = tmp_path / "more"
+    render_dataset(more, 4, [(64, 64)], 9, 8.0, seed=5, progress=False)
+    train(cfg(tmp_path / "enc", tiny_world, tiny_vae, steps=1, data=f"[{tiny_world},{more}]"), progress=False)  # caches both
+    asked = []
+
+    def steer(step):
+        asked.append(step)
+        if step == 2:
+            return {"steps": 5, "data": [str(more)]}
+        if step == 3:
+            return {"data": [str(more)]}  # already there: nothing changes
+        return None
+
+    c = cfg(tmp_path / "run", tiny_world, tiny_vae, steps=100)
+    train(c, progress=False, steer=steer)
+    assert asked == [0, 1, 2, 3, 4]  # the new total ended the run at step 5
+    assert [r["step"] for r in map(json.loads, (tmp_path / "run" / "log.jsonl").read_text().splitlines())] == [1, 2, 3, 4, 5]
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert str(more) in saved and "steps: 5" in saved
+    assert json.loads((tmp_path / "run" / "ckpt" / "state.json").read_text())["step"] == 5
+
+    other = tmp_path / "other"
+    render_dataset(other, 2, [(64, 64)], 9, 8.0, seed=9, progress=False)
+    with pytest.raises(ConfigError, match="not complete"):
+        train(cfg(tmp_path / "run2", tiny_world, tiny_vae, steps=3), progress=False,
+              steer=lambda step: {"data": [str(other)]})

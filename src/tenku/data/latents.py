@@ -193,33 +193,42 @@ class LatentSet:
         shards = [s for cache in caches for s in sorted(Path(cache).glob("shard-*.safetensors"))]
         self.preloaded = sum(s.stat().st_size for s in shards) <= preload_gb * 2**30
         self.skipped: list[dict[str, str]] = []  # videos left out by the cache builder, with the reason
-        lat_refs: list[tuple[str, str]] = []
-        cap_refs: list[tuple[tuple[str, str], tuple[str, str]]] = []
-        shapes: list[tuple[int, ...]] = []
+        self._lat_refs: list[tuple[str, str]] = []
+        self._cap_refs: list[tuple[tuple[str, str], tuple[str, str]]] = []
+        self.latents: Sequence[torch.Tensor] = [] if self.preloaded else ShardReader(self._lat_refs)
+        self.captions: Sequence[tuple[torch.Tensor, torch.Tensor]] = [] if self.preloaded else ShardReader(self._cap_refs)
+        self.shapes: list[tuple[int, ...]] = []  # (C, T', H', W') of each latent, without reading it
+        self.names: list[str] = []  # "7": record 7's first clip, "7-2" its third
+        self.buckets: dict[tuple[int, ...], list[int]] = {}
+        self._add(shards)
+        if not self._lat_refs:
+            bad = f"; {len(self.skipped)} unusable videos, e.g. {self.skipped[0]['file']}: {self.skipped[0]['reason']}" if self.skipped else ""
+            raise ValueError(f"no usable videos: no cached latents in {', '.join(map(str, caches))}{bad}")
+
+    def extend(self, caches: list[Path]) -> int:
+        """Take up more complete caches (a dataset that grows while it trains); held in memory
+        if this set is. Returns the number of clips added."""
+        n = len(self)
+        self._add([s for cache in caches for s in sorted(Path(cache).glob("shard-*.safetensors"))])
+        return len(self) - n
+
+    def _add(self, shards: list[Path]) -> None:
+        first = len(self._lat_refs)
         for shard in shards:
             with safe_open(str(shard), "pt") as f:
                 self.skipped += json.loads((f.metadata() or {}).get("skipped", "[]"))
-                keys = list(f.keys())
-                names = {k.rsplit(".", 1)[0] for k in keys}  # "7" (a video's first clip) or "7-2" (its third)
+                names = {k.rsplit(".", 1)[0] for k in f.keys()}  # "7" (a video's first clip) or "7-2" (its third)
                 for name in sorted(names, key=lambda n: tuple(int(x) for x in n.split("-"))):
-                    lat_refs.append((str(shard), f"{name}.latent"))
-                    cap_refs.append(((str(shard), f"{name}.caption"), (str(shard), f"{name}.short")))
-                    shapes.append(tuple(f.get_slice(f"{name}.latent").get_shape()))
-        if not lat_refs:
-            bad = f"; {len(self.skipped)} unusable videos, e.g. {self.skipped[0]['file']}: {self.skipped[0]['reason']}" if self.skipped else ""
-            raise ValueError(f"no usable videos: no cached latents in {', '.join(map(str, caches))}{bad}")
-        self.latents: Sequence[torch.Tensor] = ShardReader(lat_refs)
-        self.captions: Sequence[tuple[torch.Tensor, torch.Tensor]] = ShardReader(cap_refs)
+                    self._lat_refs.append((str(shard), f"{name}.latent"))
+                    self._cap_refs.append(((str(shard), f"{name}.caption"), (str(shard), f"{name}.short")))
+                    self.shapes.append(tuple(f.get_slice(f"{name}.latent").get_shape()))
+                    self.names.append(name)
         if self.preloaded:
             loaded = {str(s): load_file(str(s)) for s in shards}
-            self.latents = [loaded[sh][k] for sh, k in lat_refs]
-            self.captions = [(loaded[a][ka], loaded[b][kb]) for (a, ka), (b, kb) in cap_refs]
-        self.shapes = shapes  # (C, T', H', W') of each latent, without reading it
-        self.names = [k.rsplit(".", 1)[0] for _, k in lat_refs]  # "7": record 7's first clip, "7-2" its third
-        buckets: dict[tuple[int, ...], list[int]] = defaultdict(list)
-        for i, shape in enumerate(shapes):
-            buckets[shape].append(i)
-        self.buckets = dict(buckets)
+            self.latents += [loaded[sh][k] for sh, k in self._lat_refs[first:]]  # type: ignore[operator]
+            self.captions += [(loaded[a][ka], loaded[b][kb]) for (a, ka), (b, kb) in self._cap_refs[first:]]  # type: ignore[operator]
+        for i in range(first, len(self.shapes)):
+            self.buckets.setdefault(self.shapes[i], []).append(i)
 
     def __len__(self) -> int:
         return len(self.latents)

@@ -35,6 +35,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -204,11 +205,9 @@ def prepare_data(cfg: TrainDiTConfig, vae: VAE, dist: Dist, progress: bool) -> t
         cfg.clips.validate(vae.cfg.time_down, vae.cfg.space_down)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    root = Path(cfg.cache or Path(cfg.out) / "cache") / cache_key(cfg.vae, cfg.text_encoder)
-    tag = cfg.clips.tag()
     text, caches = None, []
     for d in cfg.data:
-        cdir = root / (Path(d).resolve().name + (f"-{tag}" if tag else ""))
+        cdir = cache_dir(cfg, d)
         if not cache_complete(d, cdir):
             text = text or load_text_encoder(cfg.text_encoder)
             build_cache(d, vae, text, cdir, progress and dist.main, cfg.clips, dist.rank, dist.world)
@@ -222,6 +221,26 @@ def prepare_data(cfg: TrainDiTConfig, vae: VAE, dist: Dist, progress: bool) -> t
         print(f"{len(data.skipped)} videos skipped (listed in {', '.join(str(c / 'skipped.jsonl') for c in caches)}), "
               f"e.g. {data.skipped[0]['file']}: {data.skipped[0]['reason']}")
     return data, caches
+
+
+def cache_dir(cfg: TrainDiTConfig, folder: str) -> Path:
+    """Where the latent cache of data folder ``folder`` lives for this run's VAE, text encoder and clips."""
+    tag = cfg.clips.tag()
+    root = Path(cfg.cache or Path(cfg.out) / "cache") / cache_key(cfg.vae, cfg.text_encoder)
+    return root / (Path(folder).resolve().name + (f"-{tag}" if tag else ""))
+
+
+def take_up(cfg: TrainDiTConfig, data: LatentSet, folders: list[str]) -> int:
+    """Add the data folders not yet in ``cfg.data`` to a running set; their caches must be
+    complete (a steering hook hands over what another process has encoded). Returns the clips added."""
+    new = [str(d) for d in folders if str(d) not in cfg.data]
+    for d in new:
+        if not cache_complete(d, cache_dir(cfg, d)):
+            raise ConfigError(f"data folder {d}: its latent cache {cache_dir(cfg, d)} is not complete; only "
+                              f"complete caches can join a running run")
+    added = data.extend([cache_dir(cfg, d) for d in new])
+    cfg.data = [*cfg.data, *new]
+    return added
 
 
 def check_geometry(data: LatentSet, mcfg: DiTConfig, cfg: TrainDiTConfig, vae: VAE) -> None:
@@ -248,18 +267,29 @@ def _hold(where: str, step: int, out: Path) -> None:
 # ----------------------------------------------------------------------------- the loop
 
 
-def train(cfg: TrainDiTConfig, progress: bool = True, stop_after: int | None = None) -> dict[str, float]:
+Steer = Callable[[int], "dict[str, Any] | None"]
+
+
+def train(cfg: TrainDiTConfig, progress: bool = True, stop_after: int | None = None, steer: Steer | None = None) -> dict[str, float]:
     """Run (or resume) training to ``cfg.steps`` in this process; under torchrun every rank
     calls it. Returns the last logged values. ``stop_after`` ends this invocation after that
-    many steps, with a checkpoint."""
+    many steps, with a checkpoint.
+
+    ``steer`` (one process only) is called before every step with the step number and may
+    return ``{"steps": N}``, a new total (the cosine follows; e.g. planned from the step time
+    so far, during the warm-up), and ``{"data": [folders]}``, data folders whose latent caches
+    another process has completed, trained on from this step on (``bench/train_gpu.py`` renders
+    beside the trainer this way). A run steered so is not resumed exactly."""
     dist = init_distributed(cfg.device, cfg.parallel.timeout_s)
     try:
-        return _train(cfg, dist, progress, stop_after)
+        if steer is not None and dist.active:
+            raise ConfigError("steer works on one process only (its answers could differ between ranks)")
+        return _train(cfg, dist, progress, stop_after, steer)
     finally:
         dist.close()
 
 
-def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | None) -> dict[str, float]:
+def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | None, steer: Steer | None = None) -> dict[str, float]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
@@ -334,8 +364,18 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
     bar = tqdm(total=cfg.steps, initial=step, desc="train dit", unit="step", disable=not (progress and dist.main))
     last: dict[str, float] = {}
     busy, seen, tokens, flops = 0.0, 0, 0, 0.0  # throughput counts training time, not checkpoints or samples
+    first = step
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
     while step < end:
+        if steer is not None and (said := steer(step)):
+            if "steps" in said:
+                cfg.steps = bar.total = max(step + 1, int(said["steps"]))
+                end = cfg.steps if stop_after is None else min(cfg.steps, first + stop_after)
+            if said.get("data") and (added := take_up(cfg, data, said["data"])):
+                check_geometry(data, mcfg, cfg, vae)
+                sampler = BucketSampler(data.buckets, cfg.batch_size, cfg.seed)
+                bar.write(f"step {step}: {added} clips more, {len(data)} in all")
+            save_config(cfg, out / "config.yaml")  # the run as it now stands
         t0 = time.perf_counter()
         rng = step_rng(cfg, step)
         idx = sampler.global_batch(step)
