@@ -103,3 +103,35 @@ def test_bf16_folder_is_half_the_size_and_loads_as_rounded_float32(tiny_pipeline
         for (k, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
             assert y.dtype == x.dtype and torch.equal(y, x.to(torch.bfloat16).to(x.dtype)), k
     assert half.generate("a red ball", seed=0, frames=5, steps=2).shape == (5, 64, 64, 3)
+
+
+def test_a_guide_transformer_travels_with_the_folder_and_autoguidance_changes_the_video(tiny_pipeline, tmp_path):
+    import shutil
+
+    import torch
+
+    from tenku.dit.model import build_dit
+
+    pipe = Pipeline.load(tiny_pipeline, device="cpu")
+    plain = pipe.generate("a red ball", seed=0, frames=5, steps=2)
+    guide = build_dit("tiny", in_channels=pipe.dit.cfg.in_channels, text_dim=384, dim=32, depth=1, heads=2)
+    with torch.no_grad():
+        for p in guide.parameters():
+            p.normal_(0, 0.05)
+    pipe.guide, pipe.cfg.autoguidance = guide, 1.0
+    pipe.save(tmp_path / "guided")
+    assert (tmp_path / "guided" / "guide" / "model.safetensors").is_file()
+    assert json.loads((tmp_path / "guided" / "model_index.json").read_text())["guide"] == "guide"
+    back = Pipeline.load(tmp_path / "guided", device="cpu")
+    assert back.guide is not None and back.cfg.autoguidance == 1.0 and back.guide.cfg.dim == 32
+    guided = back.generate("a red ball", seed=0, frames=5, steps=2)
+    assert guided.shape == plain.shape and not np.array_equal(guided, plain)
+    back.cfg.autoguidance = 0.0  # off: the guide is not called, the video is the plain one
+    assert np.array_equal(back.generate("a red ball", seed=0, frames=5, steps=2), plain)
+
+    wrong = build_dit("tiny", in_channels=pipe.dit.cfg.in_channels + 1, text_dim=384)
+    with pytest.raises(ValueError, match="guide transformer must take"):
+        Pipeline(pipe.vae, pipe.dit, pipe.text, pipe.cfg, torch.device("cpu"), wrong)
+    shutil.rmtree(tmp_path / "guided" / "guide")
+    with pytest.raises(ValueError, match="autoguidance=1.0 needs a guide transformer"):
+        Pipeline.load(tmp_path / "guided", device="cpu")

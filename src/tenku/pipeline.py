@@ -2,8 +2,8 @@
 the causal VAE decodes -> frames. Every mode (the modes issue) is built on the
 one sampler here, through per-frame sigma: condition frames are clean latents.
 
-A pipeline folder holds ``vae/`` and ``dit/`` (model folders) and
-``pipeline.yaml`` (text encoder, defaults).
+A pipeline folder holds ``vae/`` and ``transformer/`` (model folders), optionally ``guide/``
+(a weaker transformer for autoguidance), and ``pipeline.yaml`` (text encoder, defaults).
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ class PipelineConfig:
     negative_prompt: str = ""  # the unconditional input of guidance
     context_frames: int = 9  # most given frames a chunk is conditioned on (extend, long videos, connect)
     strength: float = 0.6  # default SDEdit strength of edits and upscales
+    # weight of autoguidance by the folder's guide/ transformer (a smaller, less trained model of
+    # the same latents and captions; flow.GuidedModel); 0: off
+    autoguidance: float = 0.0
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -61,16 +64,21 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def save_pipeline(folder: str | Path, vae: VAE, dit: DiT, cfg: PipelineConfig, dtype: torch.dtype | None = None) -> Path:
-    """Write a pipeline folder: vae/, transformer/, pipeline.yaml, model_index.json (weights in
-    ``dtype`` if given: bf16 halves the folder and computes as before under bf16 autocast)."""
+def save_pipeline(folder: str | Path, vae: VAE, dit: DiT, cfg: PipelineConfig, dtype: torch.dtype | None = None,
+                  guide: DiT | None = None) -> Path:
+    """Write a pipeline folder: vae/, transformer/, guide/ (if any), pipeline.yaml, model_index.json
+    (weights in ``dtype`` if given: bf16 halves the folder and computes as before under bf16 autocast)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vae.save(folder / "vae", dtype)
     save_dit(folder / "transformer", dit, dtype)
+    if guide is not None:
+        save_dit(folder / "guide", guide, dtype)
     save_config(cfg, folder / "pipeline.yaml")
     index = {"_class_name": "tenku.Pipeline", "_tenku_version": __import__("tenku").__version__,
              "vae": "vae", "transformer": "transformer", "text_encoder": cfg.text_encoder, "config": "pipeline.yaml"}
+    if guide is not None:
+        index["guide"] = "guide"
     (folder / "model_index.json").write_text(json.dumps(index, indent=1))
     return folder
 
@@ -78,12 +86,21 @@ def save_pipeline(folder: str | Path, vae: VAE, dit: DiT, cfg: PipelineConfig, d
 class Pipeline:
     """Holds the VAE, the DiT and the text encoder; ``generate`` makes a video."""
 
-    def __init__(self, vae: VAE, dit: DiT, text: TextEncoder, cfg: PipelineConfig, device: torch.device):
+    def __init__(self, vae: VAE, dit: DiT, text: TextEncoder, cfg: PipelineConfig, device: torch.device,
+                 guide: DiT | None = None):
         if dit.cfg.in_channels != vae.cfg.latent_channels:
             raise ValueError(f"DiT expects {dit.cfg.in_channels} latent channels, VAE gives {vae.cfg.latent_channels}")
         if dit.cfg.text_dim != text.dim:
             raise ValueError(f"DiT expects text states of size {dit.cfg.text_dim}, encoder {cfg.text_encoder!r} gives {text.dim}")
+        if guide is not None and (guide.cfg.in_channels, guide.cfg.text_dim, guide.cfg.patch) != (
+                dit.cfg.in_channels, dit.cfg.text_dim, dit.cfg.patch):
+            raise ValueError("the guide transformer must take the transformer's latents, text states and patch: "
+                             f"{guide.cfg.in_channels} channels, text {guide.cfg.text_dim}, patch {list(guide.cfg.patch)} "
+                             f"against {dit.cfg.in_channels}, {dit.cfg.text_dim}, {list(dit.cfg.patch)}")
+        if cfg.autoguidance and guide is None:
+            raise ValueError(f"autoguidance={cfg.autoguidance} needs a guide transformer (a guide/ folder); set it to 0 or add one")
         self.vae, self.dit, self.text, self.cfg, self.device = vae.eval(), dit.eval().to(device), text, cfg, device
+        self.guide = None if guide is None else guide.eval().to(device)
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "auto") -> "Pipeline":
@@ -95,10 +112,12 @@ class Pipeline:
         cfg = load_config(PipelineConfig, folder / "pipeline.yaml")
         dev = pick_device(device)
         dit = folder / "transformer" if (folder / "transformer").exists() else folder / "dit"
-        return cls(VAE.load(folder / "vae"), load_dit(dit), load_text_encoder(cfg.text_encoder, cfg.max_text_tokens), cfg, dev)
+        guide = load_dit(str(folder / "guide")) if (folder / "guide").is_dir() else None
+        return cls(VAE.load(folder / "vae"), load_dit(dit), load_text_encoder(cfg.text_encoder, cfg.max_text_tokens), cfg, dev,
+                   guide)
 
     def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> None:
-        save_pipeline(folder, self.vae, self.dit, self.cfg, dtype)
+        save_pipeline(folder, self.vae, self.dit, self.cfg, dtype, self.guide)
 
     # the call shape of diffusers' video pipelines
     from_pretrained = load
@@ -146,6 +165,9 @@ class Pipeline:
     def _velocity(self, x: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.dit(x, sigma, ctx, mask).float()  # under sample_latents' bf16 autocast
 
+    def _guide_velocity(self, x: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.guide(x, sigma, ctx, mask).float()  # type: ignore[misc]
+
     @torch.no_grad()
     def sample_latents(self, prompt: str, seed: int, shape: tuple[int, int, int, int], steps: int | None = None,
                        guidance: float | None = None, cond: torch.Tensor | None = None,
@@ -163,7 +185,8 @@ class Pipeline:
         shift = resolution_shift(tokens, self.cfg.base_tokens, 1.0, 16 * self.cfg.base_tokens, self.cfg.max_shift)
         sigmas = sampling_sigmas(steps, shift, start_sigma)
         negative = self.cfg.negative_prompt if negative_prompt is None else negative_prompt
-        model = GuidedModel(self._velocity, self.encode_text([prompt]), self.encode_text([negative]), guidance)
+        model = GuidedModel(self._velocity, self.encode_text([prompt]), self.encode_text([negative]), guidance,
+                            self._guide_velocity if self.guide is not None else None, self.cfg.autoguidance)
         dev = lambda t: None if t is None else t.to(self.device)  # noqa: E731
         # one autocast context for all steps: the bf16 copies of the weights are made once, not per step
         with torch.autocast(self.device.type, dtype=torch.bfloat16):
@@ -320,12 +343,6 @@ class Pipeline:
         ``guidance`` (None: the config's) and has such an input (extend, connect); None when
         they get the request's guidance like every other chunk."""
         return self.cfg.context_guidance if guidance is None and with_input else None
-
-    def describe(self) -> dict[str, Any]:
-        """What went into a run, for sidecar files."""
-        return {"dit": vars(self.dit.cfg) | {}, "vae": {"latent_channels": self.vae.cfg.latent_channels,
-                "time_down": self.vae.cfg.time_down, "space_down": self.vae.cfg.space_down},
-                "text_encoder": self.cfg.text_encoder}
 
 
 def _frames(x: Any, what: str, still: bool = False) -> np.ndarray:

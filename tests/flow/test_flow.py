@@ -59,6 +59,23 @@ def test_guidance_one_is_the_conditional_output_and_g_extrapolates():
     torch.testing.assert_close(GuidedModel(fn, cond, uncond, 3.0)(x, s), torch.full_like(x, 18.0))
 
 
+def test_autoguidance_adds_the_step_away_from_the_weaker_model():
+    """v = v_u + g (v_c - v_u) + a (v_c - v_guide,c), the guide called on the prompt; a = 0 or no
+    guide leaves plain guidance."""
+    def fn(x, s, ctx, mask):
+        return x * 0 + ctx.sum(dim=(1, 2))[:, None, None, None, None]
+
+    def guide(x, s, ctx, mask):
+        return fn(x, s, ctx, mask) / 2  # the weaker model: half the conditional output
+
+    cond = (torch.ones(1, 3, 2), torch.ones(1, 3, dtype=torch.bool))  # v_c = 6, v_guide,c = 3
+    uncond = (torch.zeros(1, 2, 2), torch.ones(1, 2, dtype=torch.bool))  # v_u = 0
+    x, s = torch.randn(1, 1, 2, 2, 2), torch.rand(1, 2)
+    torch.testing.assert_close(GuidedModel(fn, cond, uncond, 3.0, guide, 2.0)(x, s), torch.full_like(x, 18.0 + 2 * 3))
+    torch.testing.assert_close(GuidedModel(fn, cond, uncond, 1.0, guide, 0.5)(x, s), torch.full_like(x, 6.0 + 0.5 * 3))
+    torch.testing.assert_close(GuidedModel(fn, cond, uncond, 3.0, guide, 0.0)(x, s), torch.full_like(x, 18.0))
+
+
 def test_same_seed_same_sample():
     def run(seed):
         g = torch.Generator().manual_seed(seed)

@@ -20,21 +20,29 @@ class GuidedModel:
 
     ``fn(x, sigma, context, mask)`` is the network; ``cond``/``uncond`` are
     (states, mask) pairs of the prompt and the empty prompt. g = 1 calls the
-    conditional branch only.
+    conditional branch only. With a ``guide`` (a smaller, less trained model of the
+    same latents and captions) and ``autoguidance`` a > 0, the step adds
+    a (v_c - v_guide,c): away from the errors the weaker model makes more of
+    (autoguidance, Karras et al. 2024), one more call of the (small) guide.
     """
 
     def __init__(self, fn: Callable[..., torch.Tensor], cond: tuple[torch.Tensor, torch.Tensor],
-                 uncond: tuple[torch.Tensor, torch.Tensor], guidance: float):
+                 uncond: tuple[torch.Tensor, torch.Tensor], guidance: float,
+                 guide: Callable[..., torch.Tensor] | None = None, autoguidance: float = 0.0):
         self.fn, self.cond, self.uncond, self.guidance = fn, cond, uncond, guidance
+        self.guide, self.autoguidance = guide, autoguidance
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         if self.guidance == 1.0:
-            return self.fn(x, sigma, *self.cond)
-        ctx = _cat_pad(self.cond[0], self.uncond[0])
-        msk = _cat_pad(self.cond[1], self.uncond[1])
-        v = self.fn(torch.cat([x, x]), torch.cat([sigma, sigma]), ctx, msk)
-        vc, vu = v.chunk(2)
-        return vu + self.guidance * (vc - vu)
+            vc = v = self.fn(x, sigma, *self.cond)
+        else:
+            ctx = _cat_pad(self.cond[0], self.uncond[0])
+            msk = _cat_pad(self.cond[1], self.uncond[1])
+            vc, vu = self.fn(torch.cat([x, x]), torch.cat([sigma, sigma]), ctx, msk).chunk(2)
+            v = vu + self.guidance * (vc - vu)
+        if self.guide is not None and self.autoguidance:
+            v = v + self.autoguidance * (vc - self.guide(x, sigma, *self.cond))
+        return v
 
 
 def _cat_pad(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
