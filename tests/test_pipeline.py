@@ -51,7 +51,9 @@ def test_cli_generate_writes_video_and_sidecar(tiny_pipeline, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args,msg", [(["--size", "100x64"], "nearest: 96x64"), (["--frames", "10"], "nearest: 9"),
-                                      (["-o", "x.avi"], ".mp4 or .gif"), (["--model", "/nonexistent"], "not found")])
+                                      (["-o", "x.avi"], ".mp4 or .gif"), (["--model", "/nonexistent"], "not found"),
+                                      (["--autoguidance", "1"], "has no guide transformer"),
+                                      (["--autoguidance", "-1"], "must be 0 or more")])
 def test_cli_generate_errors(tiny_pipeline, tmp_path, capsys, args, msg):
     argv = ["generate", "x", "--model", str(tiny_pipeline), "-o", str(tmp_path / "o.mp4"), "--quiet"]
     for i in range(0, len(args), 2):
@@ -128,6 +130,12 @@ def test_a_guide_transformer_travels_with_the_folder_and_autoguidance_changes_th
     assert guided.shape == plain.shape and not np.array_equal(guided, plain)
     back.cfg.autoguidance = 0.0  # off: the guide is not called, the video is the plain one
     assert np.array_equal(back.generate("a red ball", seed=0, frames=5, steps=2), plain)
+    out = tmp_path / "v.mp4"
+    for a in ("0", None):  # --autoguidance 0 turns it off; by default the folder's weight (1.0)
+        argv = ["generate", "a red ball", "--model", str(tmp_path / "guided"), "--frames", "5", "--steps", "2", "--no-expand",
+                "-o", str(out), "--quiet"] + (["--autoguidance", a] if a else [])
+        assert main(argv) == 0
+        assert json.loads(out.with_suffix(".json").read_text())["autoguidance"] == (0.0 if a else 1.0)
 
     wrong = build_dit("tiny", in_channels=pipe.dit.cfg.in_channels + 1, text_dim=384)
     with pytest.raises(ValueError, match="guide transformer must take"):

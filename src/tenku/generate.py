@@ -45,6 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--steps", type=positive_int, default=None, help="sampling steps (per chunk)")
     g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1 = off)")
     g.add_argument("--negative", default=None, help="negative prompt: what guidance steers away from")
+    g.add_argument("--autoguidance", type=float, default=None,
+                   help="weight of the step away from the model's guide/ transformer (0 = off; default: the model's)")
     g.add_argument("--sampler", default=None, choices=["euler", "dpm++2m"], help="sampler (default: the model's)")
     g.add_argument("--seed", type=int, default=None, help="noise seed (default 0; an upscale reuses the draft's)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -177,6 +179,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         pipe = Pipeline.load(model, device=args.device)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if args.autoguidance is not None:
+        if args.autoguidance < 0 or (args.autoguidance > 0 and pipe.guide is None):
+            raise UsageError(f"--autoguidance {args.autoguidance}: " + ("must be 0 or more" if args.autoguidance < 0 else
+                             f"the model {model} has no guide transformer (guide/); only 0 works with it"))
+        pipe.cfg.autoguidance = args.autoguidance
     fps = args.fps or draft_side.get("fps") or pipe.cfg.fps
     seed = args.seed if args.seed is not None else int(draft_side.get("seed", 0))
 
@@ -261,6 +268,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "tenku": __import__("tenku").__version__}
     if context_guidance is not None:
         side["context_guidance"] = context_guidance
+    if pipe.guide is not None:
+        side["autoguidance"] = pipe.cfg.autoguidance
     for key in ("image", "video", "connect", "upscale"):
         if getattr(args, key):
             side[key] = getattr(args, key)
