@@ -65,7 +65,7 @@ def losses(dit, data, sigmas: list[float], empty=None, masks=None, seed: int = 0
     import torch
 
     from tenku.flow import add_noise, velocity
-    from tenku.train.dit import pad_states
+    from tenku.train.dit_batch import pad_states
 
     total, obj = [0.0] * len(sigmas), [0.0] * len(sigmas)
     for shape, idx in sorted(data.buckets.items()):

@@ -98,7 +98,7 @@ def test_the_steps_draws_are_not_a_samples_draws():
 
     import numpy as np
 
-    from tenku.train.dit import sample_rngs, step_rng
+    from tenku.train.dit_batch import sample_rngs, step_rng
 
     cfg = SimpleNamespace(seed=0)  # all the two read
     for step in range(20):
@@ -112,7 +112,8 @@ def test_the_steps_noise_is_one_draw_for_the_global_batch():
     U(0, noise_aug) on condition frames, standard normal noise; the same step stream gives the
     same draw, so every rank can take its slice of it."""
     from tenku.train.conditions import sample_condition_masks
-    from tenku.train.dit import TrainDiTConfig, sample_rngs, step_noise, step_rng
+    from tenku.train.dit import TrainDiTConfig
+    from tenku.train.dit_batch import sample_rngs, step_noise, step_rng
 
     c = TrainDiTConfig()
     cond = sample_condition_masks(sample_rngs(c, 3, 512), 5, c.cond)
