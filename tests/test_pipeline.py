@@ -140,6 +140,8 @@ def test_a_guide_transformer_travels_with_the_folder_and_autoguidance_changes_th
     wrong = build_dit("tiny", in_channels=pipe.dit.cfg.in_channels + 1, text_dim=384)
     with pytest.raises(ValueError, match="guide transformer must take"):
         Pipeline(pipe.vae, pipe.dit, pipe.text, pipe.cfg, torch.device("cpu"), wrong)
+    with pytest.raises(ValueError, match="must be 0 .off. or more"):
+        Pipeline(pipe.vae, pipe.dit, pipe.text, type(pipe.cfg)(autoguidance=-1.0), torch.device("cpu"), guide)
     shutil.rmtree(tmp_path / "guided" / "guide")
     with pytest.raises(ValueError, match="autoguidance=1.0 needs a guide transformer"):
         Pipeline.load(tmp_path / "guided", device="cpu")

@@ -97,6 +97,8 @@ class Pipeline:
             raise ValueError("the guide transformer must take the transformer's latents, text states and patch: "
                              f"{guide.cfg.in_channels} channels, text {guide.cfg.text_dim}, patch {list(guide.cfg.patch)} "
                              f"against {dit.cfg.in_channels}, {dit.cfg.text_dim}, {list(dit.cfg.patch)}")
+        if cfg.autoguidance < 0:
+            raise ValueError(f"autoguidance={cfg.autoguidance}: must be 0 (off) or more")
         if cfg.autoguidance and guide is None:
             raise ValueError(f"autoguidance={cfg.autoguidance} needs a guide transformer (a guide/ folder); set it to 0 or add one")
         self.vae, self.dit, self.text, self.cfg, self.device = vae.eval(), dit.eval().to(device), text, cfg, device
