@@ -7,7 +7,9 @@ each run's samples (`tenku eval --samples`) are averaged first; the difference B
 item is then averaged over the items present in both, with its standard error over items.
 Pairing removes what the items share (some scenes are hard for every model), so the error
 of a difference is smaller than either run's own error bar. Besides the rates it compares
-the share of prompted objects whose track has the prompted shape ("shapes right").
+where object adherence is lost: the share of prompted objects whose track has the prompted
+shape ("shapes right") or every stated attribute ("objects right"), and the significant tracks
+beyond the prompted objects ("extra tracks", fewer is better), which adherence also divides by.
 A difference more than twice its standard error is marked with `*`.
 """
 
@@ -22,12 +24,22 @@ from pathlib import Path
 import numpy as np
 
 RATES = ("object_adherence", "motion_adherence", "count_consistency", "identity_stability", "physics_fidelity")
+EXTRA = ("shapes_right", "objects_right", "extra_tracks")  # where adherence is lost; fewer extra tracks is better
 
 
 def shapes_right(rec: dict) -> float:
     """The share of an item's prompted objects tracked in the prompted shape (NaN: none)."""
     objs = rec.get("objects") or []
     return float(np.mean([o.get("track_shape") == o["shape"] for o in objs])) if objs else math.nan
+
+
+def objects_right(rec: dict) -> float:
+    """The share of an item's prompted objects tracked with every stated attribute (NaN: none,
+    or a run scored before the attributes were recorded)."""
+    objs = rec.get("objects") or []
+    if not objs or any(o.get("matched") and "attributes" not in o for o in objs):
+        return math.nan
+    return float(np.mean([bool(o.get("matched")) and all(o["attributes"].values()) for o in objs]))
 
 
 def per_item(path: Path, suite: str) -> dict[str, dict[str, float]]:
@@ -39,6 +51,8 @@ def per_item(path: Path, suite: str) -> dict[str, dict[str, float]]:
     for rec in doc["suites"][suite]["items"]:
         vals = {m: rec["rates"].get(m) for m in RATES}
         vals["shapes_right"] = shapes_right(rec)
+        vals["objects_right"] = objects_right(rec)
+        vals["extra_tracks"] = (rec.get("values") or {}).get("extra_tracks")
         d = acc.setdefault(rec["id"], {})
         for m, v in vals.items():
             if v is not None and not math.isnan(v):
@@ -49,7 +63,7 @@ def per_item(path: Path, suite: str) -> dict[str, dict[str, float]]:
 def compare(a: dict[str, dict[str, float]], b: dict[str, dict[str, float]]) -> list[tuple[str, int, float, float, float, float]]:
     """Per metric: (metric, items, mean A, mean B, mean of B - A, its standard error)."""
     rows = []
-    for m in RATES + ("shapes_right",):
+    for m in RATES + EXTRA:
         ids = [i for i in a if i in b and m in a[i] and m in b[i]]
         xa = np.array([a[i][m] for i in ids])
         xb = np.array([b[i][m] for i in ids])

@@ -40,3 +40,26 @@ def test_bad_folders_are_one_line_errors(bench_module, tmp_path, capsys):
     assert "share 0 items" in capsys.readouterr().err
     assert mod.main([str(good), str(good)]) == 0
     assert "object_adherence" in capsys.readouterr().out
+
+
+def test_objects_right_and_extra_tracks_are_compared(bench_module, tmp_path):
+    mod = bench_module("compare_evals")
+
+    def run(name, recs):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"suites": {"world": {"items": recs}}}))
+        return mod.per_item(folder, "world")
+
+    right = {"shape": "star", "matched": True, "attributes": {"color": True, "shape": True}}
+    small = {"shape": "star", "matched": True, "attributes": {"color": True, "shape": True, "size": False}}
+    missing = {"shape": "ring", "matched": False}
+    a = run("a", [{"id": "w0", "rates": {}, "values": {"extra_tracks": 3}, "objects": [right, missing]},
+                  {"id": "w1", "rates": {}, "values": {"extra_tracks": 1}, "objects": [small]}])
+    b = run("b", [{"id": "w0", "rates": {}, "values": {"extra_tracks": 0}, "objects": [right, right]},
+                  {"id": "w1", "rates": {}, "values": {"extra_tracks": 1}, "objects": [right]}])
+    old = run("old", [{"id": "w0", "rates": {}, "objects": [{"shape": "star", "matched": True, "track_shape": "star"}]}])
+    assert a["w0"]["objects_right"] == 0.5 and a["w1"]["objects_right"] == 0.0
+    assert "objects_right" not in old["w0"] and "extra_tracks" not in old["w0"]  # not recorded then: not compared
+    rows = {r[0]: r[1:] for r in mod.compare(a, b)}
+    assert math.isclose(rows["objects_right"][3], 0.75) and math.isclose(rows["extra_tracks"][3], -1.5)

@@ -1,6 +1,7 @@
 """Calibration: the simulator's own videos score (near) perfectly; broken videos score clearly
 worse on the metrics meant to catch them (thresholds stated in docs/eval.md)."""
 
+import copy
 import math
 
 import numpy as np
@@ -9,6 +10,8 @@ import pytest
 from tenku.eval.evaluate import RATES
 from tenku.eval.run import reference_frames, run_suite
 from tenku.eval.suites import build_suite, make_item
+
+from tenku.world.render import render_scene
 
 from .helpers import deleted, frozen, noise
 
@@ -39,6 +42,9 @@ def test_calibration_residuals_near_zero(calibration):
     assert v["ade"] < 0.005 and v["fde"] < 0.01
     assert v["ade_size"] < 0.05  # the bundled-model target is < 0.25 object sizes
     assert abs(v["gravity_fit"] / 1.5 - 1) < 0.03
+    assert v["extra_tracks"] == 0  # every significant track is a prompted object
+    f = calibration["summary"]["objects"]
+    assert f["missing"] == 0 and f["right"] >= 0.97 * f["objects"]
     rets = [x for r in calibration["results"] for o in r["objects"] for x in o.get("returns", [])]
     assert len(rets) >= 2 and all(err <= tol for _, _, err, tol in rets)
 
@@ -92,3 +98,19 @@ def test_an_object_deleted_halfway_breaks_count_and_permanence(world96):
         n = len(r["item"].spec.objects)
         assert r["rates"]["count_consistency"] <= 0.6, r["item"].prompt
         assert r["rates"]["permanence"] <= (n - 1) / n + 1e-9, r["item"].prompt
+
+
+def test_a_second_copy_of_the_object_is_an_extra_track_that_adherence_divides_by():
+    it = make_item("test-000", "test", "a large green star rests on the floor", (96, 96), 33, 8.0, "", "t2v", 0)
+    spec = copy.deepcopy(it.spec)
+    twin = copy.deepcopy(spec.objects[0])
+    twin.x += 0.45 if twin.x < spec.width / 2 else -0.45  # the copy stands apart, on the same floor
+    spec.objects.append(twin)
+    video, _ = render_scene(spec, it.width, it.height, it.fps, it.frames)
+    clean = run_suite([it], reference_frames, progress=False)["summary"]
+    run = run_suite([it], lambda _: video, progress=False)["summary"]
+    assert clean["values"]["extra_tracks"] == 0 and clean["rates"]["object_adherence"] == 1.0
+    assert clean["objects"] == {"objects": 1, "missing": 0, "wrong_shape": 0, "wrong_size": 0, "right": 1,
+                                "extra_tracks": 0}
+    assert run["values"]["extra_tracks"] == 1 and run["objects"]["right"] == 1  # the star itself is still right
+    assert run["rates"]["object_adherence"] == 0.5  # 1 right of max(1 prompted, 2 tracks)

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from tenku.eval.checks import background_stability, temporal_flickering
-from tenku.eval.metrics import (Context, ObjectTruth, count_consistency, identity, match_objects, near_other,
-                                near_wall, object_adherence, presence_events, samples, step)
+from tenku.eval.metrics import (Context, ObjectTruth, attribute_match, count_consistency, identity, match_objects,
+                                near_other, near_wall, object_adherence, presence_events, samples, significant, step)
 from tenku.eval.motion import fit_law, motion_ok, physics_ok, returns, trajectory_error
 from tenku.eval.tracking import Detection, PixelMap, centroid_offset, color_labels, detect, link
 from tenku.world.spec import GroundTruth, SceneSpec
@@ -118,6 +118,7 @@ def evaluate_clip(clip: Clip, details: bool = True) -> dict[str, Any]:
             ident = identity(tr, pm)
             row.update(
                 track=tr.id, seen=len(fr), track_color=tr.color, track_shape=tr.shape,
+                attributes=attribute_match(o, tr, pm),
                 motion_ok=motion_ok(s, motion, o.hint.get("direction"), tol_break) if motion else None,
                 physics_ok=physics_ok(fit, tol_fit) if fit.n >= 3 else None, law="gravity" if gravity else "inertial",
                 residual=fit.residual, g=fit.g, breaks=len(fit.segments) - 1, unexplained_breaks=fit.unexplained_breaks,
@@ -153,6 +154,7 @@ def evaluate_clip(clip: Clip, details: bool = True) -> dict[str, Any]:
         "ade_size": _mean([r["ade_size"] for r in rows]),
         "background_mae": bg_mae,
         "tracks": len(tracks),
+        "extra_tracks": max(0, len(significant(tracks, T)) - n),  # what object adherence divides by beyond n
         "returns": sum(len(r.get("returns", [])) for r in rows),
         "returns_ok": sum(sum(1 for x in r.get("returns", []) if x[2] <= x[3]) for r in rows),
     }

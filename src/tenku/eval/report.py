@@ -16,7 +16,7 @@ from tenku.eval.run import item_score, load_video, reference_render
 from tenku.eval.suites import SUITE_VERSION
 from tenku.io import save_contact_sheet
 
-VALUES = ("fit_residual", "gravity_fit", "ade", "fde", "ade_size", "background_mae")
+VALUES = ("fit_residual", "gravity_fit", "ade", "fde", "ade_size", "background_mae", "extra_tracks")
 DOCS = "docs/eval.md"
 
 
@@ -153,6 +153,13 @@ def write_report(out: str | Path, runs: dict[str, dict[str, Any]], generator: st
             cols = [m for m in rates if m in s["rates"]]
             md.append(_table(["tag", "items"] + cols,
                              [[t, str(s["by_tag"][t]["items"])] + [_fmt(s["by_tag"][t].get(m)) for m in cols] for t in tags]))
+        f = s.get("objects") or {}
+        if f.get("objects"):
+            md.append(f"\nWhere object adherence is lost: of {f['objects']} prompted objects (in {s['videos']} videos), "
+                      f"{f['missing']} have no track of their colour, {f['wrong_shape']} the wrong shape, "
+                      f"{f['wrong_size']} the wrong size, and {f['right']} every stated attribute right; "
+                      f"{f['extra_tracks']} more tracks were seen than objects prompted, and adherence divides by "
+                      "them too.\n")
         modes = [r for r in run["results"] if "mode_check" in r]
         if modes:
             keys = [k for k in modes[0]["mode_check"] if k != "ok"]

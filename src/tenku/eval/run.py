@@ -281,10 +281,26 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     out["by_tag"] = {t: {"items": len({r["item"].id for r in results if t in r["item"].tags}),
                          **{m: _nanmean([r["rates"].get(m) for r in results if t in r["item"].tags]) for m in rates}}
                      for t in tags}
+    out["objects"] = object_failures(results)
     drift = [r for r in results if "drift" in r]
     if drift:
         out["drift"] = {m: _nanmean([r["drift"][m] for r in drift]) for m in RATES}
     return out
+
+
+def object_failures(results: list[dict[str, Any]]) -> dict[str, int]:
+    """Where object adherence is lost, over every prompted object of every video (a long
+    video's first window): ``missing`` (no track of its colour), ``wrong_shape`` and
+    ``wrong_size`` (of the stated ones; an object can have both), ``right`` (every stated
+    attribute), and ``extra_tracks``, the significant tracks beyond the prompted objects,
+    which adherence also divides by."""
+    objs = [o for r in results for o in r.get("objects", [])]
+    att = [o.get("attributes") or {} for o in objs if o["matched"]]
+    return {"objects": len(objs), "missing": sum(not o["matched"] for o in objs),
+            "wrong_shape": sum(not a.get("shape", True) for a in att),
+            "wrong_size": sum(not a.get("size", True) for a in att),
+            "right": sum(all(a.values()) for a in att),
+            "extra_tracks": int(sum(r["values"].get("extra_tracks") or 0 for r in results))}
 
 
 def item_score(res: dict[str, Any]) -> float:
