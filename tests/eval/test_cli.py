@@ -15,12 +15,14 @@ def test_reference_run_writes_metrics_and_report_and_resumes(tmp_path, capsys):
     assert [i["id"] for i in world["items"]] == ["world-000", "world-001", "world-002"]
     report = (out / "report.md").read_text()
     assert "| object_adherence |" in report and "plots/world-000.png" in report
+    assert "of 3 prompted objects (in 3 videos), 0 have no track of their colour" in report
     assert len(list((out / "plots").glob("*.png"))) == 3 and len(list((out / "sheets").glob("*.png"))) == 3
     assert len(list((out / "videos").glob("*.npz"))) == 3
     capsys.readouterr()
     assert main(["eval", "--suite", "world", "--reference", "--out", str(out), "--limit", "3", "--quiet"]) == 0
     assert json.loads((out / "metrics.json").read_text())["suites"]["world"]["cached"] == 3
-    assert "3 cached" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "3 cached" in printed and "prompted objects 3: right 3," in printed and "extra tracks 0" in printed
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):

@@ -107,5 +107,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{m} {v:.3f}" + (f"±{se[m]:.3f}" if se.get(m) is not None else "")
                           for m, v in rates.items() if v is not None and not math.isnan(v))
         print(f"{name} ({s['summary']['items']} items, {s['summary']['videos']} videos, {s['cached']} cached): {shown}")
+        f = s["summary"].get("objects") or {}
+        if f.get("objects"):
+            print(f"  prompted objects {f['objects']}: right {f['right']}, wrong shape {f['wrong_shape']}, "
+                  f"wrong size {f['wrong_size']}, no track of their colour {f['missing']}; "
+                  f"extra tracks {f['extra_tracks']}")
     print(f"wrote {out / 'metrics.json'} and {out / 'report.md'} in {time.time() - t0:.1f}s")
     return 0
