@@ -293,14 +293,14 @@ def object_failures(results: list[dict[str, Any]]) -> dict[str, int]:
     video's first window): ``missing`` (no track of its colour), ``wrong_shape`` and
     ``wrong_size`` (of the stated ones; an object can have both), ``right`` (every stated
     attribute), and ``extra_tracks``, the significant tracks beyond the prompted objects,
-    which adherence also divides by."""
+    which adherence also divides by (a long video counts its windows' mean)."""
     objs = [o for r in results for o in r.get("objects", [])]
     att = [o.get("attributes") or {} for o in objs if o["matched"]]
     return {"objects": len(objs), "missing": sum(not o["matched"] for o in objs),
             "wrong_shape": sum(not a.get("shape", True) for a in att),
             "wrong_size": sum(not a.get("size", True) for a in att),
             "right": sum(all(a.values()) for a in att),
-            "extra_tracks": int(sum(r["values"].get("extra_tracks") or 0 for r in results))}
+            "extra_tracks": round(sum(r["values"].get("extra_tracks") or 0 for r in results))}
 
 
 def item_score(res: dict[str, Any]) -> float:
