@@ -148,6 +148,18 @@ def fade(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.round((1 - w) * src + w * dst).astype(np.uint8)
 
 
+def fade_into(v: np.ndarray, decoded: np.ndarray) -> list[np.ndarray]:
+    """``v`` whose last ``len(decoded)`` frames fade into ``decoded`` (a seam after ``v``)."""
+    q = len(decoded)
+    return [v[: len(v) - q], fade(v[len(v) - q :], decoded)]
+
+
+def fade_from(decoded: np.ndarray, v: np.ndarray) -> list[np.ndarray]:
+    """``v`` whose first ``len(decoded)`` frames fade from ``decoded`` (a seam before ``v``)."""
+    q = len(decoded)
+    return [fade(decoded, v[:q]), v[q:]]
+
+
 def ramp(frames: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
     """Generated uint8 frames between two fixed neighbours, plus two correction images that
     ramp linearly: ``start`` (neighbour before minus what the chunk decoded for it) weighs

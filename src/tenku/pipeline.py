@@ -23,7 +23,8 @@ from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
 from tenku.flow.sampler import SAMPLERS
 from tenku.io import from_uint8, to_uint8
-from tenku.modes import Chunk, cover_resize, end_latents, fade, loop_split, plan_connect, plan_rollout, ramp, start_latents
+from tenku.modes import (Chunk, cover_resize, end_latents, fade_from, fade_into, loop_split, plan_connect, plan_rollout,
+                         ramp, start_latents)
 from tenku.text import TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
 
@@ -423,7 +424,7 @@ class _Runner:
         def forward() -> Iterator[np.ndarray]:
             blocks = self._roll(v[-overlap:], plan, whole_first=False, inputs=True)
             first = next(blocks)  # chunk 0: its decoding of v's last q frames is the fade's target
-            yield from _fade_into(v, self.seam)
+            yield from fade_into(v, self.seam)
             yield first
             yield from blocks
 
@@ -437,7 +438,7 @@ class _Runner:
                 blocks.insert(0, new)
                 head = np.concatenate([new, head])[:overlap]
             yield from blocks
-            yield from _fade_from(decoded, v)
+            yield from fade_from(decoded, v)
 
         return backward_() if backward else forward()
 
@@ -455,7 +456,7 @@ class _Runner:
         a = None if ends is None else ends[0]  # A waits until a chunk has decoded its given frames
         for block in self._roll(tail, pre, whole_first=False, inputs=ends is not None):
             if a is not None:
-                yield from _fade_into(a, self.seam)
+                yield from fade_into(a, self.seam)
                 a = None
             tail = np.concatenate([tail, block])[-self.overlap:]
             yield block
@@ -464,10 +465,10 @@ class _Runner:
         start_fix = zero if a is not None else tail[-1].astype(np.float32) - out[last.given - 1]
         end_fix = zero if ends is not None else head[0].astype(np.float32) - out[last.frames]
         if a is not None:  # A fades into this chunk's decoding, which the transition continues
-            yield from _fade_into(a, out[: last.given])
+            yield from fade_into(a, out[: last.given])
         yield ramp(out[last.given : last.frames], start_fix, end_fix)
         if ends is not None:  # B fades from this chunk's decoding of its head
-            yield from _fade_from(out[last.frames :], ends[1])
+            yield from fade_from(out[last.frames :], ends[1])
 
     def loop(self, image: np.ndarray | None, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
         """A clip of about half the length, then the transition from its end back to its start."""
@@ -488,14 +489,3 @@ class _Runner:
 
         return gen()
 
-
-def _fade_into(v: np.ndarray, decoded: np.ndarray) -> list[np.ndarray]:
-    """``v`` whose last ``len(decoded)`` frames fade into ``decoded`` (a seam after ``v``)."""
-    q = len(decoded)
-    return [v[: len(v) - q], fade(v[len(v) - q :], decoded)]
-
-
-def _fade_from(decoded: np.ndarray, v: np.ndarray) -> list[np.ndarray]:
-    """``v`` whose first ``len(decoded)`` frames fade from ``decoded`` (a seam before ``v``)."""
-    q = len(decoded)
-    return [fade(decoded, v[:q]), v[q:]]
