@@ -16,6 +16,7 @@ def test_reference_run_writes_metrics_and_report_and_resumes(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "| object_adherence |" in report and "plots/world-000.png" in report
     assert "of 3 prompted objects (in 3 videos), 0 have no track of their colour" in report
+    assert "Shapes drawn" in report and "| prompted |" in report
     assert len(list((out / "plots").glob("*.png"))) == 3 and len(list((out / "sheets").glob("*.png"))) == 3
     assert len(list((out / "videos").glob("*.npz"))) == 3
     capsys.readouterr()

@@ -45,6 +45,9 @@ def test_calibration_residuals_near_zero(calibration):
     assert v["extra_tracks"] == 0  # every significant track is a prompted object
     f = calibration["summary"]["objects"]
     assert f["missing"] == 0 and f["right"] >= 0.97 * f["objects"]
+    conf = calibration["summary"]["shapes"]  # prompted -> drawn: (almost) all on the diagonal
+    on = sum(row.get(p, 0) for p, row in conf.items())
+    assert set(conf) >= {"circle", "square", "star"} and on >= 0.97 * sum(sum(r.values()) for r in conf.values())
     rets = [x for r in calibration["results"] for o in r["objects"] for x in o.get("returns", [])]
     assert len(rets) >= 2 and all(err <= tol for _, _, err, tol in rets)
 
@@ -113,4 +116,5 @@ def test_a_second_copy_of_the_object_is_an_extra_track_that_adherence_divides_by
     assert clean["objects"] == {"objects": 1, "missing": 0, "wrong_shape": 0, "wrong_size": 0, "right": 1,
                                 "extra_tracks": 0}
     assert run["values"]["extra_tracks"] == 1 and run["objects"]["right"] == 1  # the star itself is still right
+    assert run["shapes"] == clean["shapes"] == {"star": {"star": 1}}
     assert run["rates"]["object_adherence"] == 0.5  # 1 right of max(1 prompted, 2 tracks)

@@ -160,6 +160,12 @@ def write_report(out: str | Path, runs: dict[str, dict[str, Any]], generator: st
                       f"{f['wrong_size']} the wrong size, and {f['right']} every stated attribute right; "
                       f"{f['extra_tracks']} more tracks were seen than objects prompted, and adherence divides by "
                       "them too.\n")
+        conf = s.get("shapes") or {}
+        if conf:
+            drawn = sorted({d for row in conf.values() for d in row}, key=lambda d: (d == "none", d))
+            md.append("\nShapes drawn (rows: the prompt's shape; columns: the shape of the object's track, "
+                      "`none`: no track of its colour):\n\n")
+            md.append(_table(["prompted", *drawn], [[p, *[str(row.get(d, 0)) for d in drawn]] for p, row in conf.items()]))
         modes = [r for r in run["results"] if "mode_check" in r]
         if modes:
             keys = [k for k in modes[0]["mode_check"] if k != "ok"]

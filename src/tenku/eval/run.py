@@ -282,6 +282,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
                          **{m: _nanmean([r["rates"].get(m) for r in results if t in r["item"].tags]) for m in rates}}
                      for t in tags}
     out["objects"] = object_failures(results)
+    out["shapes"] = shape_confusion(results)
     drift = [r for r in results if "drift" in r]
     if drift:
         out["drift"] = {m: _nanmean([r["drift"][m] for r in drift]) for m in RATES}
@@ -301,6 +302,20 @@ def object_failures(results: list[dict[str, Any]]) -> dict[str, int]:
             "wrong_size": sum(not a.get("size", True) for a in att),
             "right": sum(all(a.values()) for a in att),
             "extra_tracks": round(sum(r["values"].get("extra_tracks") or 0 for r in results))}
+
+
+def shape_confusion(results: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Which shape was drawn for each prompted one: ``{prompted: {drawn: count}}``, over the
+    matched objects whose prompt states a shape, and the objects with no track of their colour
+    (``none``, under the scene's shape). A model that ignores the shape word has rows alike."""
+    out: dict[str, dict[str, int]] = {}
+    for o in (o for r in results for o in r.get("objects", [])):
+        if o["matched"] and "shape" not in (o.get("attributes") or {}):
+            continue  # the prompt left the shape open
+        row = out.setdefault(o["shape"], {})
+        drawn = (o.get("track_shape") or "none") if o["matched"] else "none"
+        row[drawn] = row.get(drawn, 0) + 1
+    return {k: dict(sorted(v.items())) for k, v in sorted(out.items())}
 
 
 def item_score(res: dict[str, Any]) -> float:
