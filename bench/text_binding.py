@@ -8,7 +8,10 @@ and whether it draws the shape it is told to.
    change of the predicted clean latent x0 = x - sigma v is printed relative to its norm, at
    noise levels 1, 0.9, 0.7 and 0.5 (one 33-frame 128x128 latent). A word the model ignores
    moves it by about nothing; the layout is laid down above 0.7 (docs/training-history.md).
-2. Shapes. "a large {colour} {shape} rests on the floor" (expanded; 5 shapes x 4 colours x
+2. The text projection. The cosine between a word's token in that caption and the token of the
+   word swapped in, from the text encoder and after the transformer's text projection: a
+   projection that learned a kind of word pushes its words apart.
+3. Shapes. "a large {colour} {shape} rests on the floor" (expanded; 5 shapes x 4 colours x
    seeds) as an image (1 frame), and the shape of the largest piece of that colour the
    tracker finds: prompted against drawn. A model that ignores the shape word has rows alike
    and gets about one in five right.
@@ -58,6 +61,29 @@ def sensitivity(pipe, seed: int = 0) -> dict[float, dict[str, float]]:
     return out
 
 
+PAIRS = [("triangle", "circle"), ("triangle", "ring"), ("triangle", "square"), ("red", "blue"), ("red", "green"),
+         ("large", "small")]
+CAPTION = "A large red triangle rests on the floor at the lower right and stays perfectly still."
+
+
+def projection(pipe) -> dict[str, tuple[float, float]]:
+    """``{"a-b": (cosine from the text encoder, cosine after the text projection)}`` of word a's
+    token in CAPTION against word b's in CAPTION with b for a."""
+    cos = torch.nn.functional.cosine_similarity
+    words = pipe.text.tokenizer.convert_ids_to_tokens(pipe.text.tokenizer(CAPTION)["input_ids"])
+    proj = pipe.dit.text_proj
+    out = {}
+    with torch.no_grad():
+        s0 = pipe.encode_text([CAPTION])[0][0]
+        p0 = proj(s0.to(proj[0].weight.dtype)).float()
+        for a, b in PAIRS:
+            i = words.index(a)
+            s1 = pipe.encode_text([CAPTION.replace(a, b)])[0][0]
+            p1 = proj(s1.to(proj[0].weight.dtype)).float()
+            out[f"{a}-{b}"] = (cos(s0[i], s1[i], dim=0).item(), cos(p0[i], p1[i], dim=0).item())
+    return out
+
+
 def shapes(draw, seeds: int) -> collections.Counter:
     """Counts of (prompted, drawn) shape; ``draw(expansion, seed)`` makes a 128x128 uint8 image."""
     from tenku.eval.tracking import detect
@@ -92,6 +118,8 @@ def main() -> None:
     print("change of the predicted clean latent when one word is swapped (relative):")
     for sig, row in sensitivity(pipe).items():
         print(f"  noise {sig:<4}" + "".join(f"  {k} {v:.3f}" for k, v in row.items()))
+    print("cosine of a word's token against the swapped word's: text encoder -> after the text projection:")
+    print("  " + "  ".join(f"{k} {e:.3f} -> {p:.3f}" for k, (e, p) in projection(pipe).items()))
     cnt = shapes(lambda e, seed: np.asarray(pipe.generate(e.caption, seed=seed, size=(128, 128), frames=1))[0], a.seeds)
     n = len(COLOURS) * a.seeds
     right = sum(cnt[(s, s)] for s in SHAPES)
