@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 STUB = Path("/tmp/tenku-gpu-stub")
 SIZES = [(128, 128), (224, 128), (128, 224)]
+TOKENS = 77  # tenku.text.MAX_TOKENS, the default max_text_tokens (tenku is imported after the stubs)
 
 
 def pack(out: Path, scenes: int = 800) -> None:
@@ -53,7 +54,7 @@ def pack(out: Path, scenes: int = 800) -> None:
     for i in range(scenes):  # scenes of another seed: phrasings the stored data may lack
         _, rec, _ = scene(i, SIZES, 33, 8.0, 99, 4)
         texts += [rec["caption"], rec["short_caption"]]
-    ids = sorted({int(i) for t in texts for i in tok(t, truncation=True, max_length=77)["input_ids"]})
+    ids = sorted({int(i) for t in texts for i in tok(t, truncation=True, max_length=512)["input_ids"]})  # any max_text_tokens
     w = load_file(str(src / "model.safetensors"))
     key = next(k for k in w if k.endswith("word_embeddings.weight"))
     packed = {k: v.half() for k, v in w.items() if k != key}
@@ -110,7 +111,7 @@ def _render(args: tuple[int, int]) -> tuple:
 
 
 def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, workers: int, device: str,
-          start: int = 0, nice: int = 0) -> tuple[Path, Path]:
+          start: int = 0, nice: int = 0, max_tokens: int = TOKENS) -> tuple[Path, Path]:
     """Render and encode scenes ``start .. start + n - 1`` (fewer if ``budget_s`` runs out) into
     out/data/world-s<seed>-<start> (metadata) and out/cache/<key>/<that name> (shards); the
     cache's done.json, written last, says the folder is complete. ``nice``: render workers'
@@ -124,14 +125,14 @@ def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, worker
     t0 = time.time()
     data = out / "data" / f"world-s{seed}-{start}"
     vae_dir = ROOT / "models" / "vae-world"
-    cache = out / "cache" / cache_key(vae_dir, "minilm") / data.name
+    cache = out / "cache" / cache_key(vae_dir, "minilm", max_tokens) / data.name
     cache.mkdir(parents=True, exist_ok=True)
     data.mkdir(parents=True, exist_ok=True)
     records, skipped, shard, pending = [], 0, 0, []
     pool = ProcessPoolExecutor(workers, initializer=os.nice, initargs=(nice,))  # forked before the GPU is touched
     scenes = pool.map(_render, [(i, seed) for i in range(start, start + n)], chunksize=8)
     vae = VAE.load(vae_dir).to(device).eval()
-    text = TextEncoder("minilm", device=device)
+    text = TextEncoder("minilm", max_tokens, device=device)
     spent = {"setup": time.time() - t0, "waiting for renders": 0.0, "encoding": 0.0}  # where the data time goes
 
     def flush() -> None:
@@ -150,7 +151,7 @@ def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, worker
         t = time.time()
         for video, rec in scenes:
             spent["waiting for renders"] += time.time() - t
-            ids = {int(i) for c in (rec["caption"], rec["short_caption"]) for i in text.tokenizer(c, truncation=True, max_length=77)["input_ids"]}
+            ids = {int(i) for c in (rec["caption"], rec["short_caption"]) for i in text.tokenizer(c, truncation=True, max_length=max_tokens)["input_ids"]}
             if ids <= known:
                 records.append(rec)
                 pending.append((video, rec))
@@ -175,11 +176,11 @@ def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, worker
     return data, out / "cache"
 
 
-def complete_data(out: Path) -> list[Path]:
+def complete_data(out: Path, max_tokens: int = TOKENS) -> list[Path]:
     """The data folders under out/data whose latent cache is complete, in the order they were made."""
     from tenku.data.latents import cache_key
 
-    cache = out / "cache" / cache_key(ROOT / "models" / "vae-world", "minilm")
+    cache = out / "cache" / cache_key(ROOT / "models" / "vae-world", "minilm", max_tokens)
     done = [d for d in (out / "data").glob("world-s*") if (cache / d.name / "done.json").is_file()]
     return sorted(done, key=lambda d: (d.name.split("-")[1], int(d.name.split("-")[2])))
 
@@ -190,7 +191,7 @@ def feed(a: argparse.Namespace) -> None:
     known = install_stubs(Path(a.pack), STUB.with_name(STUB.name + "-feed"))  # not the trainer's files
     start = a.start
     while time.time() < a.until - 10:
-        build(Path(a.out), a.chunk, a.seed, known, a.until - time.time(), a.workers, a.device, start, a.nice)
+        build(Path(a.out), a.chunk, a.seed, known, a.until - time.time(), a.workers, a.device, start, a.nice, a.max_text_tokens)
         start += a.chunk
 
 
@@ -217,9 +218,11 @@ class Plan:
     step time in the run's log; the cosine follows), and hands over the data folders the feed
     has completed. One training call, where phases each paid a restart and a compile."""
 
-    def __init__(self, out: Path, batch: int, deadline: float, probe: int, max_steps: int, every_s: float = 5.0):
+    def __init__(self, out: Path, batch: int, deadline: float, probe: int, max_steps: int, every_s: float = 5.0,
+                 max_tokens: int = TOKENS):
         self.out, self.batch, self.deadline, self.probe, self.max_steps, self.every_s = out, batch, deadline, probe, max_steps, every_s
-        self.folders = [str(d) for d in complete_data(out)]
+        self.max_tokens = max_tokens
+        self.folders = [str(d) for d in complete_data(out, max_tokens)]
         self.next_look = 0.0
 
     def __call__(self, step: int) -> dict[str, Any] | None:
@@ -231,7 +234,7 @@ class Plan:
             return None
         self.next_look = now + self.every_s
         said: dict[str, Any] = {"steps": min(step + max(1, int((self.deadline - now) / (per_step * 1.05))), self.max_steps)}
-        folders = [str(d) for d in complete_data(self.out)]
+        folders = [str(d) for d in complete_data(self.out, self.max_tokens)]
         if len(folders) > len(self.folders):
             said["data"], self.folders = folders, folders
             print(f"step {step}: {per_step * 1000:.1f} ms/step, {len(folders)} data folders, total {said['steps']}", flush=True)
@@ -251,18 +254,22 @@ def run(a: argparse.Namespace) -> None:
     from tenku.train.dit import load_train_config, train
 
     out = Path(a.out)
-    build(out, a.videos, a.seed, known, a.data_s, a.workers, a.device)
+    tokens = [o.split("=", 1)[1] for o in a.overrides if o.startswith("max_text_tokens=")]
+    if tokens and not tokens[-1].isdigit():
+        raise SystemExit(f"max_text_tokens={tokens[-1]}: a whole number of caption tokens")
+    max_tokens = int(tokens[-1]) if tokens else TOKENS
+    build(out, a.videos, a.seed, known, a.data_s, a.workers, a.device, max_tokens=max_tokens)
     feeder = None
     if a.feed:
         cmd = [sys.executable, __file__, "feed", "--pack", a.pack, "--out", str(out), "--seed", str(a.seed),
                "--start", str(a.videos), "--chunk", str(a.chunk), "--until", str(deadline - 60),
-               "--workers", str(a.workers), "--device", a.device, "--nice", "10"]
+               "--workers", str(a.workers), "--device", a.device, "--nice", "10", "--max-text-tokens", str(max_tokens)]
         feeder = subprocess.Popen(cmd, start_new_session=True)  # its own group: the render workers go with it
     base = [f"cache={out / 'cache'}", "vae=models/vae-world", "init=models/tenku-world/transformer", "sample_every=0",
             f"device={a.device}", f"out={out / 'run'}", *a.overrides]
 
     def config() -> Any:
-        data = ",".join(str(d) for d in complete_data(out))
+        data = ",".join(str(d) for d in complete_data(out, max_tokens))
         return load_train_config(ROOT / "configs" / "tenku-world.yaml", [f"data=[{data}]", *base, "steps=1000000"])
 
     cfg = config()
@@ -272,7 +279,7 @@ def run(a: argparse.Namespace) -> None:
     for attempt in range(3):  # a batch too big for the GPU or a failing compiler must not cost the run
         if attempt:
             _free_gpu()  # after the failed attempt's exception (and the tensors its frames held) is gone
-        plan = Plan(out, cfg.batch_size, deadline, a.probe_steps, a.max_steps)
+        plan = Plan(out, cfg.batch_size, deadline, a.probe_steps, a.max_steps, max_tokens=max_tokens)
         try:
             train(cfg, progress=False, steer=plan)
             break
@@ -355,6 +362,7 @@ def main() -> None:
     f.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     f.add_argument("--device", default="cuda")
     f.add_argument("--nice", type=int, default=10)
+    f.add_argument("--max-text-tokens", type=int, default=TOKENS, help="caption tokens kept (the run's max_text_tokens)")
     e = sub.add_parser("export")
     e.add_argument("--run", default="runs/gpu/run")
     e.add_argument("--out", required=True)

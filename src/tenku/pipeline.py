@@ -25,14 +25,14 @@ from tenku.flow.sampler import SAMPLERS
 from tenku.io import from_uint8, to_uint8
 from tenku.modes import (Chunk, cover_resize, end_latents, fade_from, fade_into, loop_split, plan_connect, plan_rollout,
                          ramp, start_latents)
-from tenku.text import TextEncoder, load_text_encoder
+from tenku.text import MAX_TOKENS, TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
 
 
 @dataclass
 class PipelineConfig:
     text_encoder: str = "minilm"
-    max_text_tokens: int = 77
+    max_text_tokens: int = MAX_TOKENS
     fps: float = 8.0
     size: tuple[int, int] = (128, 128)  # default (width, height)
     frames: int = 33

@@ -91,6 +91,27 @@ def test_cache_key_follows_the_encoder_not_the_decoder(tmp_path):
     assert cache_key(save_vae(vae, tmp_path / "d"), "minilm") != key
 
 
+def test_max_text_tokens_sets_the_cached_caption_length_its_cache_and_the_pipeline(tmp_path, tiny_world, tiny_vae):
+    from safetensors import safe_open
+
+    from tenku.data.latents import cache_key
+    from tenku.train.dit import cache_dir
+
+    assert cache_key(tiny_vae, "minilm", 77) == cache_key(tiny_vae, "minilm")  # the default keeps old caches
+    assert cache_key(tiny_vae, "minilm", 128) != cache_key(tiny_vae, "minilm")
+    short = cfg(tmp_path / "s", tiny_world, tiny_vae, steps=1, max_text_tokens=8)
+    assert cache_dir(short, tiny_world) != cache_dir(cfg(tmp_path / "d", tiny_world, tiny_vae), tiny_world)
+    train(short, progress=False)
+    lengths = []
+    for shard in cache_dir(short, tiny_world).glob("shard-*.safetensors"):
+        with safe_open(str(shard), "pt") as f:
+            lengths += [f.get_slice(k).get_shape()[0] for k in f.keys() if k.endswith(".caption")]
+    assert lengths and max(lengths) == 8  # the world's detailed captions are longer: all cut at 8
+    assert Pipeline.load(tmp_path / "s" / "pipeline", device="cpu").cfg.max_text_tokens == 8
+    with pytest.raises(ConfigError, match="max_text_tokens"):
+        cfg(tmp_path / "x", tiny_world, tiny_vae, max_text_tokens=1)
+
+
 def test_the_steps_draws_are_not_a_samples_draws():
     """numpy seeds [seed, step] and [seed, step, 0] alike; the step's stream (image batch or
     not) must not be sample 0's, whose first draw decides its caption dropout in image batches."""

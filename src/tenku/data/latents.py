@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from tenku.data.videos import BadVideo, ClipPolicy, load_clips
 from tenku.io import from_uint8
+from tenku.text.encoder import MAX_TOKENS
 
 SHARD = 64  # videos per cache shard
 
@@ -37,10 +38,11 @@ def read_records(folder: str | Path) -> list[dict[str, Any]]:
     return recs
 
 
-def cache_key(vae_folder: str | Path, text_encoder: str) -> str:
+def cache_key(vae_folder: str | Path, text_encoder: str, max_tokens: int = MAX_TOKENS) -> str:
     """A short hash of what decides the cached latents and text states: the VAE's encoder
-    weights and latent statistics, and the text encoder's name. A VAE whose decoder alone
-    was fine-tuned (``freeze_encoder``) keeps its key, so its cache stays valid."""
+    weights and latent statistics, the text encoder's name and the caption tokens kept. A VAE
+    whose decoder alone was fine-tuned (``freeze_encoder``) keeps its key, so its cache stays
+    valid; so does a cache of the default token count (the key is what it was before it)."""
     import yaml
 
     folder = Path(vae_folder)
@@ -52,6 +54,8 @@ def cache_key(vae_folder: str | Path, text_encoder: str) -> str:
     conf = yaml.safe_load((folder / "config.yaml").read_text())
     h.update(json.dumps([conf.get("latent_mean"), conf.get("latent_std")]).encode())
     h.update(text_encoder.encode())
+    if max_tokens != MAX_TOKENS:
+        h.update(f"max_tokens={max_tokens}".encode())
     return h.hexdigest()[:12]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 DEFAULT_ENCODER = "minilm"
+MAX_TOKENS = 77  # caption tokens kept by default (longer captions are cut)
 
 
 def resolve_encoder_path(name: str) -> Path:
@@ -32,7 +33,7 @@ def resolve_encoder_path(name: str) -> Path:
 
 
 @functools.lru_cache(maxsize=4)
-def load_text_encoder(name: str = DEFAULT_ENCODER, max_length: int = 77) -> "TextEncoder":
+def load_text_encoder(name: str = DEFAULT_ENCODER, max_length: int = MAX_TOKENS) -> "TextEncoder":
     """A shared CPU encoder per (name, max_length): loading takes seconds, encoding is cached."""
     return TextEncoder(name, max_length)
 
@@ -43,7 +44,7 @@ class TextEncoder:
     The empty prompt is the unconditional input for classifier-free guidance.
     """
 
-    def __init__(self, name: str = DEFAULT_ENCODER, max_length: int = 77, device: str | torch.device = "cpu"):
+    def __init__(self, name: str = DEFAULT_ENCODER, max_length: int = MAX_TOKENS, device: str | torch.device = "cpu"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import transformers
         from transformers import AutoConfig, AutoModel, AutoTokenizer

@@ -165,8 +165,8 @@ def cmd_cache(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     dist = init_distributed(cfg.device)
     vae = vae.to(dist.device)
-    text = load_text_encoder(cfg.text_encoder)
-    root = Path(args.out or cfg.cache or Path(cfg.out) / "cache") / cache_key(cfg.vae, cfg.text_encoder)
+    text = load_text_encoder(cfg.text_encoder, cfg.max_text_tokens)
+    root = Path(args.out or cfg.cache or Path(cfg.out) / "cache") / cache_key(cfg.vae, cfg.text_encoder, cfg.max_text_tokens)
     tag = cfg.clips.tag()
     try:
         for d in cfg.data:

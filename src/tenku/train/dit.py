@@ -48,7 +48,7 @@ from tenku.data.sampler import BucketSampler
 from tenku.data.videos import ClipPolicy
 from tenku.dit.model import DIT_SIZES, DiT, DiTConfig, save_dit
 from tenku.pipeline import Pipeline, PipelineConfig, save_pipeline
-from tenku.text import TextEncoder, load_text_encoder
+from tenku.text import MAX_TOKENS, TextEncoder, load_text_encoder
 from tenku.train.checkpoint import (begin_step_folder, commit_folder, commit_step_folder, load_optimizer, resolve_resume,
                                     save_optimizer, write_json)
 from tenku.train.conditions import ConditionConfig, sample_condition_masks
@@ -72,6 +72,7 @@ class TrainDiTConfig:
     clips: ClipPolicy = field(default_factory=ClipPolicy)  # how videos become training clips (tenku.data.videos)
     preload_gb: float = 16.0  # caches up to this size are held in memory; larger ones are read from the shards per batch
     text_encoder: str = "minilm"
+    max_text_tokens: int = MAX_TOKENS  # caption tokens kept; longer captions are cut (half the world's detailed ones at 77)
     size: str = "S"  # DIT_SIZES entry
     model: dict[str, Any] = field(default_factory=dict)  # DiTConfig overrides (dim, depth, heads, patch, ...)
     cond: ConditionConfig = field(default_factory=ConditionConfig)
@@ -125,6 +126,8 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         raise ConfigError(f"parallel.mode: ddp or fsdp; got {cfg.parallel.mode!r}")
     if cfg.parallel.grad_accum < 1 or cfg.batch_size < 1 or cfg.max_bad_steps < 1:
         raise ConfigError("batch_size, parallel.grad_accum and max_bad_steps must be >= 1")
+    if not 2 <= cfg.max_text_tokens <= 512:
+        raise ConfigError(f"max_text_tokens: 2 to 512 caption tokens (the default {MAX_TOKENS}); got {cfg.max_text_tokens}")
     return cfg
 
 
@@ -141,7 +144,7 @@ def prepare_data(cfg: TrainDiTConfig, vae: VAE, dist: Dist, progress: bool) -> t
     for d in cfg.data:
         cdir = cache_dir(cfg, d)
         if not cache_complete(d, cdir):
-            text = text or load_text_encoder(cfg.text_encoder)
+            text = text or load_text_encoder(cfg.text_encoder, cfg.max_text_tokens)
             build_cache(d, vae, text, cdir, progress and dist.main, cfg.clips, dist.rank, dist.world)
             dist.barrier()
             if dist.main:
@@ -158,7 +161,7 @@ def prepare_data(cfg: TrainDiTConfig, vae: VAE, dist: Dist, progress: bool) -> t
 def cache_dir(cfg: TrainDiTConfig, folder: str) -> Path:
     """Where the latent cache of data folder ``folder`` lives for this run's VAE, text encoder and clips."""
     tag = cfg.clips.tag()
-    root = Path(cfg.cache or Path(cfg.out) / "cache") / cache_key(cfg.vae, cfg.text_encoder)
+    root = Path(cfg.cache or Path(cfg.out) / "cache") / cache_key(cfg.vae, cfg.text_encoder, cfg.max_text_tokens)
     return root / (Path(folder).resolve().name + (f"-{tag}" if tag else ""))
 
 
@@ -376,7 +379,7 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
         if cfg.sample_every and (step % cfg.sample_every == 0 or step == end):
             ema_model = gather_ema(ema, mcfg, dist)
             if ema_model is not None:
-                write_samples(out, step, ema_model, vae, load_text_encoder(cfg.text_encoder), cfg, dist.device)
+                write_samples(out, step, ema_model, vae, load_text_encoder(cfg.text_encoder, cfg.max_text_tokens), cfg, dist.device)
     bar.close()
     if log is not None:
         log.close()
@@ -401,7 +404,7 @@ def _tensorboard(path: Path) -> Any:
 
 
 def pipeline_config(cfg: TrainDiTConfig) -> PipelineConfig:
-    return PipelineConfig(text_encoder=cfg.text_encoder, fps=cfg.fps, size=tuple(cfg.sample_size),  # type: ignore[arg-type]
+    return PipelineConfig(text_encoder=cfg.text_encoder, max_text_tokens=cfg.max_text_tokens, fps=cfg.fps, size=tuple(cfg.sample_size),  # type: ignore[arg-type]
                           frames=cfg.sample_frames, steps=cfg.sample_steps, guidance=cfg.sample_guidance,
                           context_guidance=cfg.sample_context_guidance)
 
