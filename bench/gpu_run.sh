@@ -10,7 +10,7 @@
 #                          bash bench/gpu_run.sh 7.6 [key=value ... for tenku train dit]
 # Here, after it:          mv /tmp/hold-vae models/tenku-world/vae
 #                          python bench/train_gpu.py join --parts /work/.device/N/ema --out runs/gpu-sX/transformer
-# With max_text_tokens=N among the overrides, ship the transformer with pipe.cfg.max_text_tokens = N
+# With max_text_tokens=N among the overrides (256 keeps every world caption whole), ship the transformer with pipe.cfg.max_text_tokens = N
 # (the pack covers captions of any length since session 15: re-pack an older .gpu).
 set -o pipefail
 minutes=${1:-7.6}
