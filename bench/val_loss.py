@@ -99,12 +99,16 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", required=True, help="pipeline or transformer folders")
     ap.add_argument("--vae", default="models/vae-world", help="the autoencoder the models were trained on")
     ap.add_argument("--cache", default="runs/val-cache", help="where the held-out latents are cached")
+    ap.add_argument("--max-text-tokens", type=int, default=77,
+                    help="caption tokens kept (the models' max_text_tokens; compare models trained alike)")
     ap.add_argument("--sigmas", type=float, nargs="+", default=[0.1, 0.3, 0.5, 0.7, 0.9])
     ap.add_argument("--objects", action="store_true",
                     help="also the error over the latent cells the objects cover (a world render's ground truth)")
     ap.add_argument("--text-gain", action="store_true",
                     help="also the error under the empty prompt, minus the error under the caption: how much the text helps")
     a = ap.parse_args()
+    if not 2 <= a.max_text_tokens <= 512:
+        ap.error(f"--max-text-tokens must be 2 to 512; got {a.max_text_tokens}")
     if not all(0 < s < 1 for s in a.sigmas):
         ap.error(f"--sigmas must lie in (0, 1); got {a.sigmas}")
     missing = [m for m in [a.data, a.vae, *a.models] if not Path(m).is_dir()]
@@ -121,9 +125,9 @@ def main() -> None:
     except ValueError as e:
         raise SystemExit(str(e)) from None
     vae = VAE.load(a.vae).eval()
-    cache = Path(a.cache) / cache_key(a.vae, "minilm") / Path(a.data).resolve().name
+    cache = Path(a.cache) / cache_key(a.vae, "minilm", a.max_text_tokens) / Path(a.data).resolve().name
     if not cache_complete(a.data, cache):
-        text = load_text_encoder("minilm")
+        text = load_text_encoder("minilm", a.max_text_tokens)
         build_cache(a.data, vae, text, cache, progress=False)
         finish_cache(a.data, cache, len(read_records(a.data)), text)
     data = LatentSet([cache])
