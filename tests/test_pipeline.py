@@ -145,3 +145,17 @@ def test_a_guide_transformer_travels_with_the_folder_and_autoguidance_changes_th
     shutil.rmtree(tmp_path / "guided" / "guide")
     with pytest.raises(ValueError, match="autoguidance=1.0 needs a guide transformer"):
         Pipeline.load(tmp_path / "guided", device="cpu")
+
+
+def test_a_folder_with_a_bad_caption_token_count_is_refused_in_one_line(tiny_pipeline, tmp_path, capsys):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tiny_pipeline, bad)
+    conf = (bad / "pipeline.yaml").read_text()
+    assert "max_text_tokens: 77" in conf
+    (bad / "pipeline.yaml").write_text(conf.replace("max_text_tokens: 77", "max_text_tokens: 0"))
+    assert main(["generate", "a red ball", "-o", str(tmp_path / "v.mp4"), "--model", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "max_text_tokens: 2 to 512" in err and "got 0" in err and "Traceback" not in err
+    assert not (tmp_path / "v.mp4").exists()

@@ -14,6 +14,15 @@ import torch
 
 DEFAULT_ENCODER = "minilm"
 MAX_TOKENS = 77  # caption tokens kept by default (longer captions are cut)
+TOKEN_RANGE = (2, 512)  # allowed token counts: the start and end tokens, up to BERT-like encoders' positions
+
+
+def check_max_tokens(n: object) -> int:
+    """``n`` if it is an allowed caption token count, else a ValueError that says what is."""
+    lo, hi = TOKEN_RANGE
+    if isinstance(n, bool) or not isinstance(n, int) or not lo <= n <= hi:
+        raise ValueError(f"max_text_tokens: {lo} to {hi} caption tokens (the default {MAX_TOKENS}); got {n!r}")
+    return n
 
 
 def resolve_encoder_path(name: str) -> Path:
@@ -51,7 +60,7 @@ class TextEncoder:
 
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
-        self.name, self.max_length, self.device = name, max_length, torch.device(device)
+        self.name, self.max_length, self.device = name, check_max_tokens(max_length), torch.device(device)
         path = resolve_encoder_path(name)
         config = AutoConfig.from_pretrained(path, local_files_only=True)
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -48,7 +48,7 @@ from tenku.data.sampler import BucketSampler
 from tenku.data.videos import ClipPolicy
 from tenku.dit.model import DIT_SIZES, DiT, DiTConfig, save_dit
 from tenku.pipeline import Pipeline, PipelineConfig, save_pipeline
-from tenku.text import MAX_TOKENS, TextEncoder, load_text_encoder
+from tenku.text import MAX_TOKENS, TextEncoder, check_max_tokens, load_text_encoder
 from tenku.train.checkpoint import (begin_step_folder, commit_folder, commit_step_folder, load_optimizer, resolve_resume,
                                     save_optimizer, write_json)
 from tenku.train.conditions import ConditionConfig, sample_condition_masks
@@ -126,8 +126,10 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         raise ConfigError(f"parallel.mode: ddp or fsdp; got {cfg.parallel.mode!r}")
     if cfg.parallel.grad_accum < 1 or cfg.batch_size < 1 or cfg.max_bad_steps < 1:
         raise ConfigError("batch_size, parallel.grad_accum and max_bad_steps must be >= 1")
-    if not 2 <= cfg.max_text_tokens <= 512:
-        raise ConfigError(f"max_text_tokens: 2 to 512 caption tokens (the default {MAX_TOKENS}); got {cfg.max_text_tokens}")
+    try:
+        check_max_tokens(cfg.max_text_tokens)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     return cfg
 
 
