@@ -102,11 +102,14 @@ def install_stubs(pack_dir: Path, stub: Path = STUB) -> set[int]:
     return {int(i) for i in ids}
 
 
-def _render(args: tuple[int, int]) -> tuple:
-    from tenku.world.dataset import scene
+def _render(args: tuple[int, int, Path]) -> tuple:
+    """Scene ``idx`` of ``seed``: its frames and record; its ground truth (the object boxes that
+    ``object_weight`` weighs up) is written under ``data`` as a world render writes it."""
+    from tenku.world.dataset import scene, write_text_atomic
 
-    idx, seed = args
-    video, record, _ = scene(idx, SIZES, 33, 8.0, seed, 4)
+    idx, seed, data = args
+    video, record, doc = scene(idx, SIZES, 33, 8.0, seed, 4)
+    write_text_atomic(data / record["ground_truth"], json.dumps({"record": record, **doc}))
     return video, record
 
 
@@ -127,10 +130,10 @@ def build(out: Path, n: int, seed: int, known: set[int], budget_s: float, worker
     vae_dir = ROOT / "models" / "vae-world"
     cache = out / "cache" / cache_key(vae_dir, "minilm", max_tokens) / data.name
     cache.mkdir(parents=True, exist_ok=True)
-    data.mkdir(parents=True, exist_ok=True)
+    (data / "gt").mkdir(parents=True, exist_ok=True)
     records, skipped, shard, pending = [], 0, 0, []
     pool = ProcessPoolExecutor(workers, initializer=os.nice, initargs=(nice,))  # forked before the GPU is touched
-    scenes = pool.map(_render, [(i, seed) for i in range(start, start + n)], chunksize=8)
+    scenes = pool.map(_render, [(i, seed, data) for i in range(start, start + n)], chunksize=8)
     vae = VAE.load(vae_dir).to(device).eval()
     text = TextEncoder("minilm", max_tokens, device=device)
     spent = {"setup": time.time() - t0, "waiting for renders": 0.0, "encoding": 0.0}  # where the data time goes

@@ -33,27 +33,16 @@ def load_dit(folder: Path):  # a pipeline folder (its transformer/) or a transfo
 def object_masks(folder: Path, names: list[str], shapes: list[tuple[int, ...]], time_down: int,
                  space_down: int) -> list:
     """(T', H', W') bool per latent: the latent cells any visible object's box of the world's
-    ground truth touches, in any of the frames that latent frame encodes (the causal VAE's first
-    latent frame holds frame 0 alone, latent frame k frames (k-1)*time_down + 1 .. k*time_down)."""
-    import torch
-
+    ground truth touches (``tenku.data.objects.box_mask``)."""
     from tenku.data.latents import read_records
+    from tenku.data.objects import box_mask, read_gt
 
     recs = read_records(folder)
     out = []
-    for name, (_, t, h, w) in zip(names, shapes):
+    for name, shape in zip(names, shapes):
         if "-" in name:
             raise ValueError(f"{folder}: clip {name} is not a whole video; render the held-out set with --frames 33")
-        gt = json.loads((Path(folder) / recs[int(name)]["ground_truth"]).read_text())["ground_truth"]
-        pix = torch.zeros(gt["frames"], h * space_down, w * space_down, dtype=torch.bool)
-        for boxes, seen in zip(gt["bbox"], gt["visible"]):
-            for f, (box, v) in enumerate(zip(boxes, seen)):
-                if v and box is not None:
-                    x0, y0, x1, y1 = (int(round(c)) for c in box)
-                    pix[f, max(y0, 0) : y1 + 1, max(x0, 0) : x1 + 1] = True
-        groups = [pix[:1]] + [pix[k * time_down - time_down + 1 : k * time_down + 1] for k in range(1, t)]
-        frames = torch.stack([g.any(0) for g in groups])
-        out.append(frames.reshape(t, h, space_down, w, space_down).any(4).any(2))
+        out.append(box_mask(read_gt(folder, recs[int(name)]), shape, time_down, space_down))
     return out
 
 
@@ -137,8 +126,8 @@ def main() -> None:
     try:
         masks = (object_masks(Path(a.data), data.names, data.shapes, vae.cfg.time_down, vae.cfg.space_down)
                  if a.objects else None)
-    except (KeyError, FileNotFoundError) as e:
-        raise SystemExit(f"--objects needs a world render with its ground truth (tenku world render): {a.data} lacks {e}")
+    except ValueError as e:
+        raise SystemExit(f"--objects: {e}")
     print(f"{len(data)} held-out clips in {len(data.buckets)} shapes; velocity error per sigma (lower is better)")
     rows: dict[str, list] = {"all": [], "objects": [], "gain": []}
     for m in a.models:

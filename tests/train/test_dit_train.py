@@ -182,3 +182,52 @@ def test_a_steered_run_takes_up_new_data_and_a_new_total(tmp_path, tiny_world, t
     with pytest.raises(ConfigError, match="not complete"):
         train(cfg(tmp_path / "run2", tiny_world, tiny_vae, steps=3), progress=False,
               steer=lambda step: {"data": [str(other)]})
+
+
+def test_flow_loss_weighs_the_object_cells_up():
+    from tenku.train.dit import TrainDiTConfig
+    from tenku.train.dit_batch import flow_loss_sum
+
+    torch.manual_seed(0)
+    x0, noise = torch.randn(2, 4, 3, 4, 4), torch.randn(2, 4, 3, 4, 4)
+    sigma, cond = torch.full((2, 3), 0.5), torch.tensor([[False, False, False], [True, False, False]])
+    c = TrainDiTConfig(bf16=False)
+    v = torch.randn(2, 4, 3, 4, 4)
+    model = lambda x, s, ctx, m: v  # noqa: E731 - a fixed prediction: the loss is a function of v alone
+    plain = flow_loss_sum(model, x0, noise, sigma, None, None, cond, c)
+    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, None, None, cond, c, torch.full((2, 3, 4, 4), 3.0)), plain)
+    err = (v - (noise - x0)).pow(2).mean(1)  # (B, T', H', W')
+    obj = torch.zeros(2, 3, 4, 4)
+    obj[:, :, 1, 2] = 1  # one object cell per frame
+    w = 1 + 1000 * obj  # nearly all the weight on it: the loss becomes that cell's error
+    want = (err[:, :, 1, 2] * (~cond).float()).sum()
+    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, None, None, cond, c, w), want, rtol=2e-2)
+    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, None, None, cond, c, 1 + 0 * obj), plain)
+
+
+def test_object_weight_trains_on_the_worlds_boxes_and_refuses_what_has_none(tmp_path, tiny_world, tiny_vae):
+    import shutil
+
+    from tenku.data.latents import LatentSet
+    from tenku.data.objects import ObjectMasks
+    from tenku.train.dit import cache_dir
+
+    plain = cfg(tmp_path / "p", tiny_world, tiny_vae, steps=2)
+    train(plain, progress=False)
+    weighted = cfg(tmp_path / "w", tiny_world, tiny_vae, steps=2, object_weight=4)
+    train(weighted, progress=False)
+    lp, lw = ([json.loads(x)["loss"] for x in (tmp_path / r / "log.jsonl").read_text().splitlines()] for r in "pw")
+    assert lp[0] != lw[0]  # the same batch and noise, weighed differently
+    data = LatentSet([cache_dir(plain, tiny_world)])
+    masks = ObjectMasks(data, {data.sources[0]: tiny_world}, 4, 8)
+    cover = torch.stack([masks[i].float().mean() for i in range(len(data))])
+    assert ((cover > 0) & (cover < 1)).all()  # every world clip has objects, none is all object
+    with pytest.raises(ConfigError, match="object_weight must be >= 0"):
+        cfg(tmp_path / "x", tiny_world, tiny_vae, object_weight=-1)
+    with pytest.raises(ConfigError, match="default clips policy"):
+        cfg(tmp_path / "x", tiny_world, tiny_vae, object_weight=1, **{"clips.frames": 5})
+    bare = tmp_path / "bare"  # the same videos without their ground truth, as any video folder is
+    shutil.copytree(tiny_world, bare)
+    shutil.rmtree(bare / "gt")
+    with pytest.raises(ConfigError, match="missing ground truth"):
+        train(cfg(tmp_path / "b", bare, tiny_vae, steps=1, object_weight=4), progress=False)

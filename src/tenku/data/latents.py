@@ -203,6 +203,7 @@ class LatentSet:
         self.captions: Sequence[tuple[torch.Tensor, torch.Tensor]] = [] if self.preloaded else ShardReader(self._cap_refs)
         self.shapes: list[tuple[int, ...]] = []  # (C, T', H', W') of each latent, without reading it
         self.names: list[str] = []  # "7": record 7's first clip, "7-2" its third
+        self.sources: list[str] = []  # the cache folder each clip came from
         self.buckets: dict[tuple[int, ...], list[int]] = {}
         self._add(shards)
         if not self._lat_refs:
@@ -227,6 +228,7 @@ class LatentSet:
                     self._cap_refs.append(((str(shard), f"{name}.caption"), (str(shard), f"{name}.short")))
                     self.shapes.append(tuple(f.get_slice(f"{name}.latent").get_shape()))
                     self.names.append(name)
+                    self.sources.append(str(shard.parent))
         if self.preloaded:
             loaded = {str(s): load_file(str(s)) for s in shards}
             self.latents += [loaded[sh][k] for sh, k in self._lat_refs[first:]]  # type: ignore[operator]

@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from tenku.config import ConfigError, load_config, save_config
 from tenku.data.latents import LatentSet, build_cache, cache_complete, cache_key, empty_states, finish_cache, read_records
+from tenku.data.objects import ObjectMasks
 from tenku.data.sampler import BucketSampler
 from tenku.data.videos import ClipPolicy
 from tenku.dit.model import DIT_SIZES, DiT, DiTConfig, save_dit
@@ -81,6 +82,7 @@ class TrainDiTConfig:
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     short_caption_prob: float = 0.25  # train on the short caption instead of the detailed one
     caption_dropout: float = 0.1  # empty prompt: the unconditional branch of guidance
+    object_weight: float = 0.0  # extra loss weight on the latent cells objects cover (world ground truth); 0: plain mean
     batch_size: int = 16  # the global batch (all ranks and micro-steps together)
     steps: int = 20000
     lr: float = 3e-4
@@ -130,6 +132,11 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         check_max_tokens(cfg.max_text_tokens)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if not math.isfinite(cfg.object_weight) or cfg.object_weight < 0:
+        raise ConfigError(f"object_weight must be >= 0 (0: every latent cell alike); got {cfg.object_weight}")
+    if cfg.object_weight and not cfg.clips.is_default():
+        raise ConfigError("object_weight maps the world's object boxes onto whole videos at their native size: "
+                          "it needs the default clips policy (no clips.frames, fps or sizes)")
     return cfg
 
 
@@ -244,6 +251,12 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
     vae = VAE.load(cfg.vae).to(dist.device)
     data, caches = prepare_data(cfg, vae, dist, progress)
     empty = empty_states(caches[0])
+    masks = None
+    if cfg.object_weight:
+        try:
+            masks = ObjectMasks(data, {str(c): d for c, d in zip(caches, cfg.data)}, vae.cfg.time_down, vae.cfg.space_down)
+        except ValueError as e:
+            raise ConfigError(f"object_weight={cfg.object_weight}: {e}") from None
     text_dim = data.captions[0][0].shape[-1]
     mcfg = DiTConfig(**{**DIT_SIZES[cfg.size], "in_channels": vae.cfg.latent_channels, "text_dim": text_dim, **cfg.model})
     check_geometry(data, mcfg, cfg, vae)
@@ -312,6 +325,9 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
                 end = cfg.steps if stop_after is None else min(cfg.steps, first + stop_after)
             if said.get("data") and (added := take_up(cfg, data, said["data"])):
                 check_geometry(data, mcfg, cfg, vae)
+                if masks is not None:
+                    masks.folders.update({str(cache_dir(cfg, d)): d for d in cfg.data})
+                    masks.check()
                 sampler = BucketSampler(data.buckets, cfg.batch_size, cfg.seed)
                 bar.write(f"step {step}: {added} clips more, {len(data)} in all")
             save_config(cfg, out / "config.yaml")  # the run as it now stands
@@ -336,9 +352,10 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
             x0 = torch.stack([data.latents[i] if t == frames else data.latents[i][:, :t] for i in idx[sl]])
             x0 = x0.to(dist.device).float()
             ctx, ctx_mask = text_batch(data, idx[sl], rngs[sl], cfg, empty)
+            weight = None if masks is None else 1 + cfg.object_weight * masks.batch(idx[sl], t).to(dist.device)
             with sync_gradients(model, micro == accum - 1):
                 part = flow_loss_sum(model, x0, noise[sl], sigma[sl], ctx.to(dist.device).float(), ctx_mask.to(dist.device),
-                                     cond_dev[sl], cfg)
+                                     cond_dev[sl], cfg, weight)
                 (part * (world / keep)).backward()  # DDP/FSDP average over ranks: this makes it the global mean
             local += part.detach().double()
         loss = float(dist.sum(local)) / keep

@@ -71,11 +71,17 @@ def step_noise(rng: np.random.Generator, shape: tuple[int, ...], cond: torch.Ten
 
 
 def flow_loss_sum(model: torch.nn.Module, x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor,
-                  ctx_mask: torch.Tensor, cond: torch.Tensor, cfg: TrainDiTConfig) -> torch.Tensor:
-    """Summed squared velocity error over the frames to generate (each frame's mean over C, H, W);
+                  ctx_mask: torch.Tensor, cond: torch.Tensor, cfg: TrainDiTConfig,
+                  weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Summed squared velocity error over the frames to generate (each frame's mean over C, H, W,
+    or with ``weight`` (B, T', H', W') its weighted mean over H, W: the object cells weighed up);
     condition frames (``cond``, (B, T')) are (nearly) clean inputs at their ``sigma``."""
     x = add_noise(x0, noise, sigma)
     with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
         v = model(x, sigma, ctx, ctx_mask)
-    err = (v.float() - velocity(x0, noise)).pow(2).mean(dim=(1, 3, 4))  # (B, T')
+    err = (v.float() - velocity(x0, noise)).pow(2).mean(dim=1)  # (B, T', H', W')
+    if weight is None:
+        err = err.mean(dim=(2, 3))
+    else:
+        err = (err * weight).sum(dim=(2, 3)) / weight.sum(dim=(2, 3))
     return (err * (~cond).float()).sum()
