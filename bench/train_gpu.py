@@ -261,6 +261,18 @@ def run(a: argparse.Namespace) -> None:
     if tokens and not tokens[-1].isdigit():
         raise SystemExit(f"max_text_tokens={tokens[-1]}: a whole number of caption tokens")
     max_tokens = int(tokens[-1]) if tokens else TOKENS
+    base = [f"cache={out / 'cache'}", "vae=models/vae-world", "init=models/tenku-world/transformer", "sample_every=0",
+            f"device={a.device}", f"out={out / 'run'}", *a.overrides]
+    # the whole configuration is checked before a scene is rendered or the feed starts
+    from tenku.config import ConfigError
+
+    try:
+        warmup = load_train_config(ROOT / "configs" / "tenku-world.yaml", ["data=[unchecked]", *base]).warmup
+    except ConfigError as e:
+        raise SystemExit(f"bad override: {e}") from None
+    if a.probe_steps >= warmup:
+        raise SystemExit(f"--probe-steps ({a.probe_steps}) must be below warmup={warmup}: their learning rate "
+                         f"must not depend on the total number of steps")
     build(out, a.videos, a.seed, known, a.data_s, a.workers, a.device, max_tokens=max_tokens)
     feeder = None
     if a.feed:
@@ -268,36 +280,33 @@ def run(a: argparse.Namespace) -> None:
                "--start", str(a.videos), "--chunk", str(a.chunk), "--until", str(deadline - 60),
                "--workers", str(a.workers), "--device", a.device, "--nice", "10", "--max-text-tokens", str(max_tokens)]
         feeder = subprocess.Popen(cmd, start_new_session=True)  # its own group: the render workers go with it
-    base = [f"cache={out / 'cache'}", "vae=models/vae-world", "init=models/tenku-world/transformer", "sample_every=0",
-            f"device={a.device}", f"out={out / 'run'}", *a.overrides]
 
     def config() -> Any:
         data = ",".join(str(d) for d in complete_data(out, max_tokens))
         return load_train_config(ROOT / "configs" / "tenku-world.yaml", [f"data=[{data}]", *base, "steps=1000000"])
 
-    cfg = config()
-    if a.probe_steps >= cfg.warmup:
-        raise SystemExit(f"--probe-steps ({a.probe_steps}) must be below warmup={cfg.warmup}: their learning rate "
-                         f"must not depend on the total number of steps")
-    for attempt in range(3):  # a batch too big for the GPU or a failing compiler must not cost the run
-        if attempt:
-            _free_gpu()  # after the failed attempt's exception (and the tensors its frames held) is gone
-        plan = Plan(out, cfg.batch_size, deadline, a.probe_steps, a.max_steps, max_tokens=max_tokens)
-        try:
-            train(cfg, progress=False, steer=plan)
-            break
-        except Exception as e:  # noqa: BLE001
-            oom = "out of memory" in str(e).lower()
-            fix = ("parallel.activation_checkpoint=true" if oom and not cfg.parallel.activation_checkpoint
-                   else "parallel.compile=false" if cfg.parallel.compile else None)
-            if fix is None or attempt == 2 or plan.next_look:  # past the probe: its checkpoints are the run
-                raise
-            print(f"probe failed ({type(e).__name__}: {str(e)[:300]}); again with {fix}", flush=True)
-            shutil.rmtree(out / "run", ignore_errors=True)
-            base.append(fix)
-            cfg = config()
-    if feeder is not None:
-        os.killpg(feeder.pid, signal.SIGKILL)
+    try:
+        cfg = config()
+        for attempt in range(3):  # a batch too big for the GPU or a failing compiler must not cost the run
+            if attempt:
+                _free_gpu()  # after the failed attempt's exception (and the tensors its frames held) is gone
+            plan = Plan(out, cfg.batch_size, deadline, a.probe_steps, a.max_steps, max_tokens=max_tokens)
+            try:
+                train(cfg, progress=False, steer=plan)
+                break
+            except Exception as e:  # noqa: BLE001
+                oom = "out of memory" in str(e).lower()
+                fix = ("parallel.activation_checkpoint=true" if oom and not cfg.parallel.activation_checkpoint
+                       else "parallel.compile=false" if cfg.parallel.compile else None)
+                if fix is None or attempt == 2 or plan.next_look:  # past the probe: its checkpoints are the run
+                    raise
+                print(f"probe failed ({type(e).__name__}: {str(e)[:300]}); again with {fix}", flush=True)
+                shutil.rmtree(out / "run", ignore_errors=True)
+                base.append(fix)
+                cfg = config()
+    finally:  # the feed (its own process group) never outlives the run, whatever ended it
+        if feeder is not None:
+            os.killpg(feeder.pid, signal.SIGKILL)
     print(f"done in {time.time() - start:.0f} s: {cfg.steps} steps on {len(cfg.data)} data folder(s)", flush=True)
 
 
