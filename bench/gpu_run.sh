@@ -12,7 +12,8 @@
 #                          python bench/train_gpu.py join --parts /work/.device/N/ema --out runs/gpu-sX/transformer
 # With max_text_tokens=N among the overrides (256 keeps every world caption whole), ship the transformer with pipe.cfg.max_text_tokens = N
 # (the pack covers captions of any length since session 15: re-pack an older .gpu).
-# object_weight=W (session 16) weighs the loss up on the objects' latent cells; the feed writes the ground truth it reads.
+# object_weight=W (session 16, off) weighs the loss up on the objects' latent cells (the feed writes the ground truth it
+# reads); on the CPU it drew more fragments: not a default (docs/training-history.md).
 set -o pipefail
 minutes=${1:-7.6}
 shift || true

@@ -14,7 +14,8 @@ and whether it draws the shape it is told to.
 3. Shapes. "a large {colour} {shape} rests on the floor" (expanded; 5 shapes x 4 colours x
    seeds) as an image (1 frame), and the shape of the largest piece of that colour the
    tracker finds: prompted against drawn. A model that ignores the shape word has rows alike
-   and gets about one in five right.
+   and gets about one in five right. Also the pieces of the prompted colour per image: one
+   object is prompted, so more than one are fragments (the extra tracks of the world suite).
 4. With --swap 0.7 0.8 0.9: who decides the shape. Each of those images, drawn by the simulator,
    is noised to the level and denoised under a caption that names another shape: drawn as the
    image's shape (the latent decided), the caption's (the text did) or neither.
@@ -87,19 +88,23 @@ def projection(pipe) -> dict[str, tuple[float, float]]:
     return out
 
 
-def shapes(draw, seeds: int) -> collections.Counter:
-    """Counts of (prompted, drawn) shape; ``draw(expansion, seed)`` makes a 128x128 uint8 image."""
+def shapes(draw, seeds: int) -> tuple[collections.Counter, collections.Counter]:
+    """Counts of (prompted, drawn) shape, and of the number of pieces of the prompted colour per
+    image (one object is prompted: more are fragments); ``draw(expansion, seed)`` makes a
+    128x128 uint8 image."""
     from tenku.eval.tracking import detect
     from tenku.prompts.expand import expand_prompt
 
     cnt: collections.Counter = collections.Counter()
+    pieces: collections.Counter = collections.Counter()
     for s in SHAPES:
         for c in COLOURS:
             for seed in range(seeds):
                 img = draw(expand_prompt(f"a large {c} {s} rests on the floor", seed, aspect=1.0, frames=1, fps=8.0), seed)
                 found = [d for d in detect(img[None])[0] if d.color == c]
                 cnt[(s, max(found, key=lambda d: d.area).shape if found else "none")] += 1
-    return cnt
+                pieces[len(found)] += 1
+    return cnt, pieces
 
 
 def shape_swap(draw, seeds: int) -> collections.Counter:
@@ -161,7 +166,7 @@ def main() -> None:
         print(f"  noise {sig:<4}" + "".join(f"  {k} {v:.3f}" for k, v in row.items()))
     print("cosine of a word's token against the swapped word's: text encoder -> after the text projection:")
     print("  " + "  ".join(f"{k} {e:.3f} -> {p:.3f}" for k, (e, p) in projection(pipe).items()))
-    cnt = shapes(lambda e, seed: np.asarray(pipe.generate(e.caption, seed=seed, size=(128, 128), frames=1))[0], a.seeds)
+    cnt, pieces = shapes(lambda e, seed: np.asarray(pipe.generate(e.caption, seed=seed, size=(128, 128), frames=1))[0], a.seeds)
     n = len(COLOURS) * a.seeds
     right = sum(cnt[(s, s)] for s in SHAPES)
     print(f"shapes drawn as images ({n} per shape; rows prompted, columns drawn): "
@@ -170,6 +175,9 @@ def main() -> None:
     print("  " + " " * 9 + "".join(f"{c:>9}" for c in cols))
     for s in SHAPES:
         print(f"  {s:9s}" + "".join(f"{cnt[(s, c)]:9d}" for c in cols))
+    mean = sum(k * v for k, v in pieces.items()) / max(1, sum(pieces.values()))
+    print(f"pieces of the prompted colour per image (one object prompted): mean {mean:.2f}; "
+          + ", ".join(f"{k}: {v}" for k, v in sorted(pieces.items())))
     if a.swap:
         print("the simulator's image noised to a level, denoised under a caption naming another shape: drawn as")
     for sig in a.swap:
