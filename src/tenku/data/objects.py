@@ -1,6 +1,6 @@
 """Where the objects are in a cached latent: the latent cells that any visible object's box
 (a world render's ground truth) touches. Shape lives in the few cells at an object's edge
-while the background fills the rest (about 88% of a world latent), so training can weigh
+while the background fills the rest (objects cover about 14% of a guide latent), so training can weigh
 those cells up (``object_weight``) and ``bench/val_loss.py --objects`` measures the error
 there. Only whole videos at their native size map onto the boxes (the default clip policy)."""
 
@@ -60,7 +60,7 @@ class ObjectMasks:
         """Clear errors before training: every clip a whole video of a folder with ground truth."""
         from tenku.data.latents import read_records
 
-        for i, (cache, name) in enumerate(zip(self.data.sources, self.data.names)):
+        for cache, name in zip(self.data.sources, self.data.names):
             if "-" in name:
                 raise ValueError(f"object weighting needs whole videos (the default clip policy); clip {name} of "
                                  f"{cache} is a window of one")
