@@ -88,11 +88,19 @@ def projection(pipe) -> dict[str, tuple[float, float]]:
     return out
 
 
+def read_shape(img: np.ndarray, colour: str) -> tuple[str, int]:
+    """The shape of the largest piece of ``colour`` the tracker finds in one uint8 image ("none"
+    without one), and how many pieces of that colour it finds."""
+    from tenku.eval.tracking import detect
+
+    found = [d for d in detect(img[None])[0] if d.color == colour]
+    return (max(found, key=lambda d: d.area).shape if found else "none"), len(found)
+
+
 def shapes(draw, seeds: int) -> tuple[collections.Counter, collections.Counter]:
     """Counts of (prompted, drawn) shape, and of the number of pieces of the prompted colour per
     image (one object is prompted: more are fragments); ``draw(expansion, seed)`` makes a
     128x128 uint8 image."""
-    from tenku.eval.tracking import detect
     from tenku.prompts.expand import expand_prompt
 
     cnt: collections.Counter = collections.Counter()
@@ -100,10 +108,10 @@ def shapes(draw, seeds: int) -> tuple[collections.Counter, collections.Counter]:
     for s in SHAPES:
         for c in COLOURS:
             for seed in range(seeds):
-                img = draw(expand_prompt(f"a large {c} {s} rests on the floor", seed, aspect=1.0, frames=1, fps=8.0), seed)
-                found = [d for d in detect(img[None])[0] if d.color == c]
-                cnt[(s, max(found, key=lambda d: d.area).shape if found else "none")] += 1
-                pieces[len(found)] += 1
+                drawn, n = read_shape(draw(expand_prompt(f"a large {c} {s} rests on the floor", seed, aspect=1.0,
+                                                         frames=1, fps=8.0), seed), c)
+                cnt[(s, drawn)] += 1
+                pieces[n] += 1
     return cnt, pieces
 
 
@@ -112,7 +120,6 @@ def shape_swap(draw, seeds: int) -> collections.Counter:
     word names another shape (two along in SHAPES); ``draw(expansion, caption, seed)`` makes
     the 128x128 uint8 image. Counts of the drawn shape being the image's ("render"), the
     caption's ("caption"), or neither ("other", "none" included)."""
-    from tenku.eval.tracking import detect
     from tenku.prompts.expand import expand_prompt
 
     cnt: collections.Counter = collections.Counter()
@@ -121,9 +128,7 @@ def shape_swap(draw, seeds: int) -> collections.Counter:
         for c in COLOURS:
             for seed in range(seeds):
                 e = expand_prompt(f"a large {c} {s} rests on the floor", seed, aspect=1.0, frames=1, fps=8.0)
-                img = draw(e, e.caption.replace(s, other), seed)
-                found = [d for d in detect(img[None])[0] if d.color == c]
-                drawn = max(found, key=lambda d: d.area).shape if found else "none"
+                drawn, _ = read_shape(draw(e, e.caption.replace(s, other), seed), c)
                 cnt["render" if drawn == s else "caption" if drawn == other else "other"] += 1
     return cnt
 

@@ -73,9 +73,7 @@ class ObjectMasks:
     def __getitem__(self, i: int) -> torch.Tensor:
         m = self.masks.get(i)
         if m is None:
-            cache = self.data.sources[i]
-            if cache not in self.records:
-                self.check()
+            cache = self.data.sources[i]  # check() has read its records (at start and after data is taken up)
             gt = read_gt(self.folders[cache], self.records[cache][int(self.data.names[i])])
             m = self.masks[i] = box_mask(gt, self.data.shapes[i], self.td, self.sd)
         return m
