@@ -75,6 +75,22 @@ def test_aspect_preview_then_upscale(mode_pipeline, tmp_path, inputs):
     assert f.shape == (17, 64, 128, 3) and side["seed"] == 4 and side["caption"] == draft_side["caption"]
 
 
+@pytest.mark.parametrize("sidecar,msg", [
+    ("{bad", "not readable JSON"), ("[1, 2]", "expected a JSON object"), ('{"seed": "x"}', "bad 'seed' value"),
+    ('{"seed": -1, "prompt": "a"}', "bad 'seed' value"), ('{"fps": 0, "prompt": "a"}', "bad 'fps' value"),
+    ('{"preview": {"full_size": [64]}, "prompt": "a"}', "bad 'preview' value"), ('{"seed": 2}', "no prompt or caption"),
+    ('{"model": "/nowhere", "prompt": "a"}', "named by the draft's sidecar"),
+])
+def test_upscale_with_a_damaged_sidecar_is_a_one_line_error(tmp_path, capsys, inputs, sidecar, msg):
+    draft = tmp_path / "d.mp4"
+    write_video(draft, read_video(inputs / "v.mp4")[0], 8.0)
+    draft.with_suffix(".json").write_text(sidecar)
+    assert main(["generate", "--upscale", str(draft), "-o", str(tmp_path / "o.mp4"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert msg in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "o.mp4").exists()
+
+
 @pytest.mark.parametrize("args,msg", [
     (["x", "--loop", "--connect", "A", "B"], "--loop works"),
     (["x", "--extend", "forward"], "--extend needs --video"),

@@ -52,8 +52,7 @@ def test_cli_generate_writes_video_and_sidecar(tiny_pipeline, tmp_path, capsys):
 
 @pytest.mark.parametrize("args,msg", [(["--size", "100x64"], "nearest: 96x64"), (["--frames", "10"], "nearest: 9"),
                                       (["-o", "x.avi"], ".mp4 or .gif"), (["--model", "/nonexistent"], "not found"),
-                                      (["--autoguidance", "1"], "has no guide transformer"),
-                                      (["--autoguidance", "-1"], "must be 0 or more")])
+                                      (["--autoguidance", "1"], "has no guide transformer")])
 def test_cli_generate_errors(tiny_pipeline, tmp_path, capsys, args, msg):
     argv = ["generate", "x", "--model", str(tiny_pipeline), "-o", str(tmp_path / "o.mp4"), "--quiet"]
     for i in range(0, len(args), 2):
@@ -64,6 +63,26 @@ def test_cli_generate_errors(tiny_pipeline, tmp_path, capsys, args, msg):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert msg in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,msg", [(["--seed", "-5"], "must be >= 0"), (["--seed", str(2**31)], "must be at most 2147483647"),
+                                      (["--guidance", "nan"], "must be a finite number >= 0"), (["--guidance", "-1"], "must be a finite number >= 0"),
+                                      (["--autoguidance", "inf"], "must be a finite number >= 0")])
+def test_cli_generate_refuses_bad_numbers_before_loading(tmp_path, capsys, args, msg):
+    with pytest.raises(SystemExit) as e:
+        main(["generate", "x", "--model", str(tmp_path / "none"), "-o", str(tmp_path / "o.mp4"), *args])
+    assert e.value.code == 2
+    assert f"argument {args[0]}: {msg}" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_stream_checks_seed_steps_and_guidance(tiny_pipeline):
+    pipe = Pipeline.load(tiny_pipeline, device="cpu")
+    for kw, msg in [({"seed": -1}, "seed must be"), ({"seed": 2**31}, "seed must be"), ({"seed": 1.5}, "seed must be"),
+                    ({"steps": -2}, "steps must be"), ({"guidance": float("nan")}, "guidance must be"),
+                    ({"guidance": -0.5}, "guidance must be")]:
+        with pytest.raises(ValueError, match=msg):
+            pipe.generate("x", **kw)
+    assert pipe.generate("x", seed=np.int64(2**31 - 1), frames=1, steps=1).shape == (1, 64, 64, 3)
 
 
 def test_diffusers_style_call_folder_and_negative_prompt(tiny_pipeline, tmp_path):

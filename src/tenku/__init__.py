@@ -1,6 +1,7 @@
 """tenku: an open, Sora-style text-to-video system."""
 
 __version__ = "0.1.0"
+SEED_MAX = 2**31 - 1  # noise seeds are 0..SEED_MAX everywhere: the CLI, the HTTP API, Pipeline
 
 
 def __getattr__(name: str):  # tenku.Pipeline without importing torch for every `tenku` command

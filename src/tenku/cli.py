@@ -48,14 +48,36 @@ def nonneg_int(text: str) -> int:
     return _int_at_least(text, 0)
 
 
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
+def seed_int(text: str) -> int:
+    """argparse type: a noise seed, an integer in [0, SEED_MAX] (as the HTTP API takes)."""
+    from tenku import SEED_MAX
+
+    v = _int_at_least(text, 0)
+    if v > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be at most {SEED_MAX} (2^31 - 1), got {v}")
+    return v
+
+
+def _float(text: str) -> float:
     try:
-        v = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    v = _float(text)
     if not (v > 0 and v < float("inf")):
         raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return v
+
+
+def nonneg_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    v = _float(text)
+    if not (v >= 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return v
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from tenku.cli import UsageError, parse_size, positive_float, positive_int
+from tenku import SEED_MAX
+from tenku.cli import UsageError, nonneg_float, parse_size, positive_float, positive_int, seed_int
 
 BUNDLED = Path(__file__).resolve().parents[2] / "models" / "tenku-world"
 
@@ -43,12 +44,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--frames", type=positive_int, default=None, help="frame count; overrides --seconds")
     g.add_argument("--fps", type=positive_float, default=None)
     g.add_argument("--steps", type=positive_int, default=None, help="sampling steps (per chunk)")
-    g.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (1 = off)")
+    g.add_argument("--guidance", type=nonneg_float, default=None, help="classifier-free guidance scale (1 = off)")
     g.add_argument("--negative", default=None, help="negative prompt: what guidance steers away from")
-    g.add_argument("--autoguidance", type=float, default=None,
+    g.add_argument("--autoguidance", type=nonneg_float, default=None,
                    help="weight of the step away from the model's guide/ transformer (0 = off; default: the model's)")
     g.add_argument("--sampler", default=None, choices=["euler", "dpm++2m"], help="sampler (default: the model's)")
-    g.add_argument("--seed", type=int, default=None, help="noise seed (default 0; an upscale reuses the draft's)")
+    g.add_argument("--seed", type=seed_int, default=None, help="noise seed (default 0; an upscale reuses the draft's)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     m = g.add_argument_group("modes")
     m.add_argument("--image", default=None, help="image-to-video: the video starts with this image")
@@ -166,23 +167,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise UsageError(f"output must end in .mp4 or .gif, got {out.name!r}")
     if not out.parent.exists():
         raise UsageError(f"output folder {out.parent} does not exist")
-    draft_side: dict[str, Any] = {}
-    if args.upscale:
-        side_path = Path(args.upscale).with_suffix(".json")
-        draft_side = json.loads(side_path.read_text()) if side_path.exists() else {}
-        if not draft_side and args.prompt is None:
-            raise UsageError(f"no sidecar {side_path.name} beside the draft: give the prompt")
+    draft_side = _draft_sidecar(Path(args.upscale), args.prompt is None) if args.upscale else {}
     model = Path(args.model or draft_side.get("model") or BUNDLED)
     if not model.exists():
-        raise UsageError(f"model folder {model} not found" + ("" if args.model else " (no bundled model yet: pass --model DIR)"))
+        why = "" if args.model else " (named by the draft's sidecar; pass --model DIR)" if draft_side.get("model") else \
+            " (no bundled model yet: pass --model DIR)"
+        raise UsageError(f"model folder {model} not found{why}")
     try:
         pipe = Pipeline.load(model, device=args.device)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.autoguidance is not None:
-        if args.autoguidance < 0 or (args.autoguidance > 0 and pipe.guide is None):
-            raise UsageError(f"--autoguidance {args.autoguidance}: " + ("must be 0 or more" if args.autoguidance < 0 else
-                             f"the model {model} has no guide transformer (guide/); only 0 works with it"))
+        if args.autoguidance > 0 and pipe.guide is None:
+            raise UsageError(f"--autoguidance {args.autoguidance}: the model {model} has no guide transformer (guide/); only 0 works with it")
         pipe.cfg.autoguidance = args.autoguidance
     fps = args.fps or draft_side.get("fps") or pipe.cfg.fps
     seed = args.seed if args.seed is not None else int(draft_side.get("seed", 0))
@@ -224,7 +221,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     prompt = args.edit if args.edit is not None else args.prompt
     no_expand = args.no_expand
     if args.upscale and prompt is None:
-        prompt, no_expand = draft_side.get("caption") or draft_side["prompt"], True  # the draft's caption, as it was
+        prompt, no_expand = draft_side.get("caption") or draft_side.get("prompt"), True  # the draft's caption, as it was
     expansion = expand_prompt(prompt, seed, no_expand=no_expand, llm=llm_config(args), aspect=w / h,
                               frames=frames or pipe.cfg.frames, fps=fps)
     steps = args.steps or pipe.cfg.steps
@@ -282,6 +279,38 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.preview:
         print(f"full size: tenku generate --upscale {out} -o {out.with_name(out.stem + '-full' + out.suffix)}")
     return 0
+
+
+def _draft_sidecar(draft: Path, need_prompt: bool) -> dict[str, Any]:
+    """What --upscale reuses from the draft's .json sidecar (written by --preview): its prompt,
+    caption, seed, fps, model and full size, each checked; a sidecar that is not what --preview
+    writes is a UsageError that names the field, never a traceback."""
+    path = draft.with_suffix(".json")
+    if not path.exists():
+        if need_prompt:
+            raise UsageError(f"no sidecar {path.name} beside the draft: give the prompt")
+        return {}
+    try:
+        side = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UsageError(f"draft sidecar {path}: not readable JSON ({e}); fix or delete it and give the prompt") from None
+    checks = {"prompt": lambda v: isinstance(v, str), "caption": lambda v: isinstance(v, str),
+              "model": lambda v: isinstance(v, str),
+              "seed": lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= SEED_MAX,
+              "fps": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf"),
+              "preview": lambda v: isinstance(v, dict) and _is_size(v.get("full_size"))}
+    if not isinstance(side, dict):
+        raise UsageError(f"draft sidecar {path}: expected a JSON object as --preview writes; fix or delete it")
+    for key, ok in checks.items():
+        if key in side and not ok(side[key]):
+            raise UsageError(f"draft sidecar {path}: bad {key!r} value {side[key]!r}; fix or delete it")
+    if need_prompt and not (side.get("caption") or side.get("prompt")):
+        raise UsageError(f"draft sidecar {path} has no prompt or caption: give the prompt")
+    return side
+
+
+def _is_size(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
 
 
 def _mode_name(args: argparse.Namespace) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from tenku import SEED_MAX
 from tenku.config import load_config, save_config
 from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
@@ -133,7 +134,7 @@ class Pipeline:
                  **mode: Any) -> np.ndarray:
         """``generate`` with diffusers' argument names; ``generator`` (if no ``seed``) draws the seed."""
         if seed is None:
-            seed = 0 if generator is None else int(torch.randint(2**31 - 1, (1,), generator=generator))
+            seed = 0 if generator is None else int(torch.randint(SEED_MAX + 1, (1,), generator=generator))
         w, h = self.cfg.size
         return self.generate(prompt, seed, (width or w, height or h), num_frames, fps, num_inference_steps,
                              guidance_scale, callback, negative_prompt=negative_prompt, **mode)
@@ -286,6 +287,7 @@ class Pipeline:
         counts and mode combinations are ValueErrors that say what is allowed. ``negative_prompt``
         and ``sampler`` (``euler``, ``dpm++2m``) override the config's."""
         steps = steps or self.cfg.steps
+        _check_sampling(seed, steps, guidance)
         modes = [n for n, on in (("image", image is not None), ("video", video is not None),
                                  ("connect", connect is not None)) if on]
         if len(modes) > 1:
@@ -357,6 +359,16 @@ def _frames(x: Any, what: str, still: bool = False) -> np.ndarray:
         want = "(H, W, 3)" if still else "(T, H, W, 3)"
         raise ValueError(f"{what} must be a uint8 RGB array {want}; got shape {x.shape}, dtype {x.dtype}")
     return x[-1:] if still else x
+
+
+def _check_sampling(seed: Any, steps: Any, guidance: Any) -> None:
+    """A request's seed, step count and guidance scale, or a ValueError that says what is allowed."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"seed must be an integer in [0, {SEED_MAX}]; got {seed!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
+    if guidance is not None and not (0 <= guidance < math.inf):
+        raise ValueError(f"guidance must be a finite number >= 0; got {guidance!r}")
 
 
 class _Runner:

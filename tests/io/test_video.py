@@ -181,6 +181,16 @@ def test_image_alpha_composited_on_white(tmp_path):
     assert (got[0, 0] == (255, 0, 0)).all() and (got[3, 3] == (255, 255, 255)).all()
 
 
+def test_16_bit_grey_png_is_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    grey = np.linspace(0, 65535, 64 * 8).astype(np.uint16).reshape(8, 64)
+    Image.fromarray(grey).save(tmp_path / "g16.png")
+    got = read_image(tmp_path / "g16.png")
+    assert got.shape == (8, 64, 3) and (got == got[..., :1]).all()
+    assert np.abs(got[..., 0].astype(int) - np.round(grey / 257)).max() == 0 and got.max() == 255 and got.min() == 0
+
+
 def test_write_frames(tmp_path):
     v = clip()
     paths = write_frames(tmp_path / "frames", v, prefix="f")

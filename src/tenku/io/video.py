@@ -92,8 +92,8 @@ def _fps_of(stream: av.video.stream.VideoStream, durations: list[Fraction], gif:
 def read_image(path: PathLike) -> np.ndarray:
     """Read an image (png/jpg/webp/bmp) as uint8 ``(H, W, 3)`` RGB.
 
-    EXIF orientation is applied and transparency is composited over white. Given a video
-    path, returns its first frame. Raises ``FileNotFoundError`` or ``ValueError``.
+    EXIF orientation is applied, transparency is composited over white and 16-bit grey is
+    scaled to 8 bits. Given a video path, returns its first frame. Raises ``FileNotFoundError`` or ``ValueError``.
     """
     path = _existing(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -101,6 +101,9 @@ def read_image(path: PathLike) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
+            if im.mode.startswith("I"):  # 16-bit grey (PNG): to 8 bits by scale, not by clipping at 255
+                grey = np.clip(np.asarray(im, dtype=np.float64) / 257, 0, 255).round().astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=-1)
             if "A" in im.getbands() or "transparency" in im.info:
                 im = Image.alpha_composite(Image.new("RGBA", im.size, (255, 255, 255, 255)), im.convert("RGBA"))
             return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tenku.cli import UsageError, nonneg_int, parse_size, positive_float, positive_int
+from tenku.cli import UsageError, nonneg_int, parse_size, positive_float, positive_int, seed_int
 
 
 def add_llm_args(p: argparse.ArgumentParser, timeout: float) -> None:
@@ -41,7 +41,7 @@ def llm_config(args: argparse.Namespace):  # -> LLMConfig | None
 def add_parser(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("expand", help="expand a short prompt into a detailed caption")
     e.add_argument("prompt")
-    e.add_argument("--seed", type=int, default=0, help="fills what the prompt leaves open (default %(default)s)")
+    e.add_argument("--seed", type=seed_int, default=0, help="fills what the prompt leaves open (default %(default)s)")
     e.add_argument("--size", default="128x128", help="WxH of the clip (its aspect ratio shapes the scene)")
     e.add_argument("--frames", type=positive_int, default=33)
     e.add_argument("--fps", type=positive_float, default=8.0)
@@ -54,7 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--jobs", type=positive_int, default=4, help="parallel requests (default %(default)s)")
     c.add_argument("--frames", type=positive_int, default=4, help="frames sent per video (default %(default)s)")
     c.add_argument("--max-side", type=positive_int, default=512, help="longest side of a sent frame in pixels")
-    c.add_argument("--seed", type=int, default=0, help="wording of ground-truth captions (default %(default)s)")
+    c.add_argument("--seed", type=seed_int, default=0, help="wording of ground-truth captions (default %(default)s)")
     c.add_argument("--redo", action="store_true", help="forget earlier progress and recaption everything")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     add_llm_args(c, timeout=120.0)

@@ -9,8 +9,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from tenku import SEED_MAX
+
 MAX_PROMPT = 2000  # characters
-SEED_MAX = 2**31 - 1
 
 
 class ApiError(Exception):

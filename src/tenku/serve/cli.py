@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from tenku.cli import UsageError, nonneg_int, positive_float, positive_int
+from tenku.cli import UsageError, nonneg_float, nonneg_int, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="bearer token clients must send (default: $TENKU_API_TOKEN); required off loopback")
     s.add_argument("--workers", type=nonneg_int, default=1, help="videos made at once (each loads the model; default 1)")
     s.add_argument("--max-queue", type=positive_int, default=100, help="queued + running jobs before 429 (default 100)")
-    s.add_argument("--ttl-hours", type=float, default=168.0, help="finished videos are deleted after this (0: never; default 168)")
+    s.add_argument("--ttl-hours", type=nonneg_float, default=168.0, help="finished videos are deleted after this (0: never; default 168)")
     s.add_argument("--max-seconds", type=positive_float, default=60.0, help="longest video (default 60)")
     s.add_argument("--max-pixels", type=positive_int, default=None, help="largest width x height (default 16x the model's)")
     s.add_argument("--max-upload-mb", type=positive_float, default=64.0, help="largest upload (default 64)")

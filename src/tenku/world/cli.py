@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tenku.cli import UsageError, parse_size, positive_float, positive_int
+from tenku.cli import UsageError, parse_size, positive_float, positive_int, seed_int
 
 MAX_OBJECTS = 4
 
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--frames", type=positive_int, default=33, help="frames per video (>= 1; 1 gives images)")
     r.add_argument("--fps", type=positive_float, default=8.0)
     r.add_argument("--out", required=True, help="dataset folder (new, empty, or the same settings to resume)")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=seed_int, default=0)
     r.add_argument("--max-objects", type=int, default=4, choices=[1, 2, 3, 4], help="objects per scene: 1 to this (default 4)")
     r.add_argument("--workers", type=positive_int, default=1, help="processes")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default="128x128", help="WxH of even integers")
     p.add_argument("--frames", type=positive_int, default=33)
     p.add_argument("--fps", type=positive_float, default=8.0)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.set_defaults(func=cmd_preview, command="world preview")
 
 
