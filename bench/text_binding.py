@@ -2,6 +2,7 @@
 and whether it draws the shape it is told to.
 
     python bench/text_binding.py [--model models/tenku-world] [--weights CHECKPOINT_OR_TRANSFORMER] [--seeds 2]
+                                 [--verbatim] [--swap 0.7 0.8 0.9]
 
 1. Sensitivity. For an expanded caption ("a large red triangle rests on the floor"), one word at
    a time is swapped (shape, colour, size, place, background; and the empty caption) and the
@@ -11,8 +12,8 @@ and whether it draws the shape it is told to.
 2. The text projection. The cosine between a word's token in that caption and the token of the
    word swapped in, from the text encoder and after the transformer's text projection: a
    projection that learned a kind of word pushes its words apart.
-3. Shapes. "a large {colour} {shape} rests on the floor" (expanded; 5 shapes x 4 colours x
-   seeds) as an image (1 frame), and the shape of the largest piece of that colour the
+3. Shapes. "a large {colour} {shape} rests on the floor" (expanded, or as it is with --verbatim;
+   5 shapes x 4 colours x seeds) as an image (1 frame), and the shape of the largest piece of that colour the
    tracker finds: prompted against drawn. A model that ignores the shape word has rows alike
    and gets about one in five right. Also the pieces of the prompted colour per image: one
    object is prompted, so more than one are fragments (the extra tracks of the world suite).
@@ -151,6 +152,8 @@ def main() -> None:
     ap.add_argument("--model", default=str(ROOT / "models" / "tenku-world"))
     ap.add_argument("--weights", default="", help="other transformer weights: a training checkpoint or transformer folder")
     ap.add_argument("--seeds", type=int, default=2, help="images per prompted shape and colour")
+    ap.add_argument("--verbatim", action="store_true",
+                    help="draw the shapes from the short prompts as they are, not their expanded captions")
     ap.add_argument("--swap", type=float, nargs="*", default=[],
                     help="also, at these noise levels (e.g. 0.7 0.8 0.9), who decides the shape: the image or the caption")
     a = ap.parse_args()
@@ -171,7 +174,8 @@ def main() -> None:
         print(f"  noise {sig:<4}" + "".join(f"  {k} {v:.3f}" for k, v in row.items()))
     print("cosine of a word's token against the swapped word's: text encoder -> after the text projection:")
     print("  " + "  ".join(f"{k} {e:.3f} -> {p:.3f}" for k, (e, p) in projection(pipe).items()))
-    cnt, pieces = shapes(lambda e, seed: np.asarray(pipe.generate(e.caption, seed=seed, size=(128, 128), frames=1))[0], a.seeds)
+    cnt, pieces = shapes(lambda e, seed: np.asarray(pipe.generate(e.prompt if a.verbatim else e.caption, seed=seed,
+                                                                  size=(128, 128), frames=1))[0], a.seeds)
     n = len(COLOURS) * a.seeds
     right = sum(cnt[(s, s)] for s in SHAPES)
     print(f"shapes drawn as images ({n} per shape; rows prompted, columns drawn): "

@@ -7,7 +7,11 @@ fixed noise (the same for every model), text-to-video (no frame given), under it
 caption; the velocity error is averaged over clips, per sigma. Lower is better; the models must
 share the autoencoder whose latents they were trained on (the cache is built with ``--vae``).
 ``--objects`` adds the error over the latent cells the objects' boxes cover (about 12% of a
-latent; backgrounds fill the rest), ``--text-gain`` how much worse it is without the caption.
+latent; backgrounds fill the rest), ``--text-gain`` how much worse it is without the caption,
+``--word-gain shape colour`` how much worse it is on the objects when the caption names other
+shapes (every shape word, synonyms and plurals too, swapped as bench/text_binding.py's --swap
+does) or other colours (the background's colour words too): the training objective's own
+measure of whether the model uses a kind of word.
 
     tenku world render --count 512 --seed 7 --size 128x128,224x128,128x224 --frames 33 --out data/world-heldout
     python bench/val_loss.py --data data/world-heldout --models models/tenku-world runs/gpu-s11/pipeline --objects
@@ -17,10 +21,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SHAPES = ["circle", "ring", "square", "star", "triangle"]
+COLOURS = ["blue", "cyan", "green", "orange", "pink", "purple", "red", "white", "yellow"]
+
+
+def swap_words(caption: str, kind: str = "shape") -> str:
+    """``caption`` with every word of a ``kind`` ("shape" or "colour"; any synonym the world's
+    captions use, a plural too) replaced by the canonical word of the one two along in SHAPES
+    (or COLOURS)."""
+    from tenku.world.vocab import COLOR_WORDS, SHAPE_WORDS
+
+    words, names = {"shape": (SHAPE_WORDS, SHAPES), "colour": (COLOR_WORDS, COLOURS)}[kind]
+
+    def sub(m: re.Match) -> str:
+        new = names[(names.index(words[m.group(1).lower()]) + 2) % len(names)]
+        return new + ("s" if m.group(2) else "")
+
+    alternation = "|".join(sorted(words, key=len, reverse=True))
+    return re.sub(rf"\b({alternation})(e?s)?\b", sub, caption, flags=re.IGNORECASE)
 
 
 def load_dit(folder: Path):  # a pipeline folder (its transformer/) or a transformer folder
@@ -46,9 +69,10 @@ def object_masks(folder: Path, names: list[str], shapes: list[tuple[int, ...]], 
     return out
 
 
-def losses(dit, data, sigmas: list[float], empty=None, masks=None, seed: int = 0, batch: int = 16):
+def losses(dit, data, sigmas: list[float], empty=None, masks=None, seed: int = 0, batch: int = 16, states=None):
     """Mean velocity error per sigma over every clip of ``data`` (a LatentSet), under each clip's
-    detailed caption, or under the empty prompt's states ``empty`` when given; with ``masks``
+    detailed caption, or under the empty prompt's states ``empty`` when given, or clip i's
+    ``states[i]`` when given (e.g. of another caption); with ``masks``
     (``object_masks``), also the mean over the latent cells the objects cover (else None). Clip
     i's noise comes from seed + i alone, so the figures do not depend on ``batch``."""
     import torch
@@ -62,7 +86,8 @@ def losses(dit, data, sigmas: list[float], empty=None, masks=None, seed: int = 0
             part = idx[k : k + batch]
             x0 = torch.stack([data.latents[i] for i in part]).float()
             noise = torch.stack([torch.randn(x0.shape[1:], generator=torch.Generator().manual_seed(seed + i)) for i in part])
-            ctx, mask = pad_states([data.captions[i][0] if empty is None else empty for i in part])
+            ctx, mask = pad_states([states[i] if states is not None else data.captions[i][0] if empty is None else empty
+                                    for i in part])
             for j, s in enumerate(sigmas):
                 sigma = torch.full((len(part), x0.shape[2]), s)
                 with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -73,6 +98,20 @@ def losses(dit, data, sigmas: list[float], empty=None, masks=None, seed: int = 0
                     m = torch.stack([masks[i] for i in part]).float()
                     obj[j] += float(((err * m).sum(dim=(1, 2, 3)) / m.sum(dim=(1, 2, 3)).clamp_min(1)).sum())
     return [t / len(data) for t in total], ([o / len(data) for o in obj] if masks is not None else None)
+
+
+def swapped_states(folder: Path, names: list[str], max_tokens: int, kind: str) -> list:
+    """Per clip, the text states of its detailed caption with the ``kind`` words swapped."""
+    from tenku.data.latents import read_records
+    from tenku.text import load_text_encoder
+
+    recs = read_records(folder)
+    text = load_text_encoder("minilm", max_tokens)
+    out = []
+    for name in names:
+        states, mask = text.encode([swap_words(recs[int(name)]["caption"], kind)])
+        out.append(states[0][mask[0]])
+    return out
 
 
 def _table(title: str, sigmas: list[float], rows: list[tuple[str, list[float]]]) -> None:
@@ -95,7 +134,11 @@ def main() -> None:
                     help="also the error over the latent cells the objects cover (a world render's ground truth)")
     ap.add_argument("--text-gain", action="store_true",
                     help="also the error under the empty prompt, minus the error under the caption: how much the text helps")
+    ap.add_argument("--word-gain", nargs="+", default=[], choices=["shape", "colour"],
+                    help="also the error over the objects' cells under the caption with these words swapped, "
+                         "minus under the caption: how much the kind of word is used (implies --objects)")
     a = ap.parse_args()
+    a.objects = a.objects or bool(a.word_gain)
     if not all(0 < s < 1 for s in a.sigmas):
         ap.error(f"--sigmas must lie in (0, 1); got {a.sigmas}")
     missing = [m for m in [a.data, a.vae, *a.models] if not Path(m).is_dir()]
@@ -128,8 +171,9 @@ def main() -> None:
                  if a.objects else None)
     except ValueError as e:
         raise SystemExit(f"--objects: {e}")
+    swapped = {k: swapped_states(Path(a.data), data.names, a.max_text_tokens, k) for k in a.word_gain}
     print(f"{len(data)} held-out clips in {len(data.buckets)} shapes; velocity error per sigma (lower is better)")
-    rows: dict[str, list] = {"all": [], "objects": [], "gain": []}
+    rows: dict[str, list] = {"all": [], "objects": [], "gain": [], **{k: [] for k in swapped}}
     for m in a.models:
         dit = load_dit(Path(m))
         every, objects = losses(dit, data, a.sigmas, masks=masks)
@@ -138,12 +182,18 @@ def main() -> None:
             rows["objects"].append((m, objects))
         if a.text_gain:
             rows["gain"].append((m, [u - c for u, c in zip(losses(dit, data, a.sigmas, empty_states(cache))[0], every)]))
+        for kind, states in swapped.items():
+            other = losses(dit, data, a.sigmas, masks=masks, states=states)[1]
+            rows[kind].append((m, [u - c for u, c in zip(other, objects)]))
     _table("whole latent", a.sigmas, rows["all"])
     if rows["objects"]:
         _table("the latent cells the objects cover (the ground truth's boxes)", a.sigmas, rows["objects"])
     if rows["gain"]:
         _table("text gain: error under the empty prompt minus under the caption (higher: the text is used more)",
                a.sigmas, rows["gain"])
+    for kind in swapped:
+        _table(f"{kind} gain: error over the object cells with the caption's {kind} words swapped minus with the "
+               f"caption (higher: they are used more)", a.sigmas, rows[kind])
 
 
 if __name__ == "__main__":

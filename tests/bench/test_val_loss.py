@@ -78,3 +78,34 @@ def test_object_masks_cover_the_boxes_of_the_frames_each_latent_frame_encodes(be
     assert m[2].nonzero().tolist() == [[1, 2]]  # y 9-12 -> row 1, x 17-20 -> column 2
     with pytest.raises(ValueError, match="not a whole video"):
         mod.object_masks(tmp_path, ["0-1"], [(16, 3, 6, 6)], 4, 8)
+
+
+def test_swap_words_replaces_every_shape_or_colour_word_and_nothing_else(bench_module):
+    swap = bench_module("val_loss").swap_words
+    got = swap("A red ball and two blue boxes; the rings, a donut, dots, a wedge and a star start. Blocked orbit, tiled.")
+    assert got == "A red square and two blue triangles; the stars, a star, squares, a ring and a circle start. Blocked orbit, tiled."
+    from tenku.world.vocab import SHAPE_WORDS
+
+    for word, shape in SHAPE_WORDS.items():  # each shape goes to another, the same one for every synonym
+        assert swap(word) != shape and swap(word) == swap(shape)
+    assert swap("A crimson ball, two snow white tiles, a lime green star; a navy blue sky.", "colour") == \
+        "A yellow ball, two blue tiles, a pink star; a navy green sky."  # red -> yellow, white -> blue, green -> pink
+    from tenku.world.vocab import COLOR_WORDS
+
+    for word, colour in COLOR_WORDS.items():
+        assert swap(word, "colour") != colour and swap(word, "colour") == swap(colour, "colour")
+
+
+def test_states_replace_each_clips_caption(bench_module):
+    mod = bench_module("val_loss")
+    d = _data()
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(in_channels=4, dim=32, depth=1, heads=2, text_dim=8, freq_dim=32)).eval()
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.normal_(0, 0.2)
+    masks = [torch.ones(2, 4, 4, dtype=torch.bool) for _ in range(3)]
+    own = mod.losses(dit, d, [0.5], masks=masks)
+    same = mod.losses(dit, d, [0.5], masks=masks, states=[c[0] for c in d.captions])
+    other = mod.losses(dit, d, [0.5], masks=masks, states=[-c[0] for c in d.captions])  # (a permutation would not do: attention ignores key order)
+    assert own == same and other[1] != own[1]
