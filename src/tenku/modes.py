@@ -1,5 +1,5 @@
 """The arithmetic of the generation modes: which frames of a chunk are given, how long
-videos split into chunks, how inputs are resized, how an aspect ratio maps to a size.
+videos split into chunks, how inputs are resized and checked, how an aspect ratio maps to a size.
 Pure functions; ``Pipeline`` (pipeline.py) runs the sampler on the plans made here.
 
 The causal VAE fixes the geometry. A chunk of ``L = 1 + 4m`` frames has latent frames
@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from tenku import SEED_MAX
 
 
 @dataclass(frozen=True)
@@ -211,3 +214,26 @@ def size_for_aspect(aspect: float, multiple: int, short: int, width: int | None 
     if width is not None:
         return fit(width), fit(width / aspect)
     return (fit(short * aspect), fit(short)) if aspect >= 1 else (fit(short), fit(short / aspect))
+
+
+# ---- a request's inputs, checked ----------------------------------------------------------------
+
+def as_frames(x: Any, what: str, still: bool = False) -> np.ndarray:
+    """An input checked: uint8 RGB (T, H, W, 3), or (H, W, 3) for an image (-> 1 frame)."""
+    x = np.asarray(x)
+    if still and x.ndim == 3:
+        x = x[None]
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3 or min(x.shape[:3]) < 1:
+        want = "(H, W, 3)" if still else "(T, H, W, 3)"
+        raise ValueError(f"{what} must be a uint8 RGB array {want}; got shape {x.shape}, dtype {x.dtype}")
+    return x[-1:] if still else x
+
+
+def check_sampling(seed: Any, steps: Any, guidance: Any) -> None:
+    """A request's seed, step count and guidance scale, or a ValueError that says what is allowed."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"seed must be an integer in [0, {SEED_MAX}]; got {seed!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
+    if guidance is not None and not (0 <= guidance < math.inf):
+        raise ValueError(f"guidance must be a finite number >= 0; got {guidance!r}")

@@ -18,14 +18,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from tenku import SEED_MAX
 from tenku.config import load_config, save_config
 from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
 from tenku.flow.sampler import SAMPLERS
 from tenku.io import from_uint8, to_uint8
-from tenku.modes import (Chunk, cover_resize, end_latents, fade_from, fade_into, loop_split, plan_connect, plan_rollout,
-                         ramp, start_latents)
+from tenku.modes import (Chunk, as_frames, check_sampling, cover_resize, end_latents, fade_from, fade_into, loop_split,
+                         plan_connect, plan_rollout, ramp, start_latents)
 from tenku.text import MAX_TOKENS, TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
 
@@ -287,7 +286,7 @@ class Pipeline:
         counts and mode combinations are ValueErrors that say what is allowed. ``negative_prompt``
         and ``sampler`` (``euler``, ``dpm++2m``) override the config's."""
         steps = steps or self.cfg.steps
-        _check_sampling(seed, steps, guidance)
+        check_sampling(seed, steps, guidance)
         modes = [n for n, on in (("image", image is not None), ("video", video is not None),
                                  ("connect", connect is not None)) if on]
         if len(modes) > 1:
@@ -306,7 +305,7 @@ class Pipeline:
         if size is None and first is not None:
             size = self.fit_size(first.shape[2], first.shape[1])
         w, h = self.check_size(size or self.cfg.size)
-        fit = lambda v: cover_resize(_frames(v, "video"), w, h)  # noqa: E731
+        fit = lambda v: cover_resize(as_frames(v, "video"), w, h)  # noqa: E731
         chunk, overlap, step = self.cfg.frames, min(self.cfg.context_frames, self.cfg.frames - 1), self.frame_step
         if sampler is not None and sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
@@ -336,7 +335,7 @@ class Pipeline:
             return run.connect(a, b, n, chunk, overlap, step)
         n = frames or self.cfg.frames
         self.check_frames(n)  # text and image modes: 1 + 4k frames, whatever the length
-        img = None if image is None else cover_resize(_frames(image, "image", still=True), w, h)
+        img = None if image is None else cover_resize(as_frames(image, "image", still=True), w, h)
         if loop:
             if n < 2 * overlap - 1:
                 raise ValueError(f"a loop needs at least {2 * overlap - 1} frames; got {n}")
@@ -348,27 +347,6 @@ class Pipeline:
         ``guidance`` (None: the config's) and has such an input (extend, connect); None when
         they get the request's guidance like every other chunk."""
         return self.cfg.context_guidance if guidance is None and with_input else None
-
-
-def _frames(x: Any, what: str, still: bool = False) -> np.ndarray:
-    """An input checked: uint8 RGB (T, H, W, 3), or (H, W, 3) for an image (-> 1 frame)."""
-    x = np.asarray(x)
-    if still and x.ndim == 3:
-        x = x[None]
-    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3 or min(x.shape[:3]) < 1:
-        want = "(H, W, 3)" if still else "(T, H, W, 3)"
-        raise ValueError(f"{what} must be a uint8 RGB array {want}; got shape {x.shape}, dtype {x.dtype}")
-    return x[-1:] if still else x
-
-
-def _check_sampling(seed: Any, steps: Any, guidance: Any) -> None:
-    """A request's seed, step count and guidance scale, or a ValueError that says what is allowed."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
-        raise ValueError(f"seed must be an integer in [0, {SEED_MAX}]; got {seed!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
-    if guidance is not None and not (0 <= guidance < math.inf):
-        raise ValueError(f"guidance must be a finite number >= 0; got {guidance!r}")
 
 
 class _Runner:
