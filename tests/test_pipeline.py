@@ -99,6 +99,11 @@ def test_diffusers_style_call_folder_and_negative_prompt(tiny_pipeline, tmp_path
     neg = pipe("a red ball", height=64, width=96, num_frames=5, num_inference_steps=2, guidance_scale=3.0, seed=1,
                negative_prompt="a blue square")
     assert not np.array_equal(a, neg)
+    import torch  # a generator without a seed draws one in [0, SEED_MAX], as diffusers' callers pass it
+
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    drawn = pipe("a red ball", num_frames=1, num_inference_steps=1, generator=g())
+    assert np.array_equal(drawn, pipe("a red ball", num_frames=1, num_inference_steps=1, generator=g()))
     dpm = pipe.generate("a red ball", seed=1, frames=5, steps=4, sampler="dpm++2m")  # steps 3 and up differ
     assert dpm.shape == (5, 64, 64, 3) and not np.array_equal(dpm, pipe.generate("a red ball", seed=1, frames=5, steps=4))
     with pytest.raises(ValueError, match="unknown sampler"):

@@ -93,7 +93,8 @@ def read_image(path: PathLike) -> np.ndarray:
     """Read an image (png/jpg/webp/bmp) as uint8 ``(H, W, 3)`` RGB.
 
     EXIF orientation is applied, transparency is composited over white and 16-bit grey is
-    scaled to 8 bits. Given a video path, returns its first frame. Raises ``FileNotFoundError`` or ``ValueError``.
+    scaled to 8 bits. Given a video path, returns its first frame. Raises
+    ``FileNotFoundError`` or ``ValueError``.
     """
     path = _existing(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
