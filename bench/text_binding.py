@@ -13,8 +13,8 @@ and whether it draws the shape it is told to.
    word swapped in, from the text encoder and after the transformer's text projection: a
    projection that learned a kind of word pushes its words apart.
 3. Shapes. "a large {colour} {shape} rests on the floor" (expanded, or as it is with --verbatim;
-   5 shapes x 4 colours x seeds) as an image (1 frame), and the shape of the largest piece of that colour the
-   tracker finds: prompted against drawn. A model that ignores the shape word has rows alike
+   5 shapes x 4 colours x seeds) as an image (1 frame), and the shape of the largest piece of
+   that colour the tracker finds: prompted against drawn. A model that ignores the shape word has rows alike
    and gets about one in five right. Also the pieces of the prompted colour per image: one
    object is prompted, so more than one are fragments (the extra tracks of the world suite).
 4. With --swap 0.7 0.8 0.9: who decides the shape. Each of those images, drawn by the simulator,
