@@ -123,7 +123,7 @@ def main() -> None:
         logits = rearrange(head(h), "b (h w) (ph pw k) -> b k (h ph) (w pw)", h=hh // ph, w=ww // pw, ph=ph, pw=pw)
         y = torch.stack([label(i) for i in part])
         ce = torch.nn.functional.cross_entropy(logits, y, ignore_index=-100)
-        loss = ce if a.freeze else loss_v + a.aux * ce
+        loss = ce if a.freeze else loss_v + (a.aux or 1.0) * ce  # aux 0: h is detached, so ce trains the head alone
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
