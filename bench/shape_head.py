@@ -14,15 +14,15 @@ from the text.
 fine-tunes on the velocity loss plus ``--aux`` times the head's cross-entropy (0: the head
 still learns, but its gradient stops at the hidden state: a probe of the fine-tune). Every
 ``--log`` steps: the velocity loss, the head's loss, and how often its likeliest shape is the
-object's on the cells an object covers (chance 0.2), at noise below 0.5, 0.5-0.8 and above 0.8. The EMA transformer is saved to OUT/transformer
-(``text_binding.py --weights OUT/transformer`` draws with it).
+object's on the cells an object covers (chance 0.2), at noise below 0.5, 0.5-0.8 and above
+0.8. The EMA transformer is saved to OUT/transformer (``text_binding.py --weights
+OUT/transformer`` draws with it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -93,8 +93,8 @@ def main() -> None:
     def label(i: int) -> torch.Tensor:
         if i not in labels:
             r = recs[int(data.names[i])]
-            labels[i] = cell_labels(read_gt(a.data, r), [o["shape"] for o in r["spec"]["objects"]],
-                                    tuple(data.shapes[i][2:]), 8)
+            h, w = data.shapes[i][2:]
+            labels[i] = cell_labels(read_gt(a.data, r), [o["shape"] for o in r["spec"]["objects"]], (h, w), r["width"] // w)
         return labels[i]
 
     params = list(head.parameters()) + ([] if a.freeze else list(model.parameters()))
