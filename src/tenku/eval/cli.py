@@ -7,7 +7,7 @@ import math
 import time
 from pathlib import Path
 
-from tenku.cli import UsageError, positive_float, positive_int
+from tenku.cli import UsageError, nonneg_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="REPORT", help="report folder (new, empty, or a run to resume)")
     p.add_argument("--limit", type=positive_int, help="only the first N items of each suite")
     p.add_argument("--steps", type=positive_int, help="sampling steps passed to the pipeline")
-    p.add_argument("--guidance", type=positive_float,
+    p.add_argument("--guidance", type=nonneg_float,
                    help="guidance scale passed to the pipeline, as tenku generate --guidance (default: the model's)")
     p.add_argument("--samples", type=positive_int, default=1,
                    help="videos per item, each with another seed (default 1): the means then depend less on "
