@@ -38,20 +38,12 @@ BANDS = ((0.0, 0.5), (0.5, 0.8), (0.8, 1.0))
 
 
 def cell_labels(gt: dict, shapes: list[str], size: tuple[int, int], space_down: int) -> torch.Tensor:
-    """(H', W') long for frame 0: 1 + the shape index of the one object whose box touches the
-    cell, 0 where none does, -100 (ignored) where several do."""
-    from tenku.data.objects import box_mask
+    """(H', W') long for frame 0: 1 + the shape index (in SHAPES) of the one object whose box
+    touches the cell, 0 where none does, -100 (ignored) where several do."""
+    from tenku.data.objects import SHARED, box_labels
 
-    h, w = size
-    count = torch.zeros(h, w, dtype=torch.long)
-    label = torch.zeros(h, w, dtype=torch.long)
-    for j, shape in enumerate(shapes):
-        one = {"bbox": [gt["bbox"][j][:1]], "visible": [gt["visible"][j][:1]]}
-        m = box_mask(one, (1, 1, h, w), 4, space_down)[0]
-        count += m.long()
-        label[m] = 1 + SHAPES.index(shape)
-    label[count > 1] = -100
-    return label
+    label = box_labels(gt, [1 + SHAPES.index(s) for s in shapes], (1, 1, *size), 4, space_down)[0].long()
+    return label.masked_fill(label == SHARED, -100)
 
 
 def main() -> None:
@@ -88,8 +80,7 @@ def main() -> None:
         ap.error(f"--block must lie in 1..{len(model.blocks)}")
     ph, pw = model.cfg.patch[1:]
     head = torch.nn.Linear(model.cfg.dim, ph * pw * (1 + len(SHAPES)))
-    hidden: dict[str, torch.Tensor] = {}
-    model.blocks[a.block - 1].register_forward_hook(lambda m, i, o: hidden.__setitem__("h", o))
+    model.tap = a.block  # the model keeps the stream after that block (model.tapped), as training's shape head reads it
     labels: dict[int, torch.Tensor] = {}
 
     def label(i: int) -> torch.Tensor:
@@ -120,7 +111,7 @@ def main() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16), torch.set_grad_enabled(not a.freeze):
             v = model(add_noise(x0, noise, sigma), sigma, ctx, mask)
         loss_v = (v.float() - velocity(x0, noise)).pow(2).mean()
-        h = hidden["h"].float() if a.aux > 0 and not a.freeze else hidden["h"].float().detach()
+        h = model.tapped.float() if a.aux > 0 and not a.freeze else model.tapped.float().detach()
         _, _, _, hh, ww = x0.shape
         logits = rearrange(head(h), "b (h w) (ph pw k) -> b k (h ph) (w pw)", h=hh // ph, w=ww // pw, ph=ph, pw=pw)
         y = torch.stack([label(i) for i in part])

@@ -1,8 +1,10 @@
-"""Where the objects are in a cached latent: the latent cells that any visible object's box
-(a world render's ground truth) touches. Shape lives in the few cells at an object's edge
-while the background fills the rest (objects cover about 14% of a guide latent), so training can weigh
-those cells up (``object_weight``) and ``bench/val_loss.py --objects`` measures the error
-there. Only whole videos at their native size map onto the boxes (the default clip policy)."""
+"""Where the objects are in a cached latent, and which shape each is: the latent cells that a
+visible object's box (a world render's ground truth) touches. Shape lives in the few cells at an
+object's edge while the background fills the rest (objects cover about 14% of a guide latent), so
+training can weigh those cells up (``object_weight``) or ask the transformer's middle to name the
+shape there (``shape_head``, tenku.train.shape_head), and ``bench/val_loss.py --objects``
+measures the error there. Only whole videos at their native size map onto the boxes (the
+default clip policy)."""
 
 from __future__ import annotations
 
@@ -13,17 +15,25 @@ from typing import Any
 import numpy as np
 import torch
 
+from tenku.world.spec import SHAPES
 
-def box_mask(gt: dict[str, Any], shape: tuple[int, ...], time_down: int, space_down: int) -> torch.Tensor:
-    """(T', H', W') bool for a latent of ``shape`` (C, T', H', W') encoding the video that the
-    gt document ``gt`` (its ``ground_truth`` part: ``bbox``, ``visible``) describes. The causal
-    VAE's first latent frame holds frame 0 alone, latent frame k the frames
-    (k-1)*time_down + 1 .. k*time_down; a cell is set when a box (inclusive pixel bounds)
-    touches it in any of them. The frames were cropped top-left to the latent's size, so
-    boxes past it are cut."""
+SHARED = -1  # the label of a cell that several objects' boxes touch: whose shape it shows is unknown
+
+
+def box_labels(gt: dict[str, Any], classes: list[int], shape: tuple[int, ...], time_down: int,
+               space_down: int) -> torch.Tensor:
+    """(T', H', W') int8 for a latent of ``shape`` (C, T', H', W') encoding the video that the
+    gt document ``gt`` (its ``ground_truth`` part: ``bbox``, ``visible``) describes: ``classes[j]``
+    (1..127) where object j's box alone touches the cell, 0 where no box does, ``SHARED`` where
+    several do. The causal VAE's first latent frame holds frame 0 alone, latent frame k the
+    frames (k-1)*time_down + 1 .. k*time_down; a box counts in a latent frame when it touches
+    the cell in any of them. The frames were cropped top-left to the latent's size, so boxes
+    past it are cut."""
     _, t, h, w = shape
-    out = np.zeros((t, h, w), dtype=bool)
-    for boxes, seen in zip(gt["bbox"], gt["visible"]):
+    label = np.zeros((t, h, w), dtype=np.int8)
+    count = np.zeros((t, h, w), dtype=np.int16)
+    for cls, boxes, seen in zip(classes, gt["bbox"], gt["visible"]):
+        mine = np.zeros((t, h, w), dtype=bool)
         for f, (box, v) in enumerate(zip(boxes, seen)):
             k = 0 if f == 0 else (f - 1) // time_down + 1
             if not v or box is None or k >= t:
@@ -31,8 +41,26 @@ def box_mask(gt: dict[str, Any], shape: tuple[int, ...], time_down: int, space_d
             x0, y0, x1, y1 = (int(round(c)) for c in box)
             x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w * space_down - 1), min(y1, h * space_down - 1)
             if x0 <= x1 and y0 <= y1:
-                out[k, y0 // space_down : y1 // space_down + 1, x0 // space_down : x1 // space_down + 1] = True
-    return torch.from_numpy(out)
+                mine[k, y0 // space_down : y1 // space_down + 1, x0 // space_down : x1 // space_down + 1] = True
+        count += mine
+        label[mine] = cls
+    label[count > 1] = SHARED
+    return torch.from_numpy(label)
+
+
+def box_mask(gt: dict[str, Any], shape: tuple[int, ...], time_down: int, space_down: int) -> torch.Tensor:
+    """(T', H', W') bool: the cells any visible object's box touches (``box_labels``' layout)."""
+    return box_labels(gt, [1] * len(gt["bbox"]), shape, time_down, space_down) != 0
+
+
+def shape_classes(record: dict[str, Any]) -> list[int]:
+    """1 + each object's index in ``tenku.world.spec.SHAPES``, in the order of the ground truth's
+    boxes (a world record's ``spec``)."""
+    try:
+        return [1 + SHAPES.index(o["shape"]) for o in record["spec"]["objects"]]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"record {record.get('id', record.get('file'))} names no world shapes (spec.objects[].shape "
+                         f"from {', '.join(SHAPES)}): shape labels need a world render") from None
 
 
 def read_gt(folder: str | Path, record: dict[str, Any]) -> dict[str, Any]:
@@ -47,13 +75,14 @@ def read_gt(folder: str | Path, record: dict[str, Any]) -> dict[str, Any]:
 
 
 class ObjectMasks:
-    """The object mask of each clip of a LatentSet, read from its data folder's ground truth on
-    first use and kept. ``folders`` maps each cache folder of the set to its data folder."""
+    """The object cells of each clip of a LatentSet (``[i]``: (T', H', W') bool) and their
+    shapes (``labels``), read from its data folder's ground truth on first use and kept.
+    ``folders`` maps each cache folder of the set to its data folder."""
 
     def __init__(self, data: Any, folders: dict[str, str | Path], time_down: int, space_down: int):
         self.data, self.folders, self.td, self.sd = data, {str(k): v for k, v in folders.items()}, time_down, space_down
         self.records: dict[str, list[dict[str, Any]]] = {}
-        self.masks: dict[int, torch.Tensor] = {}
+        self.cells: dict[int, torch.Tensor] = {}
         self.check()
 
     def check(self) -> None:
@@ -62,22 +91,33 @@ class ObjectMasks:
 
         for cache, name in zip(self.data.sources, self.data.names):
             if "-" in name:
-                raise ValueError(f"object weighting needs whole videos (the default clip policy); clip {name} of "
+                raise ValueError(f"object cells need whole videos (the default clip policy); clip {name} of "
                                  f"{cache} is a window of one")
             if cache not in self.folders:
                 raise ValueError(f"no data folder known for the cache {cache}")
             if cache not in self.records:
                 self.records[cache] = read_records(self.folders[cache])
-                read_gt(self.folders[cache], self.records[cache][int(name)])  # the first one's, as a probe
+                first = self.records[cache][int(name)]  # the first one's, as a probe
+                read_gt(self.folders[cache], first)
+                shape_classes(first)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
-        m = self.masks.get(i)
+    def label(self, i: int) -> torch.Tensor:
+        """(T', H', W') int8 shape labels of clip ``i`` (``box_labels`` with ``shape_classes``)."""
+        m = self.cells.get(i)
         if m is None:
             cache = self.data.sources[i]  # check() has read its records (at start and after data is taken up)
-            gt = read_gt(self.folders[cache], self.records[cache][int(self.data.names[i])])
-            m = self.masks[i] = box_mask(gt, self.data.shapes[i], self.td, self.sd)
+            record = self.records[cache][int(self.data.names[i])]
+            gt = read_gt(self.folders[cache], record)
+            m = self.cells[i] = box_labels(gt, shape_classes(record), self.data.shapes[i], self.td, self.sd)
         return m
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.label(i) != 0
 
     def batch(self, idx: list[int], t: int) -> torch.Tensor:
         """(B, t, H', W') float masks of the clips ``idx``, their first ``t`` latent frames."""
         return torch.stack([self[i][:t] for i in idx]).float()
+
+    def labels(self, idx: list[int], t: int) -> torch.Tensor:
+        """(B, t, H', W') long shape labels of the clips ``idx``, their first ``t`` latent frames."""
+        return torch.stack([self.label(i)[:t] for i in idx]).long()

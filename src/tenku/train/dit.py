@@ -58,6 +58,7 @@ from tenku.train.dit_weights import gather_ema, load_init, load_sharded, sharded
 from tenku.train.distributed import (Dist, ParallelConfig, clean_name, grad_norm_clip, init_distributed, is_sharded,
                                      parallelize, sync_gradients, unwrap)
 from tenku.train.schedule import lr_at
+from tenku.train.shape_head import ShapeHead
 from tenku.train.throughput import dit_train_flops, peak_flops
 from tenku.vae.model import VAE
 
@@ -83,6 +84,8 @@ class TrainDiTConfig:
     short_caption_prob: float = 0.25  # train on the short caption instead of the detailed one
     caption_dropout: float = 0.1  # empty prompt: the unconditional branch of guidance
     object_weight: float = 0.0  # extra loss weight on the latent cells objects cover (world ground truth); 0: plain mean
+    shape_head: float = 0.0  # weight of the shape head's loss (tenku.train.shape_head; world ground truth); 0: no head
+    shape_head_block: int = 0  # the block whose output the head reads; 0: the middle one
     batch_size: int = 16  # the global batch (all ranks and micro-steps together)
     steps: int = 20000
     lr: float = 3e-4
@@ -132,11 +135,13 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         check_max_tokens(cfg.max_text_tokens)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    if not math.isfinite(cfg.object_weight) or cfg.object_weight < 0:
-        raise ConfigError(f"object_weight must be >= 0 (0: every latent cell alike); got {cfg.object_weight}")
-    if cfg.object_weight and not cfg.clips.is_default():
-        raise ConfigError("object_weight maps the world's object boxes onto whole videos at their native size: "
-                          "it needs the default clips policy (no clips.frames, fps or sizes)")
+    for key, off in (("object_weight", "every latent cell alike"), ("shape_head", "no shape head")):
+        value = getattr(cfg, key)
+        if not math.isfinite(value) or value < 0:
+            raise ConfigError(f"{key} must be >= 0 (0: {off}); got {value}")
+        if value and not cfg.clips.is_default():
+            raise ConfigError(f"{key} maps the world's object boxes onto whole videos at their native size: "
+                              "it needs the default clips policy (no clips.frames, fps or sizes)")
     return cfg
 
 
@@ -252,11 +257,11 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
     data, caches = prepare_data(cfg, vae, dist, progress)
     empty = empty_states(caches[0])
     masks = None
-    if cfg.object_weight:
+    if cfg.object_weight or cfg.shape_head:
         try:
             masks = ObjectMasks(data, {str(c): d for c, d in zip(caches, cfg.data)}, vae.cfg.time_down, vae.cfg.space_down)
         except ValueError as e:
-            raise ConfigError(f"object_weight={cfg.object_weight}: {e}") from None
+            raise ConfigError(f"{'object_weight' if cfg.object_weight else 'shape_head'}: {e}") from None
     text_dim = data.captions[0][0].shape[-1]
     mcfg = DiTConfig(**{**DIT_SIZES[cfg.size], "in_channels": vae.cfg.latent_channels, "text_dim": text_dim, **cfg.model})
     check_geometry(data, mcfg, cfg, vae)
@@ -288,6 +293,10 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
         ema = {n: distribute_tensor(full_ema[n].to(dist.device), p.device_mesh, p.placements) for n, p in params}
     torch.manual_seed(cfg.seed + 1 + dist.rank)  # each rank its own stream for anything not drawn per sample
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    try:
+        head = ShapeHead(raw, cfg.shape_head, cfg.shape_head_block, cfg.lr, dist.device) if cfg.shape_head else None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     step = int(state.get("step", 0))
     counters = {"skipped": int(state.get("skipped", 0)), "bad_in_row": 0}
     if src:
@@ -297,6 +306,8 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
             load_optimizer(opt, src / "optim.safetensors")
         elif dist.main:
             print(f"note: {src} is a full checkpoint resumed under fsdp: weights and EMA restored, optimizer moments restart")
+        if head is not None and not head.load(src) and dist.main:
+            print(f"note: {src} has no shape head: it starts afresh")
         rng_file = src / "rng" / f"rank-{dist.rank:05d}.safetensors"
         if rng_file.is_file():
             torch.set_rng_state(load_file(str(rng_file))["cpu"])
@@ -342,6 +353,8 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         opt.zero_grad(set_to_none=True)
+        if head:
+            head.begin(lr_at(step, cfg))
         local = torch.zeros((), dtype=torch.float64, device=dist.device)
         c, _, h, w = data.shapes[idx[0]]
         cond_dev = cond.to(dist.device)
@@ -352,16 +365,19 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
             x0 = torch.stack([data.latents[i] if t == frames else data.latents[i][:, :t] for i in idx[sl]])
             x0 = x0.to(dist.device).float()
             ctx, ctx_mask = text_batch(data, idx[sl], rngs[sl], cfg, empty)
-            weight = None if masks is None else 1 + cfg.object_weight * masks.batch(idx[sl], t).to(dist.device)
+            weight = None if not cfg.object_weight else 1 + cfg.object_weight * masks.batch(idx[sl], t).to(dist.device)
             with sync_gradients(model, micro == accum - 1):
                 part = flow_loss_sum(model, x0, noise[sl], sigma[sl], ctx.to(dist.device).float(), ctx_mask.to(dist.device),
                                      cond_dev[sl], cfg, weight)
-                (part * (world / keep)).backward()  # DDP/FSDP average over ranks: this makes it the global mean
+                aux = head.loss_sum(masks.labels(idx[sl], t).to(dist.device), cond_dev[sl]) if head else 0.0
+                ((part + aux) * (world / keep)).backward()  # DDP/FSDP average over ranks: this makes it the global mean
             local += part.detach().double()
         loss = float(dist.sum(local)) / keep
         gnorm = float(grad_norm_clip(model, cfg.grad_clip))
         if math.isfinite(loss) and math.isfinite(gnorm):
             opt.step()
+            if head:
+                head.step(world)
             counters["bad_in_row"] = 0
             with torch.no_grad():
                 d = min(cfg.ema, (1 + step) / (10 + step))  # fast EMA early on
@@ -386,6 +402,7 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
             dt = max(busy, 1e-9)
             last = {"step": step, "loss": loss, "grad_norm": gnorm, "lr": lr_at(step - 1, cfg), "samples/s": seen / dt,
                     "tokens/s": tokens / dt, "mfu": flops / dt / peak, "params": n_params, "skipped": counters["skipped"]}
+            last.update(head.logged() if head else {})  # the shape head's cross-entropy and accuracy (this rank's)
             log.write(json.dumps(last) + "\n")
             log.flush()
             for k in ("loss", "grad_norm", "lr", "samples/s", "tokens/s", "mfu"):
@@ -394,7 +411,7 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
             busy, seen, tokens, flops = 0.0, 0, 0, 0.0
         _hold("step", step, out)
         if step % cfg.ckpt_every == 0 or step == end:
-            save_checkpoint(out, step, model, ema, opt, vae, cfg, mcfg, sampler, dist, counters)
+            save_checkpoint(out, step, model, ema, opt, vae, cfg, mcfg, sampler, dist, counters, head)
         if cfg.sample_every and (step % cfg.sample_every == 0 or step == end):
             ema_model = gather_ema(ema, mcfg, dist)
             if ema_model is not None:
@@ -433,7 +450,7 @@ def pipeline_config(cfg: TrainDiTConfig) -> PipelineConfig:
 
 def save_checkpoint(out: Path, step: int, model: torch.nn.Module, ema: dict[str, torch.Tensor], opt: torch.optim.Optimizer,
                     vae: VAE, cfg: TrainDiTConfig, mcfg: DiTConfig, sampler: BucketSampler, dist: Dist,
-                    counters: dict[str, int]) -> None:
+                    counters: dict[str, int], head: ShapeHead | None = None) -> None:
     """A complete step folder (see the module docstring), then ``pipeline/`` with the EMA model.
     Every rank calls it; rank 0 commits."""
     if dist.main:
@@ -448,6 +465,8 @@ def save_checkpoint(out: Path, step: int, model: torch.nn.Module, ema: dict[str,
         save_dit(tmp, unwrap(model))
         _hold("ckpt", step, out)
         save_optimizer(opt, tmp / "optim.safetensors")
+    if head is not None and dist.main:
+        head.save(tmp)  # replicated on every rank: rank 0's copy
     (tmp / "rng").mkdir(exist_ok=True)
     save_file({"cpu": torch.get_rng_state()}, str(tmp / "rng" / f"rank-{dist.rank:05d}.safetensors"))
     ema_model = gather_ema(ema, mcfg, dist)
