@@ -36,7 +36,8 @@ def test_head_leaves_the_first_updates_alone_then_learns_and_resumes_exactly(tmp
     # the head starts at zero: no gradient reaches the model at step 1, so step 2 sees the same model
     assert [r["loss"] for r in head[:2]] == [r["loss"] for r in plain[:2]]
     assert head[3]["loss"] != plain[3]["loss"]  # by then the head's gradient has moved the model
-    assert all(0 <= r["shape_acc"] <= 1 and r["shape_ce"] > 0 for r in head) and "shape_ce" not in plain[0]
+    assert all(0 <= r["shape_acc"] <= 1 and 0 <= r["shape_acc_hi"] <= 1 and r["shape_ce"] > 0 for r in head)
+    assert "shape_ce" not in plain[0]
     assert head[0]["shape_ce"] == pytest.approx(torch.log(torch.tensor(6.0)).item(), rel=1e-4)  # uniform over 6 classes
     assert (tmp_path / "h" / "ckpt" / WEIGHTS).is_file() and not (tmp_path / "p" / "ckpt" / WEIGHTS).exists()
     assert not any("head" in k for k in load_dit(tmp_path / "h" / "pipeline" / "transformer").state_dict())  # never shipped
@@ -80,3 +81,28 @@ def test_head_settings_and_data_without_shapes_are_clear_errors(tmp_path, tiny_w
     meta.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "spec"}) + "\n" for r in recs))
     with pytest.raises(ConfigError, match="names no world shapes"):
         train(cfg(tmp_path / "n", bare, tiny_vae, steps=1, shape_head=1), progress=False)
+
+
+def test_head_accuracy_counts_object_cells_of_generated_frames_and_the_high_noise_ones():
+    from tenku.dit.model import build_dit
+    from tenku.train.shape_head import ShapeHead
+
+    model = build_dit("tiny", in_channels=4, patch=(1, 1, 1))
+    head = ShapeHead(model, 0.5, 0, 1e-3, torch.device("cpu"))
+    assert model.tap == 1  # the middle of 2 blocks
+    with torch.no_grad():
+        head.head.bias[3] = 10.0  # names shape class 3 everywhere
+    labels = torch.zeros(1, 3, 2, 2, dtype=torch.long)
+    labels[0, 0] = torch.tensor([[3, 3], [1, SHARED]])  # frame 0 (noise 0.9): 2 of 3 object cells are class 3
+    labels[0, 1] = torch.tensor([[1, 0], [0, 0]])  # frame 1 (noise 0.3): 0 of 1
+    labels[0, 2] = torch.tensor([[3, 3], [3, 3]])  # frame 2 is a condition frame: not counted
+    cond = torch.tensor([[False, False, True]])
+    model.tapped = torch.zeros(1, 12, model.cfg.dim)
+    loss = head.loss_sum(labels, cond, torch.tensor([[0.9, 0.3, 0.0]]))
+    assert model.tapped is None  # taken, so no graph is kept past the step
+    got = head.logged()
+    assert got["shape_acc"] == pytest.approx(2 / 4) and got["shape_acc_hi"] == pytest.approx(2 / 3)
+    assert float(loss.detach()) == pytest.approx(0.5 * 2 * got["shape_ce"])  # W x the sum over the 2 generated frames
+    assert head.logged()["shape_acc"] == 0  # reset
+    with pytest.raises(RuntimeError, match="nothing was tapped"):
+        head.loss_sum(labels, cond, torch.zeros(1, 3))

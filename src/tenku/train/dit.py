@@ -369,7 +369,7 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
             with sync_gradients(model, micro == accum - 1):
                 part = flow_loss_sum(model, x0, noise[sl], sigma[sl], ctx.to(dist.device).float(), ctx_mask.to(dist.device),
                                      cond_dev[sl], cfg, weight)
-                aux = head.loss_sum(masks.labels(idx[sl], t).to(dist.device), cond_dev[sl]) if head else 0.0
+                aux = head.loss_sum(masks.labels(idx[sl], t).to(dist.device), cond_dev[sl], sigma[sl]) if head else 0.0
                 ((part + aux) * (world / keep)).backward()  # DDP/FSDP average over ranks: this makes it the global mean
             local += part.detach().double()
         loss = float(dist.sum(local)) / keep

@@ -29,6 +29,7 @@ from tenku.train.checkpoint import load_optimizer, save_optimizer
 from tenku.world.spec import SHAPES
 
 WEIGHTS, OPTIM = "shape_head.safetensors", "shape_head_optim.safetensors"
+HIGH = 0.8  # log.jsonl's shape_acc_hi: frames at this noise level or more (the bundle's probe: 0.30 there)
 
 
 class ShapeHead:
@@ -43,11 +44,12 @@ class ShapeHead:
         nn.init.zeros_(self.head.weight)  # no draw (every rank starts alike) and no gradient into the model at first:
         nn.init.zeros_(self.head.bias)  # the fine-tuned transformer is asked gently, as the head learns to read it
         self.opt = torch.optim.AdamW(self.head.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
-        self.stats = torch.zeros(4, dtype=torch.float64)  # cross-entropy sum, frames, right and labelled object cells
+        self.stats = torch.zeros(6, dtype=torch.float64)  # cross-entropy sum, frames; right, object cells (all, noise >= HIGH)
 
-    def loss_sum(self, labels: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def loss_sum(self, labels: torch.Tensor, cond: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """W times the summed per-frame mean cross-entropy of the frames to generate (``cond``
-        (B, T') False), from the last forward's tapped stream; ``labels`` (B, T', H', W') long."""
+        (B, T') False), from the last forward's tapped stream; ``labels`` (B, T', H', W') long,
+        ``sigma`` (B, T') the frames' noise levels (for the accuracy above HIGH)."""
         hidden, self.model.tapped = self.model.tapped, None
         if hidden is None:
             raise RuntimeError("the shape head needs the model's forward first (nothing was tapped)")
@@ -62,8 +64,9 @@ class ShapeHead:
         with torch.no_grad():
             obj = (labels > 0) & gen[:, :, None, None]
             right = (logits[:, 1:].argmax(1) + 1 == labels) & obj
-            self.stats += torch.tensor([float(total), float(gen.sum()), float(right.sum()), float(obj.sum())],
-                                       dtype=torch.float64)
+            hi = (sigma >= HIGH)[:, :, None, None]
+            counts = [total.detach(), gen.sum(), right.sum(), obj.sum(), (right & hi).sum(), (obj & hi).sum()]
+            self.stats += torch.tensor([float(x) for x in counts], dtype=torch.float64)
         return self.weight * total
 
     def begin(self, lr: float) -> None:
@@ -85,10 +88,11 @@ class ShapeHead:
 
     def logged(self) -> dict[str, float]:
         """The mean cross-entropy per generated frame and the share of object cells whose shape
-        the head names right, since the last call (this rank's batches), then reset."""
-        ce, frames, right, n = self.stats.tolist()
+        the head names right (on every frame, and on frames at noise HIGH or more, where the
+        caption is nearly all that can tell it), since the last call (this rank's batches), then reset."""
+        ce, frames, right, n, right_hi, n_hi = self.stats.tolist()
         self.stats.zero_()
-        return {"shape_ce": ce / max(frames, 1.0), "shape_acc": right / max(n, 1.0)}
+        return {"shape_ce": ce / max(frames, 1.0), "shape_acc": right / max(n, 1.0), "shape_acc_hi": right_hi / max(n_hi, 1.0)}
 
     def save(self, folder: Path) -> None:
         save_file({k: v.detach().cpu().contiguous() for k, v in self.head.state_dict().items()}, str(folder / WEIGHTS))
