@@ -69,18 +69,20 @@ def object_masks(folder: Path, names: list[str], shapes: list[tuple[int, ...]], 
     return out
 
 
-def losses(dit, data, sigmas: list[float], empty=None, masks=None, seed: int = 0, batch: int = 16, states=None):
-    """Mean velocity error per sigma over every clip of ``data`` (a LatentSet), under each clip's
-    detailed caption, or under the empty prompt's states ``empty`` when given, or clip i's
-    ``states[i]`` when given (e.g. of another caption); with ``masks``
-    (``object_masks``), also the mean over the latent cells the objects cover (else None). Clip
-    i's noise comes from seed + i alone, so the figures do not depend on ``batch``."""
+def clip_losses(dit, data, sigmas: list[float], empty=None, masks=None, seed: int = 0, batch: int = 16, states=None):
+    """Velocity error per sigma and clip, (len(sigmas), len(data)) in clip order, over every clip
+    of ``data`` (a LatentSet), under each clip's detailed caption, or under the empty prompt's
+    states ``empty`` when given, or clip i's ``states[i]`` when given (e.g. of another caption);
+    with ``masks`` (``object_masks``), also the error over the latent cells the objects cover
+    (else None). Clip i's noise comes from seed + i alone, so the figures do not depend on
+    ``batch``, and two models' (or two captions') errors pair clip by clip."""
     import torch
 
     from tenku.flow import add_noise, velocity
     from tenku.train.dit_batch import pad_states
 
-    total, obj = [0.0] * len(sigmas), [0.0] * len(sigmas)
+    total = torch.zeros(len(sigmas), len(data), dtype=torch.float64)
+    obj = torch.zeros_like(total)
     for shape, idx in sorted(data.buckets.items()):
         for k in range(0, len(idx), batch):
             part = idx[k : k + batch]
@@ -93,11 +95,23 @@ def losses(dit, data, sigmas: list[float], empty=None, masks=None, seed: int = 0
                 with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
                     v = dit(add_noise(x0, noise, sigma), sigma, ctx, mask)
                 err = (v.float() - velocity(x0, noise)).pow(2).mean(dim=1)  # (B, T', H', W')
-                total[j] += float(err.mean(dim=(1, 2, 3)).sum())
+                total[j, part] = err.mean(dim=(1, 2, 3)).double()
                 if masks is not None:
                     m = torch.stack([masks[i] for i in part]).float()
-                    obj[j] += float(((err * m).sum(dim=(1, 2, 3)) / m.sum(dim=(1, 2, 3)).clamp_min(1)).sum())
-    return [t / len(data) for t in total], ([o / len(data) for o in obj] if masks is not None else None)
+                    obj[j, part] = ((err * m).sum(dim=(1, 2, 3)) / m.sum(dim=(1, 2, 3)).clamp_min(1)).double()
+    return total, (obj if masks is not None else None)
+
+
+def losses(dit, data, sigmas: list[float], **kw):
+    """``clip_losses`` averaged over the clips: a list per sigma (and the objects' list, or None)."""
+    total, obj = clip_losses(dit, data, sigmas, **kw)
+    return total.mean(1).tolist(), (obj.mean(1).tolist() if obj is not None else None)
+
+
+def mean_se(x) -> tuple[list[float], list[float]]:
+    """Per row of (S, N) per-clip figures: the mean and its standard error over the clips."""
+    n = x.shape[1]
+    return x.mean(1).tolist(), (x.std(1) / n**0.5 if n > 1 else 0 * x[:, 0]).tolist()
 
 
 def swapped_states(folder: Path, names: list[str], max_tokens: int, kind: str) -> list:
@@ -114,11 +128,13 @@ def swapped_states(folder: Path, names: list[str], max_tokens: int, kind: str) -
     return out
 
 
-def _table(title: str, sigmas: list[float], rows: list[tuple[str, list[float]]]) -> None:
+def _table(title: str, sigmas: list[float], rows: list[tuple]) -> None:
+    """One markdown table: rows of (model, figures per sigma[, standard errors per sigma])."""
     print(f"\n{title}\n| model | " + " | ".join(f"{s:g}" for s in sigmas) + " | mean |")
     print("| --- |" + " --- |" * (len(sigmas) + 1))
-    for m, row in rows:
-        print(f"| {m} | " + " | ".join(f"{x:.4f}" for x in row) + f" | {sum(row) / len(row):.4f} |", flush=True)
+    for m, row, *se in rows:
+        cells = [f"{x:.4f}" + (f" ± {e:.4f}" if se else "") for x, e in zip(row, se[0] if se else row)]
+        print(f"| {m} | " + " | ".join(cells) + f" | {sum(row) / len(row):.4f} |", flush=True)
 
 
 def main() -> None:
@@ -174,26 +190,30 @@ def main() -> None:
     swapped = {k: swapped_states(Path(a.data), data.names, a.max_text_tokens, k) for k in a.word_gain}
     print(f"{len(data)} held-out clips in {len(data.buckets)} shapes; velocity error per sigma (lower is better)")
     rows: dict[str, list] = {"all": [], "objects": [], "gain": [], **{k: [] for k in swapped}}
+    gains: dict[str, list] = {k: [] for k in swapped}  # per model, (S, N) per clip: the paired comparison
     for m in a.models:
         dit = load_dit(Path(m))
-        every, objects = losses(dit, data, a.sigmas, masks=masks)
-        rows["all"].append((m, every))
+        every, objects = clip_losses(dit, data, a.sigmas, masks=masks)
+        rows["all"].append((m, every.mean(1).tolist()))
         if objects is not None:
-            rows["objects"].append((m, objects))
+            rows["objects"].append((m, objects.mean(1).tolist()))
         if a.text_gain:
-            rows["gain"].append((m, [u - c for u, c in zip(losses(dit, data, a.sigmas, empty_states(cache))[0], every)]))
+            rows["gain"].append((m, *mean_se(clip_losses(dit, data, a.sigmas, empty=empty_states(cache))[0] - every)))
         for kind, states in swapped.items():
-            other = losses(dit, data, a.sigmas, masks=masks, states=states)[1]
-            rows[kind].append((m, [u - c for u, c in zip(other, objects)]))
+            gains[kind].append(clip_losses(dit, data, a.sigmas, masks=masks, states=states)[1] - objects)
+            rows[kind].append((m, *mean_se(gains[kind][-1])))
     _table("whole latent", a.sigmas, rows["all"])
     if rows["objects"]:
         _table("the latent cells the objects cover (the ground truth's boxes)", a.sigmas, rows["objects"])
     if rows["gain"]:
-        _table("text gain: error under the empty prompt minus under the caption (higher: the text is used more)",
-               a.sigmas, rows["gain"])
+        _table("text gain: error under the empty prompt minus under the caption (higher: the text is used more; "
+               "± a standard error over the clips)", a.sigmas, rows["gain"])
     for kind in swapped:
         _table(f"{kind} gain: error over the object cells with the caption's {kind} words swapped minus with the "
-               f"caption (higher: they are used more)", a.sigmas, rows[kind])
+               f"caption (higher: they are used more; ± a standard error over the clips)", a.sigmas, rows[kind])
+        if len(a.models) > 1:
+            _table(f"{kind} gain minus the first model's, paired clip by clip (± a standard error)", a.sigmas,
+                   [(m, *mean_se(g - gains[kind][0])) for m, g in zip(a.models[1:], gains[kind][1:])])
 
 
 if __name__ == "__main__":

@@ -109,3 +109,21 @@ def test_states_replace_each_clips_caption(bench_module):
     same = mod.losses(dit, d, [0.5], masks=masks, states=[c[0] for c in d.captions])
     other = mod.losses(dit, d, [0.5], masks=masks, states=[-c[0] for c in d.captions])  # (a permutation would not do: attention ignores key order)
     assert own == same and other[1] != own[1]
+
+
+def test_per_clip_errors_pair_two_captions_with_a_standard_error(bench_module, capsys):
+    mod = bench_module("val_loss")
+    d = _data()
+
+    class Zero(torch.nn.Module):
+        def forward(self, x, sigma, ctx, mask):
+            return torch.zeros_like(x) + ctx.mean()  # the caption moves every prediction
+
+    per, _ = mod.clip_losses(Zero(), d, [0.5], seed=5)
+    assert per.shape == (1, 3) and mod.losses(Zero(), d, [0.5], seed=5)[0] == pytest.approx(per.mean(1).tolist())
+    other, _ = mod.clip_losses(Zero(), d, [0.5], seed=5, states=[torch.full((2, 8), 3.0)] * 3)
+    mean, se = mod.mean_se(other - per)
+    gaps = (other - per)[0]
+    assert mean[0] == pytest.approx(float(gaps.mean())) and se[0] == pytest.approx(float(gaps.std() / 3**0.5))
+    mod._table("t", [0.5], [("m", mean, se)])
+    assert f"{mean[0]:.4f} ± {se[0]:.4f}" in capsys.readouterr().out

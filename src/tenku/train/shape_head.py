@@ -15,6 +15,7 @@ saved in each checkpoint (``shape_head.safetensors`` and its optimizer) and neve
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -40,7 +41,7 @@ class ShapeHead:
             raise ValueError(f"shape_head_block must lie in 1..{depth} (0: the middle, {depth // 2}); got {block}")
         self.model, self.weight, self.classes = model, weight, 1 + len(SHAPES)
         model.tap = block
-        self.head = nn.Linear(model.cfg.dim, self.classes * int(torch.tensor(model.cfg.patch).prod())).to(device)
+        self.head = nn.Linear(model.cfg.dim, self.classes * math.prod(model.cfg.patch)).to(device)
         nn.init.zeros_(self.head.weight)  # no draw (every rank starts alike) and no gradient into the model at first:
         nn.init.zeros_(self.head.bias)  # the fine-tuned transformer is asked gently, as the head learns to read it
         self.opt = torch.optim.AdamW(self.head.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
@@ -66,7 +67,7 @@ class ShapeHead:
             right = (logits[:, 1:].argmax(1) + 1 == labels) & obj
             hi = (sigma >= HIGH)[:, :, None, None]
             counts = [total.detach(), gen.sum(), right.sum(), obj.sum(), (right & hi).sum(), (obj & hi).sum()]
-            self.stats += torch.tensor([float(x) for x in counts], dtype=torch.float64)
+            self.stats += torch.stack([c.double() for c in counts]).cpu()  # one copy to the host, not six
         return self.weight * total
 
     def begin(self, lr: float) -> None:
