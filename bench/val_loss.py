@@ -190,30 +190,38 @@ def main() -> None:
     swapped = {k: swapped_states(Path(a.data), data.names, a.max_text_tokens, k) for k in a.word_gain}
     print(f"{len(data)} held-out clips in {len(data.buckets)} shapes; velocity error per sigma (lower is better)")
     rows: dict[str, list] = {"all": [], "objects": [], "gain": [], **{k: [] for k in swapped}}
-    gains: dict[str, list] = {k: [] for k in swapped}  # per model, (S, N) per clip: the paired comparison
+    per_clip: dict[str, list] = {"all": [], "objects": [], **{k: [] for k in swapped}}  # per model, (S, N): pairing
     for m in a.models:
         dit = load_dit(Path(m))
         every, objects = clip_losses(dit, data, a.sigmas, masks=masks)
         rows["all"].append((m, every.mean(1).tolist()))
+        per_clip["all"].append(every)
         if objects is not None:
             rows["objects"].append((m, objects.mean(1).tolist()))
+            per_clip["objects"].append(objects)
         if a.text_gain:
             rows["gain"].append((m, *mean_se(clip_losses(dit, data, a.sigmas, empty=empty_states(cache))[0] - every)))
         for kind, states in swapped.items():
-            gains[kind].append(clip_losses(dit, data, a.sigmas, masks=masks, states=states)[1] - objects)
-            rows[kind].append((m, *mean_se(gains[kind][-1])))
+            per_clip[kind].append(clip_losses(dit, data, a.sigmas, masks=masks, states=states)[1] - objects)
+            rows[kind].append((m, *mean_se(per_clip[kind][-1])))
+
+    def paired(key: str, what: str) -> None:  # each later model minus the first, clip by clip
+        if len(a.models) > 1:
+            _table(f"{what} minus the first model's, paired clip by clip (± a standard error)", a.sigmas,
+                   [(m, *mean_se(x - per_clip[key][0])) for m, x in zip(a.models[1:], per_clip[key][1:])])
+
     _table("whole latent", a.sigmas, rows["all"])
+    paired("all", "error over the whole latent")
     if rows["objects"]:
         _table("the latent cells the objects cover (the ground truth's boxes)", a.sigmas, rows["objects"])
+        paired("objects", "error over the objects' cells")
     if rows["gain"]:
         _table("text gain: error under the empty prompt minus under the caption (higher: the text is used more; "
                "± a standard error over the clips)", a.sigmas, rows["gain"])
     for kind in swapped:
         _table(f"{kind} gain: error over the object cells with the caption's {kind} words swapped minus with the "
                f"caption (higher: they are used more; ± a standard error over the clips)", a.sigmas, rows[kind])
-        if len(a.models) > 1:
-            _table(f"{kind} gain minus the first model's, paired clip by clip (± a standard error)", a.sigmas,
-                   [(m, *mean_se(g - gains[kind][0])) for m, g in zip(a.models[1:], gains[kind][1:])])
+        paired(kind, f"{kind} gain")
 
 
 if __name__ == "__main__":
