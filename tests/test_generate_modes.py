@@ -104,6 +104,8 @@ def test_upscale_with_a_damaged_sidecar_is_a_one_line_error(tmp_path, capsys, in
     (["x", "--aspect", "16:9", "--size", "64x64"], "not both"),
     (["x", "--aspect", "16x9"], "aspect must look like"),
     (["x", "--loop", "--frames", "5"], "at least"),
+    (["x", "--size", "512x512"], "larger than this model makes: at most 65536 pixels"),
+    (["x", "--aspect", "16:9", "--height", "512"], "larger than this model makes"),
     ([], "give a prompt"),
 ])
 def test_bad_combinations_are_one_line_errors(mode_pipeline, tmp_path, capsys, inputs, args, msg):
@@ -128,3 +130,15 @@ def test_refused_request_prints_only_its_error(mode_pipeline, tmp_path, capsys, 
     err = capsys.readouterr().err
     assert err.startswith("tenku generate: error: the video has 3 frames") and "sampling" not in err, err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_large_input_video_is_made_at_the_models_scale(mode_pipeline, tmp_path, capsys, clip):
+    """A 320x240 video is over the tiny model's limit (16x its 64x64): the extension is made at
+    80x64 (short side 64, aspect kept) and says so; an explicit --size within the limit is kept."""
+    write_video(tmp_path / "big.mp4", clip(13, w=320, h=240), 8.0)
+    f, side = run(mode_pipeline, tmp_path, "a ball", "--video", str(tmp_path / "big.mp4"), "--extend", "forward", "--frames", "4")
+    assert f.shape == (13 + 4, 64, 80, 3) and side["size"] == [80, 64]
+    assert "note: --video is 320x240, larger than this model makes; making 80x64" in capsys.readouterr().out
+    f, side = run(mode_pipeline, tmp_path, "a ball", "--video", str(tmp_path / "big.mp4"), "--extend", "forward", "--frames", "4",
+                  "--size", "160x128")
+    assert f.shape == (13 + 4, 128, 160, 3) and "note:" not in capsys.readouterr().out

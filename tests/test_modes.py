@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tenku.eval.checks import psnr
-from tenku.modes import (Chunk, cover_resize, end_latents, fade, loop_split, parse_aspect, plan_connect, plan_rollout, ramp,
+from tenku.modes import (Chunk, cover_resize, end_latents, fade, input_size, loop_split, parse_aspect, plan_connect, plan_rollout, ramp,
                          size_for_aspect, start_latents)
 from tenku.pipeline import Pipeline
 
@@ -66,6 +66,13 @@ def test_cover_resize_and_aspect_rule():
     assert size_for_aspect(parse_aspect("9:16"), 16, 128) == (128, 224)
     assert size_for_aspect(parse_aspect("16:9"), 16, 128, height=96) == (176, 96)
     assert size_for_aspect(1.0, 16, 128, width=100) == (96, 96)
+    # an input's size is kept up to the limit; a larger one is made at the model's scale, its aspect kept
+    cap = 16 * 128 * 128
+    assert input_size(300, 200, 16, (128, 128), cap) == (304, 192)
+    assert input_size(1920, 1080, 16, (128, 128), cap) == (224, 128)
+    assert input_size(1080, 1920, 16, (128, 128), cap) == (128, 224)
+    w, h = input_size(20000, 100, 16, (128, 128), cap)  # a strip: the area is held to the limit instead
+    assert w * h <= cap and w % 16 == h % 16 == 0 and 150 < w / h < 250
     for bad in ["16x9", "0:9", "1:9", "a:b"]:
         with pytest.raises(ValueError, match="aspect"):
             parse_aspect(bad)

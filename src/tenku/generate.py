@@ -118,17 +118,28 @@ def _check_combination(args: argparse.Namespace) -> None:
 def _size(args: argparse.Namespace, pipe: Any, default: tuple[int, int]) -> tuple[int, int]:
     from tenku.modes import parse_aspect, size_for_aspect
 
-    if args.aspect:
-        try:
-            aspect = parse_aspect(args.aspect)
-            return size_for_aspect(aspect, pipe.size_multiple, min(pipe.cfg.size), args.width, args.height)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-    w, h = parse_size(args.size) if args.size else default
     try:
-        return pipe.check_size((w, h))
+        if args.aspect:
+            w, h = size_for_aspect(parse_aspect(args.aspect), pipe.size_multiple, min(pipe.cfg.size), args.width, args.height)
+        else:
+            w, h = pipe.check_size(parse_size(args.size) if args.size else default)
     except ValueError as e:
         raise UsageError(str(e)) from None
+    if w * h > pipe.max_pixels:
+        dw, dh = pipe.cfg.size
+        raise UsageError(f"size {w}x{h} is larger than this model makes: at most {pipe.max_pixels} pixels "
+                         f"(16x its default {dw}x{dh}, e.g. {4 * dw}x{4 * dh})")
+    return w, h
+
+
+def _input_default(pipe: Any, frames: np.ndarray, what: str, args: argparse.Namespace) -> tuple[int, int]:
+    """The output size an input video gives when no size is asked for; said when it is not the input's."""
+    h, w = frames.shape[1:3]
+    size = pipe.input_size(w, h)
+    if size != pipe.fit_size(w, h) and not (args.size or args.aspect):
+        print(f"note: {what} is {w}x{h}, larger than this model makes; making {size[0]}x{size[1]} "
+              f"(--size WxH to choose, at most {pipe.max_pixels} pixels)")
+    return size
 
 
 def _frames_wanted(args: argparse.Namespace, pipe: Any, fps: float, exact: bool) -> int | None:
@@ -192,11 +203,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
         mode["image"] = _read(args.image, "--image", still=True)[0][0]
     if args.video:
         v = resample_fps(*_read(args.video, "--video"), fps)
-        default = pipe.fit_size(v.shape[2], v.shape[1])
+        default = _input_default(pipe, v, "--video", args)
         mode["video"] = v
     if args.connect:
         clips = tuple(resample_fps(*_read(p, f"--connect {n}"), fps) for n, p in zip("AB", args.connect))  # type: ignore[assignment]
-        default = pipe.fit_size(clips[0].shape[2], clips[0].shape[1])
+        default = _input_default(pipe, clips[0], "--connect", args)
     if args.upscale:
         draft = resample_fps(*_read(args.upscale, "--upscale"), fps)
         default = tuple(draft_side.get("preview", {}).get("full_size") or pipe.cfg.size)  # type: ignore[assignment]

@@ -216,6 +216,21 @@ def size_for_aspect(aspect: float, multiple: int, short: int, width: int | None 
     return (fit(short * aspect), fit(short)) if aspect >= 1 else (fit(short), fit(short / aspect))
 
 
+def input_size(width: int, height: int, multiple: int, default: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """The output size an input video of ``width`` x ``height`` defaults to: its own (rounded to
+    ``multiple``) while that is at most ``max_pixels``; a larger input (a phone's 1920x1080) is
+    made at the model's scale instead, its aspect kept: the short side is the default's short
+    side, as ``size_for_aspect`` gives (1920x1080 -> 224x128 for a 128x128 model)."""
+    fit = lambda v: max(multiple, round(v / multiple) * multiple)  # noqa: E731
+    if fit(width) * fit(height) <= max_pixels:
+        return fit(width), fit(height)
+    w, h = size_for_aspect(width / height, multiple, min(default))
+    if w * h > max_pixels:  # a strip thinner than 1:16: keep the area within the limit instead
+        s = (max_pixels / (width * height)) ** 0.5
+        w, h = max(multiple, int(width * s) // multiple * multiple), max(multiple, int(height * s) // multiple * multiple)
+    return w, h
+
+
 # ---- a request's inputs, checked ----------------------------------------------------------------
 
 def as_frames(x: Any, what: str, still: bool = False) -> np.ndarray:

@@ -24,8 +24,8 @@ from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
 from tenku.flow.sampler import SAMPLERS
 from tenku.io import from_uint8, to_uint8
-from tenku.modes import (Chunk, as_frames, check_sampling, cover_resize, end_latents, fade_from, fade_into, loop_split,
-                         plan_connect, plan_rollout, ramp, start_latents)
+from tenku.modes import (Chunk, as_frames, check_sampling, cover_resize, end_latents, fade_from, fade_into, input_size,
+                         loop_split, plan_connect, plan_rollout, ramp, start_latents)
 from tenku.text import MAX_TOKENS, TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
 
@@ -154,6 +154,16 @@ class Pipeline:
         """The nearest size the model can make (multiples of ``size_multiple``, at least one)."""
         m = self.size_multiple
         return max(m, round(width / m) * m), max(m, round(height / m) * m)
+
+    @property
+    def max_pixels(self) -> int:
+        """The largest width x height the CLI and the server make by default: 16x the default
+        size's area (512x512 for a 128x128 model), beyond which sampling on a CPU takes hours."""
+        return 16 * self.cfg.size[0] * self.cfg.size[1]
+
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
+        """The output size for an input video of this size (``tenku.modes.input_size``)."""
+        return input_size(width, height, self.size_multiple, self.cfg.size, self.max_pixels)
 
     def fit_frames(self, frames: int) -> int:
         """The nearest frame count of the form 1 + frame_step * k."""
@@ -304,7 +314,7 @@ class Pipeline:
             raise ValueError(f"strength must be in (0, 1]; got {strength}")
         first = video if video is not None else connect[0] if connect is not None else None
         if size is None and first is not None:
-            size = self.fit_size(first.shape[2], first.shape[1])
+            size = self.input_size(first.shape[2], first.shape[1])
         w, h = self.check_size(size or self.cfg.size)
         fit = lambda v: cover_resize(as_frames(v, "video"), w, h)  # noqa: E731
         chunk, overlap, step = self.cfg.frames, min(self.cfg.context_frames, self.cfg.frames - 1), self.frame_step

@@ -97,6 +97,19 @@ def test_extend_by_id_and_edit_by_upload(client, first, tmp_path):
     assert np.abs(frames[-1].astype(int) - original[-1]).mean() < 3  # the given video ends it (faded from the seam)
 
 
+def test_a_large_upload_is_made_at_the_models_scale(client, tmp_path, clip):
+    """A 320x240 video is over the tiny server's limit (16x 64x64): an edit of it, which has no
+    size of its own, is made at 80x64 (the model's short side, the aspect kept), not refused."""
+    from tenku.io import write_video
+
+    write_video(tmp_path / "big.mp4", clip(9, w=320, h=240), 8.0)
+    edit = _done(client, client.videos.edit(prompt="a ball", video=("big.mp4", (tmp_path / "big.mp4").read_bytes(), "video/mp4"),
+                                             extra_body={"steps": 1, "strength": 0.5}))
+    assert edit.size == "80x64"
+    frames, _ = decode(client.videos.download_content(edit.id).content, tmp_path)
+    assert frames.shape == (9, 64, 80, 3)
+
+
 def test_json_bodies_as_curl_sends_them(server, first):
     import httpx
 

@@ -83,7 +83,9 @@ class Submitter:
         return max(m, round(w / m) * m), max(m, round(h / m) * m)
 
     def _size(self, text: str | None, default: tuple[int, int]) -> tuple[int, int]:
-        w, h = parse_size(text) if text else self._fit(*default)
+        from tenku.modes import input_size
+
+        w, h = parse_size(text) if text else input_size(*default, self.multiple, self.pc.size, self.max_pixels)
         if (w, h) != self._fit(w, h):
             fw, fh = self._fit(w, h)
             raise bad("invalid_size", f"size {w}x{h}: width and height must be multiples of {self.multiple}; "
@@ -324,8 +326,7 @@ class Submitter:
         def build(vid: str, folder: Path) -> str:
             name, info = self._video_input(body.video, upload, folder)
             p = self._common(body)
-            size = self._fit(info["width"], info["height"])
-            self._size(f"{size[0]}x{size[1]}", size)
+            size = self._size(None, (info["width"], info["height"]))
             return self._extend(vid, folder, p, size, self._at_fps(info, p["fps"]), body.seconds, body.frames,
                                 body.extend, {"video": name})
 
@@ -335,8 +336,7 @@ class Submitter:
         def build(vid: str, folder: Path) -> str:
             name, info = self._video_input(body.video, upload, folder)
             p = self._common(body)
-            size = self._fit(info["width"], info["height"])
-            self._size(f"{size[0]}x{size[1]}", size)
+            size = self._size(None, (info["width"], info["height"]))
             n = 1 + self.step * ((self._at_fps(info, p["fps"]) - 1) // self.step)
             strength = body.strength or self.pc.strength
             params = p | {"mode": "edit", "size": list(size), "frames": None, "strength": strength, "inputs": {"video": name}}
