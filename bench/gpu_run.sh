@@ -14,7 +14,8 @@
 # (the pack covers captions of any length since session 15: re-pack an older .gpu).
 # object_weight=W (session 16, off) weighs the loss up on the objects' latent cells (the feed writes the ground truth it
 # reads); on the CPU it drew more fragments: not a default (docs/training-history.md).
-# shape_head=0.5 (session 18, off; the next run's setting: on the CPU it doubled the shape gain on video, training-history.md)
+# shape_head=0.5 (session 18, off; on the CPU it doubled the shape gain on the objective but drew no more right shapes and
+# cost identity in the world suite, session 19: not the next run's setting, training-history.md)
 # adds the per-cell shape head's loss on block 4 (tenku.train.shape_head; the feed's
 # ground truth again); log.jsonl's shape_acc (shape_acc_hi: at noise >= 0.8) says how often the head names the object's shape.
 set -o pipefail
