@@ -158,7 +158,8 @@ class Pipeline:
     @property
     def max_pixels(self) -> int:
         """The largest width x height the CLI and the server make by default: 16x the default
-        size's area (512x512 for a 128x128 model), beyond which sampling on a CPU takes hours."""
+        size's area (512x512 for a 128x128 model), far beyond the sizes it was trained at and
+        minutes a video on a CPU already."""
         return 16 * self.cfg.size[0] * self.cfg.size[1]
 
     def input_size(self, width: int, height: int) -> tuple[int, int]:
