@@ -83,6 +83,12 @@ def test_expiry_removes_files_keeps_record(tmp_path, serve_pipe, tiny_pipeline):
         assert r.status_code == 400 and r.json()["error"]["code"] == "video_expired"
 
 
+def test_max_pixels_below_the_default_size_is_refused_at_start(tmp_path, serve_pipe, tiny_pipeline):
+    with pytest.raises(ValueError, match=r"--max-pixels 1000 is below the model's default size 64x64 \(4096 pixels\)"):
+        _app(tmp_path, serve_pipe, tiny_pipeline, max_pixels=1000)
+    _app(tmp_path, serve_pipe, tiny_pipeline, max_pixels=4096).state.store.close()  # the data dir was freed
+
+
 def test_one_server_per_data_dir(tmp_path):
     store = JobStore(tmp_path)
     with pytest.raises(ValueError, match="another tenku serve"):

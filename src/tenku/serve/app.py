@@ -142,7 +142,11 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
     store.expire()
     workers = Workers(store, loader, cfg.workers, cfg.ttl_s, getattr(cfg, "llm", None), first=pipe,
                       expire_every=cfg.expire_every_s)
-    sub = Submitter(store, cfg, pipe, workers.notify)
+    try:
+        sub = Submitter(store, cfg, pipe, workers.notify)
+    except ValueError:  # a limit the model cannot meet: free the data dir for the corrected command
+        store.close()
+        raise
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:

@@ -49,6 +49,9 @@ class Submitter:
         folder = cfg.model.resolve()  # runs/dit-world/pipeline -> "dit-world"
         self.model_name = (folder.parent.name if folder.name == "pipeline" else folder.name) or "tenku"
         self.max_pixels = cfg.max_pixels or 16 * pipe.cfg.size[0] * pipe.cfg.size[1]
+        if self.max_pixels < pipe.cfg.size[0] * pipe.cfg.size[1]:
+            raise ValueError(f"--max-pixels {self.max_pixels} is below the model's default size "
+                             f"{pipe.cfg.size[0]}x{pipe.cfg.size[1]} ({pipe.cfg.size[0] * pipe.cfg.size[1]} pixels)")
 
     def defaults(self) -> dict[str, Any]:
         """What the page and clients need to know: default and aspect sizes, lengths, limits."""
