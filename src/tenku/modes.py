@@ -201,12 +201,17 @@ def parse_aspect(text: str) -> float:
     return a / b
 
 
+def fit_multiple(v: float, multiple: int) -> int:
+    """``v`` rounded to the nearest multiple of ``multiple``, at least one multiple."""
+    return max(multiple, round(v / multiple) * multiple)
+
+
 def size_for_aspect(aspect: float, multiple: int, short: int, width: int | None = None,
                     height: int | None = None) -> tuple[int, int]:
     """The size for an aspect ratio (width / height). A given width or height is kept (rounded
     to ``multiple``); otherwise the short side is ``short``. The other side is the given one
     times the ratio, rounded to the nearest multiple of ``multiple`` (at least one)."""
-    fit = lambda v: max(multiple, round(v / multiple) * multiple)  # noqa: E731
+    fit = lambda v: fit_multiple(v, multiple)  # noqa: E731
     if width is not None and height is not None:
         raise ValueError("give --width or --height with --aspect, not both")
     if height is not None:
@@ -221,7 +226,7 @@ def input_size(width: int, height: int, multiple: int, default: tuple[int, int],
     ``multiple``) while that is at most ``max_pixels``; a larger input (a phone's 1920x1080) is
     made at the model's scale instead, its aspect kept: the short side is the default's short
     side, as ``size_for_aspect`` gives (1920x1080 -> 224x128 for a 128x128 model)."""
-    fit = lambda v: max(multiple, round(v / multiple) * multiple)  # noqa: E731
+    fit = lambda v: fit_multiple(v, multiple)  # noqa: E731
     if fit(width) * fit(height) <= max_pixels:
         return fit(width), fit(height)
     w, h = size_for_aspect(width / height, multiple, min(default))

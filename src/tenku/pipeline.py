@@ -24,8 +24,8 @@ from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
 from tenku.flow.sampler import SAMPLERS
 from tenku.io import from_uint8, to_uint8
-from tenku.modes import (Chunk, as_frames, check_sampling, cover_resize, end_latents, fade_from, fade_into, input_size,
-                         loop_split, plan_connect, plan_rollout, ramp, start_latents)
+from tenku.modes import (Chunk, as_frames, check_sampling, cover_resize, end_latents, fade_from, fade_into, fit_multiple,
+                         input_size, loop_split, plan_connect, plan_rollout, ramp, start_latents)
 from tenku.text import MAX_TOKENS, TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
 
@@ -152,8 +152,7 @@ class Pipeline:
 
     def fit_size(self, width: int, height: int) -> tuple[int, int]:
         """The nearest size the model can make (multiples of ``size_multiple``, at least one)."""
-        m = self.size_multiple
-        return max(m, round(width / m) * m), max(m, round(height / m) * m)
+        return fit_multiple(width, self.size_multiple), fit_multiple(height, self.size_multiple)
 
     @property
     def max_pixels(self) -> int:

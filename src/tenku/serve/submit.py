@@ -45,10 +45,11 @@ class Submitter:
         self.store, self.cfg, self.notify = store, cfg, notify
         self.pc = pipe.cfg
         self.multiple, self.step = pipe.size_multiple, pipe.frame_step
+        self._fit = pipe.fit_size  # the nearest size the model makes
         self.overlap = min(pipe.cfg.context_frames, pipe.cfg.frames - 1)
         folder = cfg.model.resolve()  # runs/dit-world/pipeline -> "dit-world"
         self.model_name = (folder.parent.name if folder.name == "pipeline" else folder.name) or "tenku"
-        self.max_pixels = cfg.max_pixels or 16 * pipe.cfg.size[0] * pipe.cfg.size[1]
+        self.max_pixels = cfg.max_pixels or pipe.max_pixels
         if self.max_pixels < pipe.cfg.size[0] * pipe.cfg.size[1]:
             raise ValueError(f"--max-pixels {self.max_pixels} is below the model's default size "
                              f"{pipe.cfg.size[0]}x{pipe.cfg.size[1]} ({pipe.cfg.size[0] * pipe.cfg.size[1]} pixels)")
@@ -80,10 +81,6 @@ class Submitter:
     def _model(self, name: str | None) -> None:
         if name and name not in (self.model_name, "tenku") and not name.startswith("sora-2"):
             raise bad("invalid_model", f"model {name!r} is not served here; this server has {self.model_name!r}", "model")
-
-    def _fit(self, w: int, h: int) -> tuple[int, int]:
-        m = self.multiple
-        return max(m, round(w / m) * m), max(m, round(h / m) * m)
 
     def _size(self, text: str | None, default: tuple[int, int]) -> tuple[int, int]:
         from tenku.modes import input_size
