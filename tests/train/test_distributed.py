@@ -168,24 +168,29 @@ def test_compiled_blocks_train_the_same_weights(single, tiny_world, tiny_vae, mo
     assert_same_weights(root / "one" / "ckpt", root / "compiled" / "ckpt", 1e-5)
 
 
-def test_shape_head_on_two_ddp_ranks_and_compiled_blocks_equals_one_process(single, tiny_world, tiny_vae, monkeypatch):
-    """The shape head is outside DDP: its gradients are averaged by hand, so two ranks with two
-    micro-steps each train the same head and model as one process; and it reads the stream
-    between blocks, so compiled blocks (a GPU run's setting) feed it the same."""
+def test_shape_head_on_two_ranks_and_compiled_blocks_equals_one_process(single, tiny_world, tiny_vae, monkeypatch):
+    """The shape head is outside DDP and FSDP: its gradients are averaged by hand, so two ranks
+    (DDP with two micro-steps each, or FSDP) train the same head and model as one process; and
+    it reads the stream between blocks, so compiled blocks (a GPU run's setting) feed it the same."""
     from tenku.train.shape_head import WEIGHTS
 
     root, cache = single
     head = {"shape_head": 1.0, "lr": 3e-3}
     train(load_train_config(None, overrides(root / "head1", tiny_world, tiny_vae, cache, **head)), progress=False)
     torchrun(2, overrides(root / "head2", tiny_world, tiny_vae, cache, **head, **{"parallel.grad_accum": 2}))
+    torchrun(2, overrides(root / "headf", tiny_world, tiny_vae, cache, **head, **{"parallel.mode": "fsdp"}))
     compile_ = torch.nn.Module.compile
     monkeypatch.setattr(torch.nn.Module, "compile", lambda self, **kw: compile_(self, backend="aot_eager", **kw))
     train(load_train_config(None, overrides(root / "headc", tiny_world, tiny_vae, cache, **head,
                                             **{"parallel.compile": "true"})), progress=False)
     ref = load_file(str(root / "head1" / "ckpt" / WEIGHTS))
     assert ref["weight"].abs().max() > 0  # the head has learnt something to compare
-    for run in ("head2", "headc"):
+    for run in ("head2", "headc", "headf"):
         assert losses(root / run) == pytest.approx(losses(root / "head1"), rel=1e-5)
-        assert_same_weights(root / "head1" / "ckpt", root / run / "ckpt", 1e-5)
+        # whole under FSDP too, whose checkpoint holds shards. At this lr, with the head's loss,
+        # Adam turns the ranks' reordered sums into weight differences of up to 8e-6 (measured
+        # over repeated runs; 1e-5 flaked); without the hand averaging they reach 6e-3
+        export = ("pipeline", "transformer")
+        assert_same_weights(root.joinpath("head1", *export), root.joinpath(run, *export), 1e-4)
         got = load_file(str(root / run / "ckpt" / WEIGHTS))
         assert all(torch.allclose(ref[k], got[k], atol=1e-5) for k in ref), run
