@@ -29,6 +29,7 @@ def inputs(tmp_path_factory, clip):
     write_video(d / "v.mp4", clip(13), 8.0)
     write_video(d / "b.mp4", clip(9, seed=20), 8.0)
     write_video(d / "fast.mp4", clip(26), 16.0)  # twice the model's fps: resampled to 13 frames
+    write_video(d / "wide.mp4", clip(9, w=320, h=64), 8.0)  # 5:1, wider than the model makes
     write_png(d / "img.png", clip(1, w=90, h=50)[0])
     (d / "broken.png").write_bytes(b"not an image")
     return d
@@ -106,6 +107,8 @@ def test_upscale_with_a_damaged_sidecar_is_a_one_line_error(tmp_path, capsys, in
     (["x", "--loop", "--frames", "5"], "at least"),
     (["x", "--size", "512x512"], "larger than this model makes: at most 65536 pixels"),
     (["x", "--aspect", "16:9", "--height", "512"], "larger than this model makes"),
+    (["x", "--size", "320x64"], "the aspect ratio must lie between 1:4 and 4:1"),
+    (["x", "--video", "{d}/wide.mp4", "--extend", "forward"], "--video is 320x64, wider than 4:1"),
     ([], "give a prompt"),
 ])
 def test_bad_combinations_are_one_line_errors(mode_pipeline, tmp_path, capsys, inputs, args, msg):

@@ -135,6 +135,18 @@ def test_every_mode_shape(pipe, clip):
     assert wide.shape == (20, 64, 96, 3)
 
 
+def test_inputs_as_short_as_the_context_stream_no_empty_block(pipe, clip):
+    """An input of exactly ``context_frames`` frames is all given to the chunk at its seam, so
+    no frame of it stays untouched; the stream must not hand the writer an empty block then
+    (it did for a 9-frame clip extended by 4 with the bundle)."""
+    v = clip(pipe.cfg.context_frames)
+    for n in range(1, 10):
+        for kw in (dict(video=v, extend="forward"), dict(video=v, extend="backward"), dict(connect=(v, v[::-1]))):
+            blocks = list(pipe.stream("x", frames=n if "connect" in kw else len(v) + n, **kw))
+            assert all(len(b) for b in blocks), (kw.get("extend", "connect"), n, [len(b) for b in blocks])
+            assert sum(map(len, blocks)) == n + len(v) * (2 if "connect" in kw else 1)
+
+
 def test_modes_are_deterministic_and_progress_counts_steps(pipe):
     calls = []
     a = pipe.generate("x", frames=41, seed=3, callback=lambda i, n: calls.append((i, n)))

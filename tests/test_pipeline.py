@@ -67,7 +67,8 @@ def test_cli_generate_errors(tiny_pipeline, tmp_path, capsys, args, msg):
 
 @pytest.mark.parametrize("args,msg", [(["--seed", "-5"], "must be >= 0"), (["--seed", str(2**31)], "must be at most 2147483647"),
                                       (["--guidance", "nan"], "must be a finite number >= 0"), (["--guidance", "-1"], "must be a finite number >= 0"),
-                                      (["--autoguidance", "inf"], "must be a finite number >= 0")])
+                                      (["--autoguidance", "inf"], "must be a finite number >= 0"),
+                                      (["--fps", "500"], "must be between 1 and 120"), (["--fps", "0.5"], "must be between 1 and 120")])
 def test_cli_generate_refuses_bad_numbers_before_loading(tmp_path, capsys, args, msg):
     with pytest.raises(SystemExit) as e:
         main(["generate", "x", "--model", str(tmp_path / "none"), "-o", str(tmp_path / "o.mp4"), *args])

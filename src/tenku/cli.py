@@ -73,6 +73,16 @@ def positive_float(text: str) -> float:
     return v
 
 
+def fps_float(text: str) -> float:
+    """argparse type: a frame rate in FPS_RANGE (as the HTTP API takes)."""
+    from tenku import FPS_RANGE
+
+    v = _float(text)
+    if not FPS_RANGE[0] <= v <= FPS_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"must be between {FPS_RANGE[0]:g} and {FPS_RANGE[1]:g} frames a second, got {text}")
+    return v
+
+
 def nonneg_float(text: str) -> float:
     """argparse type: a finite number >= 0."""
     v = _float(text)

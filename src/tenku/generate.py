@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from tenku import SEED_MAX
-from tenku.cli import UsageError, nonneg_float, parse_size, positive_float, positive_int, seed_int
+from tenku import MAX_ASPECT, SEED_MAX
+from tenku.cli import UsageError, fps_float, nonneg_float, parse_size, positive_float, positive_int, seed_int
 
 BUNDLED = Path(__file__).resolve().parents[2] / "models" / "tenku-world"
 
@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--seconds", type=positive_float, default=None,
                    help="duration (with --extend: of the new part; with --connect: of the transition)")
     g.add_argument("--frames", type=positive_int, default=None, help="frame count; overrides --seconds")
-    g.add_argument("--fps", type=positive_float, default=None)
+    g.add_argument("--fps", type=fps_float, default=None, help="frames a second, 1 to 120 (default: the model's)")
     g.add_argument("--steps", type=positive_int, default=None, help="sampling steps (per chunk)")
     g.add_argument("--guidance", type=nonneg_float, default=None, help="classifier-free guidance scale (1 = off)")
     g.add_argument("--negative", default=None, help="negative prompt: what guidance steers away from")
@@ -134,8 +134,16 @@ def _size(args: argparse.Namespace, pipe: Any, default: tuple[int, int]) -> tupl
 
 def _input_default(pipe: Any, frames: np.ndarray, what: str, args: argparse.Namespace) -> tuple[int, int]:
     """The output size an input video gives when no size is asked for; said when it is not the input's."""
+    from tenku.modes import check_aspect
+
     h, w = frames.shape[1:3]
     size = pipe.input_size(w, h)
+    try:
+        check_aspect(*size)
+    except ValueError:
+        if not (args.size or args.aspect):
+            raise UsageError(f"{what} is {w}x{h}, wider than {MAX_ASPECT}:1 or taller than 1:{MAX_ASPECT}; give --size "
+                             "or --aspect to crop its centre") from None
     if size != pipe.fit_size(w, h) and not (args.size or args.aspect):
         print(f"note: {what} is {w}x{h}, larger than this model makes; making {size[0]}x{size[1]} "
               f"(--size WxH to choose, at most {pipe.max_pixels} pixels)")

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tenku import SEED_MAX
+from tenku import MAX_ASPECT, SEED_MAX
 
 
 @dataclass(frozen=True)
@@ -152,15 +152,17 @@ def fade(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 
 def fade_into(v: np.ndarray, decoded: np.ndarray) -> list[np.ndarray]:
-    """``v`` whose last ``len(decoded)`` frames fade into ``decoded`` (a seam after ``v``)."""
+    """``v`` whose last ``len(decoded)`` frames fade into ``decoded`` (a seam after ``v``), as
+    frame blocks, none empty (all of ``v`` may sit at the seam)."""
     q = len(decoded)
-    return [v[: len(v) - q], fade(v[len(v) - q :], decoded)]
+    return [b for b in (v[: len(v) - q], fade(v[len(v) - q :], decoded)) if len(b)]
 
 
 def fade_from(decoded: np.ndarray, v: np.ndarray) -> list[np.ndarray]:
-    """``v`` whose first ``len(decoded)`` frames fade from ``decoded`` (a seam before ``v``)."""
+    """``v`` whose first ``len(decoded)`` frames fade from ``decoded`` (a seam before ``v``), as
+    frame blocks, none empty."""
     q = len(decoded)
-    return [fade(decoded, v[:q]), v[q:]]
+    return [b for b in (fade(decoded, v[:q]), v[q:]) if len(b)]
 
 
 def ramp(frames: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -196,9 +198,17 @@ def parse_aspect(text: str) -> float:
         a, b = (float(v) for v in text.split(":"))
     except ValueError:
         raise ValueError(f"aspect must look like 16:9 or 9:16; got {text!r}") from None
-    if not (a > 0 and b > 0) or not 1 / 4 <= a / b <= 4:
-        raise ValueError(f"aspect {text!r}: both sides positive, ratio between 1:4 and 4:1")
+    if not (a > 0 and b > 0) or not 1 / MAX_ASPECT <= a / b <= MAX_ASPECT:
+        raise ValueError(f"aspect {text!r}: both sides positive, ratio between 1:{MAX_ASPECT} and {MAX_ASPECT}:1")
     return a / b
+
+
+def check_aspect(width: int, height: int) -> None:
+    """A ValueError for a size wider than 4:1 or taller than 1:4 (the scene it would hold is
+    outside what the world, and so the model, knows)."""
+    if not 1 / MAX_ASPECT <= width / height <= MAX_ASPECT:
+        raise ValueError(f"size {width}x{height}: the aspect ratio must lie between 1:{MAX_ASPECT} and "
+                         f"{MAX_ASPECT}:1 (e.g. 224x128 for 16:9, 128x224 for 9:16)")
 
 
 def fit_multiple(v: float, multiple: int) -> int:

@@ -24,7 +24,7 @@ from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
 from tenku.flow.sampler import SAMPLERS
 from tenku.io import from_uint8, to_uint8
-from tenku.modes import (Chunk, as_frames, check_sampling, cover_resize, end_latents, fade_from, fade_into, fit_multiple,
+from tenku.modes import (Chunk, as_frames, check_aspect, check_sampling, cover_resize, end_latents, fade_from, fade_into, fit_multiple,
                          input_size, loop_split, plan_connect, plan_rollout, ramp, start_latents)
 from tenku.text import MAX_TOKENS, TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
@@ -225,6 +225,7 @@ class Pipeline:
         if (w, h) != self.fit_size(w, h):
             fw, fh = self.fit_size(w, h)
             raise ValueError(f"size {w}x{h}: width and height must be multiples of {self.size_multiple}; nearest: {fw}x{fh}")
+        check_aspect(w, h)
         return w, h
 
     def check_frames(self, n: int) -> int:

@@ -109,4 +109,6 @@ def test_cli_expand(capsys, monkeypatch):
     assert capsys.readouterr().out.strip() == GOOD
     assert main(["expand", PROMPT, "--llm-url", "http://127.0.0.1:9/v1"]) == 2
     assert "--llm-model" in capsys.readouterr().err
+    assert main(["expand", PROMPT, "--size", "512x16"]) == 2  # wider than the world: a one-line error
+    assert "outside the world's 0.2 to 10" in capsys.readouterr().err
     assert parse_prompt(GOOD).unknown == []

@@ -164,6 +164,7 @@ def _error(excinfo):
     ({"size": "65x64"}, "invalid_size"),
     ({"size": "4096x4096"}, "invalid_size"),
     ({"size": "big"}, "invalid_size"),
+    ({"size": "320x64"}, "invalid_size"),  # 5:1
     ({"seconds": "soon"}, "invalid_value"),
     ({"seconds": "1000"}, "invalid_seconds"),
     ({"model": "not-a-model"}, "invalid_model"),

@@ -112,6 +112,16 @@ def test_preview_rejects_unknown_words(tmp_path, capsys):
     assert main(["world", "preview", "a red ball", "-o", str(tmp_path / "x.avi")]) == 2
 
 
+def test_preview_and_render_refuse_a_size_outside_the_worlds_aspect(tmp_path, capsys):
+    """The world is 1 unit tall and 0.2 to 10 wide; a thinner strip is a one-line error, not a traceback."""
+    assert main(["world", "preview", "a red ball", "--size", "512x16", "-o", str(tmp_path / "x.mp4")]) == 2
+    assert main(["world", "render", "--count", "1", "--size", "64x64,16x512", "--out", str(tmp_path / "ds")]) == 2
+    assert main(["world", "preview", "a red ball", "--size", "64x64,32x32", "-o", str(tmp_path / "x.mp4")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "512x16" in err[0] and "16x512" in err[1] and "one size" in err[2], err
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "ds").exists()
+
+
 def test_preview_refuses_too_many_objects(tmp_path, capsys):
     assert main(["world", "preview", "100 red balls", "-o", str(tmp_path / "x.mp4")]) == 2
     assert "1 to 4" in capsys.readouterr().err

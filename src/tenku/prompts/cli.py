@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tenku.cli import UsageError, nonneg_int, parse_size, positive_float, positive_int, seed_int
+from tenku.cli import UsageError, fps_float, nonneg_int, parse_size, positive_float, positive_int, seed_int
 
 
 def add_llm_args(p: argparse.ArgumentParser, timeout: float) -> None:
@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--seed", type=seed_int, default=0, help="fills what the prompt leaves open (default %(default)s)")
     e.add_argument("--size", default="128x128", help="WxH of the clip (its aspect ratio shapes the scene)")
     e.add_argument("--frames", type=positive_int, default=33)
-    e.add_argument("--fps", type=positive_float, default=8.0)
+    e.add_argument("--fps", type=fps_float, default=8.0)
     e.add_argument("--json", action="store_true", help="print the whole expansion (caption, spec, warnings) as JSON")
     add_llm_args(e, timeout=30.0)
     e.set_defaults(func=cmd_expand, command="expand")
@@ -65,7 +65,10 @@ def cmd_expand(args: argparse.Namespace) -> int:
     from tenku.prompts.expand import expand
 
     w, h = parse_size(args.size)
-    out = expand(args.prompt, args.seed, llm=llm_config(args), aspect=w / h, frames=args.frames, fps=args.fps)
+    try:
+        out = expand(args.prompt, args.seed, llm=llm_config(args), aspect=w / h, frames=args.frames, fps=args.fps)
+    except ValueError as e:
+        raise UsageError(f"--size {w}x{h}: {e}") from None
     if args.json:
         print(json.dumps(out.to_dict(), indent=1))
     else:

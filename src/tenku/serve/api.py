@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
-from tenku import SEED_MAX
+from tenku import FPS_RANGE, SEED_MAX
 
 MAX_PROMPT = 2000  # characters
 
@@ -60,7 +60,7 @@ class TenkuOptions(_Body):
     seed: int | None = Field(None, ge=0, le=SEED_MAX, description="noise seed (default: random, reported back)")
     steps: int | None = Field(None, ge=1, le=1000, description="sampling steps per chunk (default: the model's)")
     guidance: float | None = Field(None, ge=0, le=50, description="classifier-free guidance scale (1 = off)")
-    fps: float | None = Field(None, ge=1, le=120, description="frames per second (default: the model's)")
+    fps: float | None = Field(None, ge=FPS_RANGE[0], le=FPS_RANGE[1], description="frames per second (default: the model's)")
     expand: bool = Field(True, description="expand the prompt into a detailed caption first")
 
 

@@ -83,9 +83,14 @@ class Submitter:
             raise bad("invalid_model", f"model {name!r} is not served here; this server has {self.model_name!r}", "model")
 
     def _size(self, text: str | None, default: tuple[int, int]) -> tuple[int, int]:
-        from tenku.modes import input_size
+        from tenku.modes import check_aspect, input_size
 
         w, h = parse_size(text) if text else input_size(*default, self.multiple, self.pc.size, self.max_pixels)
+        try:
+            check_aspect(w, h)
+        except ValueError as e:
+            raise bad("invalid_size", str(e) + ("" if text else f" (the input is {default[0]}x{default[1]}: "
+                                                 "give a size to crop it)"), "size") from None
         if (w, h) != self._fit(w, h):
             fw, fh = self._fit(w, h)
             raise bad("invalid_size", f"size {w}x{h}: width and height must be multiples of {self.multiple}; "

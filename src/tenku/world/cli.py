@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tenku.cli import UsageError, parse_size, positive_float, positive_int, seed_int
+from tenku.cli import UsageError, fps_float, parse_size, positive_int, seed_int
 
 MAX_OBJECTS = 4
 
@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--count", type=positive_int, required=True, help="number of videos")
     r.add_argument("--size", default="128x128", help="WxH of even integers, or several comma-separated (each video picks one)")
     r.add_argument("--frames", type=positive_int, default=33, help="frames per video (>= 1; 1 gives images)")
-    r.add_argument("--fps", type=positive_float, default=8.0)
+    r.add_argument("--fps", type=fps_float, default=8.0)
     r.add_argument("--out", required=True, help="dataset folder (new, empty, or the same settings to resume)")
     r.add_argument("--seed", type=seed_int, default=0)
     r.add_argument("--max-objects", type=int, default=4, choices=[1, 2, 3, 4], help="objects per scene: 1 to this (default 4)")
@@ -36,13 +36,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--out", default="preview.mp4", help="output .mp4 or .gif (a .json sidecar is written beside it)")
     p.add_argument("--size", default="128x128", help="WxH of even integers")
     p.add_argument("--frames", type=positive_int, default=33)
-    p.add_argument("--fps", type=positive_float, default=8.0)
+    p.add_argument("--fps", type=fps_float, default=8.0)
     p.add_argument("--seed", type=seed_int, default=0)
     p.set_defaults(func=cmd_preview, command="world preview")
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
-    return [parse_size(s) for s in text.split(",")]
+    from tenku.world.spec import WIDTH_RANGE
+
+    sizes = [parse_size(s) for s in text.split(",")]
+    for w, h in sizes:
+        if not WIDTH_RANGE[0] <= w / h <= WIDTH_RANGE[1]:
+            raise UsageError(f"size {w}x{h}: the world is 1 unit tall and {WIDTH_RANGE[0]:g} to {WIDTH_RANGE[1]:g} "
+                             "wide, so width / height must lie in that range")
+    return sizes
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -69,7 +76,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
     from tenku.world.parse import parse_prompt
     from tenku.world.sample import sample_scene
 
-    w, h = parse_size(args.size)
+    sizes = _sizes(args.size)
+    if len(sizes) != 1:
+        raise UsageError(f"preview makes one video: give one size WxH, not {args.size!r}")
+    w, h = sizes[0]
     out = Path(args.out)
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise UsageError(f"output must end in .mp4 or .gif, got {out.name!r}")

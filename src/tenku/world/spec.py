@@ -57,6 +57,7 @@ DIRECTIONS: dict[str, tuple[float, float]] = {
 }
 BACKGROUND_KINDS = ("solid", "gradient", "stripes", "checker")
 FLOOR_HEIGHT = 0.1  # top of the visible floor, world units
+WIDTH_RANGE = (0.2, 10.0)  # a world is 1 unit tall and this wide (its video's width / height)
 
 
 def _star(points: int, outer: float, inner: float) -> np.ndarray:
@@ -166,8 +167,8 @@ class SceneSpec:
             if value not in allowed:
                 raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
 
-        if not (0.2 <= self.width <= 10):
-            raise ValueError(f"world width {self.width} out of range [0.2, 10]")
+        if not (WIDTH_RANGE[0] <= self.width <= WIDTH_RANGE[1]):
+            raise ValueError(f"world width {self.width} out of range [{WIDTH_RANGE[0]:g}, {WIDTH_RANGE[1]:g}]")
         if not 1 <= len(self.objects) <= 8:
             raise ValueError(f"a scene holds 1 to 8 objects, got {len(self.objects)}")
         check(self.background.kind, BACKGROUND_KINDS, "background kind")
