@@ -48,6 +48,25 @@ def test_non_loopback_bind_needs_a_token(tiny_pipeline, capsys, monkeypatch):
     assert "needs a bearer token" in capsys.readouterr().err
 
 
+def test_a_port_in_use_or_out_of_range_is_a_one_line_error(tmp_path, tiny_pipeline, capsys):
+    """Said before the model loads, not by uvicorn's log after it."""
+    import socket
+
+    from tenku.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["serve", "--model", str(tiny_pipeline), "--data-dir", str(tmp_path / "d")]
+        assert main([*argv, "--port", str(port)]) == 2
+        assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()  # nothing made
+    with pytest.raises(SystemExit):
+        main([*argv, "--port", "70000"])
+    assert "must be at most 65535" in capsys.readouterr().err
+
+
 def test_body_size_cap(tmp_path, serve_pipe, tiny_pipeline):
     with TestClient(_app(tmp_path, serve_pipe, tiny_pipeline, max_upload_mb=0.01)) as c:
         big = b"\x89PNG\r\n\x1a\n" + b"\0" * 2_000_000

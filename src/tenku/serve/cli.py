@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "at /. Example:\n  tenku serve --model runs/dit-world/pipeline --data-dir serve-data",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
-    s.add_argument("--port", type=nonneg_int, default=8000)
+    s.add_argument("--port", type=port_int, default=8000, help="TCP port, 1 to 65535 (default 8000)")
     s.add_argument("--data-dir", default="serve-data", help="job database and videos (default ./serve-data)")
     s.add_argument("--model", default=None, help="pipeline folder (default: the bundled model)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -36,6 +36,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_serve, command="serve")
 
 
+def port_int(text: str) -> int:
+    """argparse type: a TCP port to listen on."""
+    v = positive_int(text)
+    if v > 65535:
+        raise argparse.ArgumentTypeError(f"must be at most 65535, got {v}")
+    return v
+
+
+def check_listen(host: str, port: int) -> None:
+    """A UsageError when ``host:port`` cannot be listened on (in use, not this machine's address,
+    not an address), said before the model loads rather than by uvicorn after."""
+    import socket
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            sock.bind(addr)
+    except OSError as e:  # socket.gaierror included
+        raise UsageError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
@@ -49,6 +71,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("TENKU_API_TOKEN") or None
     if not is_loopback(args.host) and not token:
         raise UsageError(f"binding to {args.host} (not loopback) needs a bearer token: --token T or $TENKU_API_TOKEN")
+    check_listen(args.host, args.port)
     model = Path(args.model) if args.model else BUNDLED
     if not (model / "pipeline.yaml").exists():
         raise UsageError(f"{model}: not a pipeline folder" + ("" if args.model else " (no bundled model yet: pass --model DIR)"))
