@@ -12,6 +12,7 @@ from tenku.train.vae import load_train_config, train
 from tenku.vae import load_vae
 
 CONFIG = Path(__file__).parents[2] / "configs" / "vae-world.yaml"
+DIT_CONFIG = Path(__file__).parents[2] / "configs" / "tenku-world.yaml"
 
 
 def tiny(world: Path, out: Path, *extra: str) -> list[str]:
@@ -47,6 +48,11 @@ def test_cli_errors(world_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["train", "vae", "--config", str(CONFIG), "best_on=ssim"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 4 and "best_on: psnr or psnr_moving" in err[3] and "unknown config key bogus" in err[0] and "no such data folder" in err[1] and "multiple of" in err[2]
+    (tmp_path / "file").write_text("x")
+    for kind, data in (("vae", f"data.train=[{world_dir}] data.val={world_dir}"), ("dit", f"data=[{world_dir}]")):  # out= a file: said before training
+        assert main(["train", kind, "--config", str(CONFIG) if kind == "vae" else str(DIT_CONFIG), *data.split(),
+                     f"out={tmp_path / 'file'}"]) == 2
+        assert capsys.readouterr().err.strip() == f"tenku train {kind}: error: out={tmp_path / 'file'} exists and is not a folder"
 
 
 def test_resume_is_exact(world_dir: Path, tmp_path: Path) -> None:

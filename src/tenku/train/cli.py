@@ -11,6 +11,7 @@ import argparse
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from tenku.cli import UsageError, positive_int
 
@@ -91,6 +92,20 @@ def relaunch(args: argparse.Namespace) -> int | None:
     return subprocess.call(cmd)
 
 
+def check_out(out: str | Path) -> None:
+    """A UsageError when the run folder ``out`` cannot be made or written, before any training
+    (or any torchrun relaunch) starts."""
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"out={p} exists and is not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"cannot make out={p}: {e.strerror or e}") from None
+    if not os.access(p, os.W_OK):
+        raise UsageError(f"cannot write to out={p}: permission denied")
+
+
 def cmd_vae(args: argparse.Namespace) -> int:
     from tenku.config import ConfigError
     from tenku.train.vae import check_data, load_train_config, train
@@ -100,6 +115,7 @@ def cmd_vae(args: argparse.Namespace) -> int:
         check_data(cfg)
     except (ConfigError, ValueError) as e:
         raise UsageError(str(e)) from None
+    check_out(cfg.out)
     code = relaunch(args)  # after the checks: a bad config fails once, not once per process
     if code is not None:
         return code
@@ -120,6 +136,7 @@ def cmd_dit(args: argparse.Namespace) -> int:
     if args.nproc and cfg.batch_size % (args.nproc * cfg.parallel.grad_accum):
         raise UsageError(f"batch_size={cfg.batch_size} (global) must be a multiple of --nproc x parallel.grad_accum = "
                          f"{args.nproc} x {cfg.parallel.grad_accum}")
+    check_out(cfg.out)
     code = relaunch(args)  # after the checks: a bad config fails once, not once per process
     if code is not None:
         return code
