@@ -76,13 +76,16 @@ def test_cli_generate_refuses_bad_numbers_before_loading(tmp_path, capsys, args,
     assert f"argument {args[0]}: {msg}" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
-def test_stream_checks_seed_steps_and_guidance(tiny_pipeline):
+def test_stream_checks_every_argument(tiny_pipeline):
     pipe = Pipeline.load(tiny_pipeline, device="cpu")
     for kw, msg in [({"seed": -1}, "seed must be"), ({"seed": 2**31}, "seed must be"), ({"seed": 1.5}, "seed must be"),
                     ({"steps": -2}, "steps must be"), ({"guidance": float("nan")}, "guidance must be"),
-                    ({"guidance": -0.5}, "guidance must be")]:
+                    ({"guidance": -0.5}, "guidance must be"), ({"steps": 0}, "steps must be"),
+                    ({"frames": 0}, "frames must be"), ({"fps": -1}, "fps must be"), ({"size": (64,)}, "size must be"),
+                    ({"size": ("a", "b")}, "size must be"), ({"prompt": None}, "prompt must be a string"),
+                    ({"connect": (np.zeros((9, 64, 64, 3), np.uint8),)}, "connect must be two videos")]:
         with pytest.raises(ValueError, match=msg):
-            pipe.generate("x", **kw)
+            pipe.generate(kw.pop("prompt", "x"), **kw)
     assert pipe.generate("x", seed=np.int64(2**31 - 1), frames=1, steps=1).shape == (1, 64, 64, 3)
 
 

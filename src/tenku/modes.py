@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from tenku import MAX_ASPECT, SEED_MAX
+from tenku import FPS_RANGE, MAX_ASPECT, SEED_MAX
 
 
 @dataclass(frozen=True)
@@ -259,11 +259,25 @@ def as_frames(x: Any, what: str, still: bool = False) -> np.ndarray:
     return x[-1:] if still else x
 
 
-def check_sampling(seed: Any, steps: Any, guidance: Any) -> None:
-    """A request's seed, step count and guidance scale, or a ValueError that says what is allowed."""
+def _count(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v >= 1
+
+
+def check_request(prompt: Any, seed: Any, steps: Any, guidance: Any, frames: Any = None, fps: Any = None,
+                  size: Any = None) -> None:
+    """A request's prompt, seed, step count, guidance scale and (when given) frame count, fps
+    and (width, height), or a ValueError that says what is allowed."""
+    if not isinstance(prompt, str):
+        raise ValueError(f"prompt must be a string; got {type(prompt).__name__}")
+    if frames is not None and not _count(frames):
+        raise ValueError(f"frames must be an integer >= 1 (or None: the model's length); got {frames!r}")
+    if fps is not None and not (isinstance(fps, (int, float, np.number)) and FPS_RANGE[0] <= fps <= FPS_RANGE[1]):
+        raise ValueError(f"fps must be a number from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}; got {fps!r}")
+    if size is not None and not (isinstance(size, (tuple, list)) and len(size) == 2 and all(map(_count, size))):
+        raise ValueError(f"size must be (width, height), two integers >= 1; got {size!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= SEED_MAX:
         raise ValueError(f"seed must be an integer in [0, {SEED_MAX}]; got {seed!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+    if not _count(steps):
         raise ValueError(f"steps must be an integer >= 1; got {steps!r}")
     if guidance is not None and not (0 <= guidance < math.inf):
         raise ValueError(f"guidance must be a finite number >= 0; got {guidance!r}")

@@ -24,7 +24,7 @@ from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
 from tenku.flow.sampler import SAMPLERS
 from tenku.io import from_uint8, to_uint8
-from tenku.modes import (Chunk, as_frames, check_aspect, check_sampling, cover_resize, end_latents, fade_from, fade_into, fit_multiple,
+from tenku.modes import (Chunk, as_frames, check_aspect, check_request, cover_resize, end_latents, fade_from, fade_into, fit_multiple,
                          input_size, loop_split, plan_connect, plan_rollout, ramp, start_latents)
 from tenku.text import MAX_TOKENS, TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
@@ -297,12 +297,14 @@ class Pipeline:
         ``callback(done, total)`` counts sampling steps over all chunks. Wrong sizes, frame
         counts and mode combinations are ValueErrors that say what is allowed. ``negative_prompt``
         and ``sampler`` (``euler``, ``dpm++2m``) override the config's."""
-        steps = steps or self.cfg.steps
-        check_sampling(seed, steps, guidance)
+        steps = self.cfg.steps if steps is None else steps
+        check_request(prompt, seed, steps, guidance, frames, fps, size)
         modes = [n for n, on in (("image", image is not None), ("video", video is not None),
                                  ("connect", connect is not None)) if on]
         if len(modes) > 1:
             raise ValueError(f"give one of image, video, connect; got {' and '.join(modes)}")
+        if connect is not None and (not isinstance(connect, (tuple, list)) or len(connect) != 2):
+            raise ValueError("connect must be two videos (A, B)")
         if loop and (video is not None or connect is not None):
             raise ValueError("loop works with text or an image, not with a video or connect")
         if extend is not None and video is None:
