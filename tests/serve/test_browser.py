@@ -5,6 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -22,6 +23,8 @@ def test_page_generates_and_plays(server, tmp_path):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(server.url + "/")
             page.wait_for_function("document.querySelectorAll('#aspect option').length > 0")
+            limit = httpx.get(server.url + "/ready").json()["defaults"]["max_seconds"]
+            assert float(page.get_attribute("#seconds", "max")) == limit  # the server's longest video
             page.fill("#prompt", "a red ball bounces on the floor")
             page.fill("#seconds", "1")
             page.click("summary")
