@@ -204,8 +204,8 @@ def parse_aspect(text: str) -> float:
 
 
 def check_aspect(width: int, height: int) -> None:
-    """A ValueError for a size wider than 4:1 or taller than 1:4 (the scene it would hold is
-    outside what the world, and so the model, knows)."""
+    """A ValueError for a size wider than ``MAX_ASPECT``:1 or taller than 1:``MAX_ASPECT`` (the
+    scene it would hold is far outside the 1:1, 16:9 and 9:16 the model was trained on)."""
     if not 1 / MAX_ASPECT <= width / height <= MAX_ASPECT:
         raise ValueError(f"size {width}x{height}: the aspect ratio must lie between 1:{MAX_ASPECT} and "
                          f"{MAX_ASPECT}:1 (e.g. 224x128 for 16:9, 128x224 for 9:16)")
