@@ -112,6 +112,8 @@ def test_diffusers_style_call_folder_and_negative_prompt(tiny_pipeline, tmp_path
     assert dpm.shape == (5, 64, 64, 3) and not np.array_equal(dpm, pipe.generate("a red ball", seed=1, frames=5, steps=4))
     with pytest.raises(ValueError, match="unknown sampler"):
         pipe.generate("x", sampler="ddim")
+    with pytest.raises(ValueError, match="size must be"):  # 0 is an error, not the default (None is)
+        pipe("x", width=0, num_frames=1)
     # a folder from before the rename (dit/ instead of transformer/) still loads
     old = tmp_path / "old"
     shutil.copytree(tiny_pipeline, old)

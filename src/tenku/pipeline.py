@@ -135,8 +135,8 @@ class Pipeline:
         """``generate`` with diffusers' argument names; ``generator`` (if no ``seed``) draws the seed."""
         if seed is None:
             seed = 0 if generator is None else int(torch.randint(SEED_MAX + 1, (1,), generator=generator))
-        w, h = self.cfg.size
-        return self.generate(prompt, seed, (width or w, height or h), num_frames, fps, num_inference_steps,
+        size = (self.cfg.size[0] if width is None else width, self.cfg.size[1] if height is None else height)
+        return self.generate(prompt, seed, size, num_frames, fps, num_inference_steps,
                              guidance_scale, callback, negative_prompt=negative_prompt, **mode)
 
     # ---- what sizes the model can make ------------------------------------------------
