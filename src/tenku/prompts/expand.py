@@ -27,7 +27,7 @@ from tenku.world.lexicon import Item, tokenize
 from tenku.world.parse import ParsedPrompt, parse_prompt
 from tenku.world.render import render_scene
 from tenku.world.sample import FALL_DRIFTS, THROW_DIRECTIONS, sample_scene
-from tenku.world.spec import DIRECTIONS, SHAPES, SIZES, WIDTH_RANGE, GroundTruth, SceneSpec
+from tenku.world.spec import DIRECTIONS, SHAPES, SIZES, GroundTruth, SceneSpec, check_width
 
 MAX_OBJECTS = 8  # what a SceneSpec holds
 ATTEMPTS = 6  # scenes drawn (per seed, deterministically) until the asked interaction and regions happen
@@ -424,8 +424,7 @@ def expand(prompt: str, seed: int = 0, *, llm: Any = None, aspect: float = 1.0, 
     ``aspect`` (width / height), ``frames`` and ``fps`` describe the clip to be
     generated, so the caption tells what happens within it.
     """
-    if not WIDTH_RANGE[0] <= aspect <= WIDTH_RANGE[1]:
-        raise ValueError(f"aspect {aspect:g} (width / height) is outside the world's {WIDTH_RANGE[0]:g} to {WIDTH_RANGE[1]:g}")
+    check_width(aspect)
     if llm is None:
         return expand_builtin(prompt, seed, aspect, frames, fps)
     from tenku.prompts.llm import LLMError, llm_expand

@@ -42,13 +42,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
-    from tenku.world.spec import WIDTH_RANGE
+    from tenku.world.spec import check_width
 
     sizes = [parse_size(s) for s in text.split(",")]
     for w, h in sizes:
-        if not WIDTH_RANGE[0] <= w / h <= WIDTH_RANGE[1]:
-            raise UsageError(f"size {w}x{h}: the world is 1 unit tall and {WIDTH_RANGE[0]:g} to {WIDTH_RANGE[1]:g} "
-                             "wide, so width / height must lie in that range")
+        try:
+            check_width(w / h)
+        except ValueError as e:
+            raise UsageError(f"size {w}x{h}: {e}") from None
     return sizes
 
 

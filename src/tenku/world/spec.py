@@ -60,6 +60,13 @@ FLOOR_HEIGHT = 0.1  # top of the visible floor, world units
 WIDTH_RANGE = (0.2, 10.0)  # a world is 1 unit tall and this wide (its video's width / height)
 
 
+def check_width(width: float) -> None:
+    """A ValueError unless a world ``width`` (its video's width / height) is in ``WIDTH_RANGE``."""
+    if not WIDTH_RANGE[0] <= width <= WIDTH_RANGE[1]:
+        raise ValueError(f"width / height {width:g} is outside the world's {WIDTH_RANGE[0]:g} to {WIDTH_RANGE[1]:g} "
+                         "(it is 1 unit tall and that wide)")
+
+
 def _star(points: int, outer: float, inner: float) -> np.ndarray:
     ang = np.pi / 2 + np.arange(2 * points) * np.pi / points
     rad = np.where(np.arange(2 * points) % 2 == 0, outer, inner)
@@ -167,8 +174,7 @@ class SceneSpec:
             if value not in allowed:
                 raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
 
-        if not (WIDTH_RANGE[0] <= self.width <= WIDTH_RANGE[1]):
-            raise ValueError(f"world width {self.width} out of range [{WIDTH_RANGE[0]:g}, {WIDTH_RANGE[1]:g}]")
+        check_width(self.width)
         if not 1 <= len(self.objects) <= 8:
             raise ValueError(f"a scene holds 1 to 8 objects, got {len(self.objects)}")
         check(self.background.kind, BACKGROUND_KINDS, "background kind")
