@@ -189,7 +189,9 @@ def write_video(path: PathLike, frames: np.ndarray | Iterable[np.ndarray], fps: 
             elif (block.shape[2], block.shape[1]) != (stream.width, stream.height):
                 raise ValueError(f"{path}: frame size changed from {stream.width}x{stream.height} to {w}x{h}")
             for f in block:
-                frame = av.VideoFrame.from_ndarray(f, format="rgb24")
+                # converted here rather than by the encoder: PyAV 18's implicit conversion made
+                # a 64x64 clip encode differently from run to run (1 run in 3), this one never
+                frame = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p")
                 frame.pts = i
                 i += 1
                 container.mux(stream.encode(frame))
