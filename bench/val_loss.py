@@ -34,7 +34,7 @@ def swap_words(caption: str, kind: str = "shape") -> str:
     """``caption`` with every word of a ``kind`` ("shape" or "colour"; any synonym the world's
     captions use, a plural too) replaced by the canonical word of the one two along in SHAPES
     (or COLOURS)."""
-    from tenku.world.vocab import COLOR_WORDS, SHAPE_WORDS
+    from tenku.lang.vocab import COLOR_WORDS, SHAPE_WORDS
 
     words, names = {"shape": (SHAPE_WORDS, SHAPES), "colour": (COLOR_WORDS, COLOURS)}[kind]
 

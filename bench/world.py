@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tenku.io import write_video
-from tenku.world.captions import captions
+from tenku.lang.captions import captions
 from tenku.world.render import render_scene
 from tenku.world.sample import sample_scene
 

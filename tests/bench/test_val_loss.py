@@ -84,13 +84,13 @@ def test_swap_words_replaces_every_shape_or_colour_word_and_nothing_else(bench_m
     swap = bench_module("val_loss").swap_words
     got = swap("A red ball and two blue boxes; the rings, a donut, dots, a wedge and a star start. Blocked orbit, tiled.")
     assert got == "A red square and two blue triangles; the stars, a star, squares, a ring and a circle start. Blocked orbit, tiled."
-    from tenku.world.vocab import SHAPE_WORDS
+    from tenku.lang.vocab import SHAPE_WORDS
 
     for word, shape in SHAPE_WORDS.items():  # each shape goes to another, the same one for every synonym
         assert swap(word) != shape and swap(word) == swap(shape)
     assert swap("A crimson ball, two snow white tiles, a lime green star; a navy blue sky.", "colour") == \
         "A yellow ball, two blue tiles, a pink star; a navy green sky."  # red -> yellow, white -> blue, green -> pink
-    from tenku.world.vocab import COLOR_WORDS
+    from tenku.lang.vocab import COLOR_WORDS
 
     for word, colour in COLOR_WORDS.items():
         assert swap(word, "colour") != colour and swap(word, "colour") == swap(colour, "colour")

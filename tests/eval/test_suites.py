@@ -3,7 +3,7 @@
 from collections import Counter
 
 from tenku.eval.suites import SUITES, SuiteItem, build_suite, directions_agree
-from tenku.world.parse import parse_prompt
+from tenku.lang.parse import parse_prompt
 from tenku.world.spec import MOTIONS
 
 

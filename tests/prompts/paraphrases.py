@@ -1,6 +1,6 @@
 """Hand-written user prompts for the physics world, each with the spec a reader
 would take from it. Written as a user would type them, not produced by the
-caption templates of tenku.world.captions.
+caption templates of tenku.lang.captions.
 
 Each entry: (prompt, objects, background). objects: (count, size, colour,
 shape, motion, direction) per noun phrase, None where the prompt leaves it

@@ -18,9 +18,9 @@ from fake_openai import FakeOpenAI  # noqa: E402
 from tenku.cli import main  # noqa: E402
 from tenku.io import write_video  # noqa: E402
 from tenku.prompts import recaption as rc  # noqa: E402
-from tenku.world.captions import captions  # noqa: E402
+from tenku.lang.captions import captions  # noqa: E402
 from tenku.world.dataset import load_metadata, render_dataset  # noqa: E402
-from tenku.world.parse import parse_prompt  # noqa: E402
+from tenku.lang.parse import parse_prompt  # noqa: E402
 from tenku.world.spec import GroundTruth, SceneSpec  # noqa: E402
 
 COLORS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220)}

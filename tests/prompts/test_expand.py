@@ -12,7 +12,7 @@ from paraphrases import PARAPHRASES  # noqa: E402
 
 from tenku.prompts import expand, expand_prompt  # noqa: E402
 from tenku.prompts.expand import plan_scene  # noqa: E402
-from tenku.world.parse import parse_prompt  # noqa: E402
+from tenku.lang.parse import parse_prompt  # noqa: E402
 from tenku.world.render import render_scene  # noqa: E402
 
 KEYS = ("color", "shape", "size", "motion", "direction")

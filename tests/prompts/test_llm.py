@@ -13,7 +13,7 @@ from fake_openai import FakeOpenAI  # noqa: E402
 from tenku.cli import main  # noqa: E402
 from tenku.prompts import LLMConfig, expand  # noqa: E402
 from tenku.prompts.llm import SYSTEM_PROMPT, clean  # noqa: E402
-from tenku.world.parse import parse_prompt  # noqa: E402
+from tenku.lang.parse import parse_prompt  # noqa: E402
 
 PROMPT = "a red ball falls"
 GOOD = ("A small red ball starts near the top of the frame and falls. It bounces twice on the floor and then "

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from tenku.world.parse import parse_prompt
+from tenku.lang.parse import parse_prompt
 from tenku.world.render import render_scene
 from tenku.world.sample import sample_scene
 from tenku.world.spec import DIRECTIONS, SceneSpec

@@ -1,7 +1,7 @@
 """Prompt expansion: a short user prompt -> a detailed caption in the style of the
-training captions (:mod:`tenku.world.captions`), and the world scene it implies.
+training captions (:mod:`tenku.lang.detailed`), and the world scene it implies.
 
-The built-in expander reads the prompt with :func:`tenku.world.parse.parse_prompt`,
+The built-in expander reads the prompt with :func:`tenku.lang.parse.parse_prompt`,
 turns what it says into hints (colour, shape, size, count, motion, direction,
 start region, background, floor, camera pan, and one interaction: "hits",
 "collide", "passes behind", "in front of"), draws whatever is left open from
@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from tenku.world.captions import detailed_caption, start_region
-from tenku.world.lexicon import Item, tokenize
-from tenku.world.parse import ParsedPrompt, parse_prompt
+from tenku.lang.detailed import detailed_caption
+from tenku.lang.lexicon import Item, tokenize
+from tenku.lang.parse import parse_prompt
+from tenku.lang.parsed import ParsedPrompt
+from tenku.lang.wording import start_region
 from tenku.world.render import render_scene
 from tenku.world.sample import FALL_DRIFTS, THROW_DIRECTIONS, sample_scene
 from tenku.world.spec import DIRECTIONS, SHAPES, SIZES, GroundTruth, SceneSpec, check_width

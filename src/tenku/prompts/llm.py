@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from tenku.world import vocab as V
+from tenku.lang import vocab as V
 from tenku.world.spec import BACKGROUND_KINDS, BACKGROUNDS, DIRECTIONS, FLOOR_COLORS, PALETTE, SHAPES, SIZES
 
 KEY_ENVS = ("TENKU_LLM_API_KEY", "OPENAI_API_KEY")  # tried in order when no variable is named

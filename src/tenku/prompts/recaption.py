@@ -2,7 +2,7 @@
 :mod:`tenku.world.dataset`): dense captions for training, as Sora's were.
 
 - World videos (records with a ``ground_truth`` file): the caption is written from
-  the ground truth by :func:`tenku.world.captions.captions` (short and detailed),
+  the ground truth by :func:`tenku.lang.captions.captions` (short and detailed),
   and the gt file's copy is updated too, so a later ``tenku world render`` resume
   keeps it.
 - Any other video: a few frames sampled evenly across it are sent as base64 JPEGs
@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from tenku.io import IMAGE_SUFFIXES, probe_video, read_image, read_video
 from tenku.prompts.llm import LLMConfig, chat
-from tenku.world.captions import captions
+from tenku.lang.captions import captions
 from tenku.world.dataset import load_metadata, write_text_atomic
 from tenku.world.spec import GroundTruth, SceneSpec
 

@@ -74,7 +74,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def cmd_preview(args: argparse.Namespace) -> int:
     from tenku.io import write_video
     from tenku.world.dataset import render_one
-    from tenku.world.parse import parse_prompt
+    from tenku.lang.parse import parse_prompt
     from tenku.world.sample import sample_scene
 
     sizes = _sizes(args.size)

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tenku.io import write_video
-from tenku.world.captions import captions
+from tenku.lang.captions import captions  # the one simulator module that uses the language: see tenku.lang
 from tenku.world.render import render_scene
 from tenku.world.sample import sample_scene
 from tenku.world.spec import SceneSpec

@@ -7,8 +7,8 @@ before looking them up, and ``IRREGULAR`` covers what suffix rules cannot.
 Multi-word keys are matched longest first, so ``"navy blue"`` wins over
 ``"blue"`` and ``"up and to the right"`` over ``"up"``. Hyphens count as spaces.
 
-This module is data only; :mod:`tenku.world.parse` reads it and
-:mod:`tenku.world.captions` draws its wording from the ``CAPTION_*`` lists.
+This module is data only; :mod:`tenku.lang.lexicon` reads it for the parser and
+the captions (:mod:`tenku.lang.wording`) draw their wording from the ``CAPTION_*`` lists.
 """
 
 from __future__ import annotations

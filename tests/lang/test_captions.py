@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent))  # world_synth: scenes and ground truth by hand
 from world_synth import make_gt, obj, random_scene  # noqa: E402
 
-from tenku.world import vocab  # noqa: E402
-from tenku.world.captions import captions, detailed_caption, short_caption, start_region  # noqa: E402
-from tenku.world.parse import parse_prompt  # noqa: E402
+from tenku.lang import vocab  # noqa: E402
+from tenku.lang.captions import captions, short_caption  # noqa: E402
+from tenku.lang.detailed import detailed_caption  # noqa: E402
+from tenku.lang.parse import parse_prompt  # noqa: E402
+from tenku.lang.wording import start_region  # noqa: E402
 from tenku.world.spec import BackgroundSpec, Event, SceneSpec  # noqa: E402
 
 

@@ -1,11 +1,11 @@
 """A rule-based parser of the physics world's language: prompts such as
-``"a red ball bounces"`` and the detailed captions of :mod:`tenku.world.captions`.
+``"a red ball bounces"`` and the detailed captions of :mod:`tenku.lang.detailed`.
 
 How it reads text:
 
 - Words are reduced to base forms and grouped into the longest phrases that
-  :mod:`tenku.world.vocab` knows (``"up and to the right"``, ``"navy blue"``).
-- A noun phrase is ``[article|count] [ordinal] modifiers* head``. An article
+  :mod:`tenku.lang.vocab` knows (``"up and to the right"``, ``"navy blue"``).
+- A noun phrase (:mod:`tenku.lang.phrases`) is ``[article|count] [ordinal] modifiers* head``. An article
   (``a``, ``an``, ``another``) or a count introduces a new object; ``the``
   refers back to the first earlier object whose attributes agree (the
   ``n``-th one after an ordinal: ``"the second red ball"``) and introduces one
@@ -33,126 +33,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tenku.world import vocab as V
-from tenku.world.lexicon import Item, tokenize
+from tenku.lang import vocab as V
+from tenku.lang.lexicon import Item, tokenize
+from tenku.lang.parsed import ParsedBackground, ParsedObject, ParsedPrompt
+from tenku.lang.phrases import HEADS, MODIFIERS, NP_START, NounPhrase, noun_phrase
 from tenku.world.spec import FLOOR_COLORS
 
-HINT_KEYS = ("shape", "color", "size", "motion", "direction")
-
-
-@dataclass
-class ParsedObject:
-    """One object (or ``count`` identical ones) as the text describes it; None = not said."""
-
-    color: str | None = None
-    shape: str | None = None
-    size: str | None = None
-    motion: str | None = None
-    direction: str | None = None
-    count: int = 1
-    region: str | None = None  # where it starts: "top-left", "center", "outside-left", ...
-
-    def hint(self) -> dict[str, str]:
-        """The attributes that were stated, as a scene-sampler hint."""
-        return {k: getattr(self, k) for k in HINT_KEYS if getattr(self, k) is not None}
-
-
-@dataclass
-class ParsedBackground:
-    kind: str | None = None  # one of BACKGROUND_KINDS
-    colors: tuple[str, str] | None = None  # names in BACKGROUNDS; a single stated colour is doubled
-    floor: bool | None = None  # None: not mentioned
-    floor_color: str | None = None
-    pan: str | None = None  # "left" or "right": where the camera pans
-
-
-@dataclass
-class ParsedPrompt:
-    objects: list[ParsedObject]
-    background: ParsedBackground
-    unknown: list[str]
-
-    def object_hints(self) -> list[dict[str, str]]:
-        """One hint dict per object (counts expanded), for ``sample_scene(objects=...)``."""
-        return [o.hint() for o in self.objects for _ in range(max(1, o.count))]
-
-    def background_hint(self) -> dict[str, Any]:
-        """The stated background fields, for ``sample_scene(background=...)``."""
-        b = self.background
-        d = {"kind": b.kind, "colors": list(b.colors) if b.colors else None, "floor": b.floor,
-             "floor_color": b.floor_color}
-        return {k: v for k, v in d.items() if v is not None}
-
-
-# --- noun phrases -------------------------------------------------------------------
-
-_NP_START = {"det_new", "det_def", "count", "color", "bgcolor", "floorcolor", "size", "shape", "generic",
-             "bgkind", "bgnoun", "floor", "camera", "frame", "edge", "region"}
-_MODS = {"color", "bgcolor", "floorcolor", "size", "region", "ignadj", "bgkind"}
-_HEADS = {"shape", "generic", "bgnoun", "floor", "camera", "frame", "edge"}
+# Item kinds after which a bare "left"/"right" is a direction ("drifts left"), not a region.
 _VERBISH = {"motion", "verb", "pan", "settle", "intro"}
-
-
-@dataclass
-class _NP:
-    start: int
-    det: str | None = None  # "new", "def" or None (bare)
-    det_text: str = ""
-    count: int | None = None
-    ordinal: int | None = None
-    mods: list[Item] = field(default_factory=list)
-    motions: list[Item] = field(default_factory=list)
-    head: Item | None = None
-    unknown: list[str] = field(default_factory=list)
-
-    def of(self, *kinds: str) -> list[Any]:
-        return [m.value for m in self.mods if m.kind in kinds]
-
-
-def _np(items: list[Item], k: int) -> tuple[_NP, int]:
-    np_, j, n = _NP(k), k, len(items)
-    it = items[j]
-    if it.kind in ("det_new", "det_def"):
-        np_.det, np_.det_text, j = ("new" if it.kind == "det_new" else "def"), it.text, j + 1
-    elif it.kind == "count":
-        np_.det, np_.count, j = "new", it.value, j + 1
-    elif it.kind == "pron":  # "both balls"
-        np_.det, np_.count, j = "def", 2, j + 1
-    while j < n:
-        it, nxt = items[j], items[j + 1] if j + 1 < n else None
-        if it.kind == "count" and it.text == "one" and (np_.mods or np_.unknown):  # "the red one"
-            np_.head, j = Item("generic", None, "one"), j + 1
-            break
-        if it.kind == "count" and not np_.mods and np_.count is None:  # "the two balls"
-            np_.count, j = it.value, j + 1
-            continue
-        if it.kind == "ord" and np_.det and not np_.mods:
-            np_.ordinal, j = it.value, j + 1
-            continue
-        if it.kind == "bgkind" and not (nxt and (nxt.kind in _MODS or nxt.kind in _HEADS)):
-            np_.head, j = it, j + 1  # "a gradient", "navy stripes"
-            break
-        if it.kind in _MODS:
-            np_.mods.append(it)
-            j += 1
-            continue
-        if (it.kind == "conj" and it.text in ("and", ",") and np_.mods and np_.mods[-1].kind == "bgcolor"
-                and nxt and nxt.kind == "bgcolor"):  # "a navy and slate checkerboard"
-            j += 1
-            continue
-        if it.kind == "motion" and (np_.det or np_.mods) and nxt and (nxt.kind in _MODS or nxt.kind in _HEADS):
-            np_.motions.append(it)  # "a bouncing red ball", "a stationary blue box"
-            j += 1
-            continue
-        if it.kind == "word":
-            np_.unknown.append(it.text)
-            j += 1
-            continue
-        if it.kind in _HEADS:
-            np_.head, j = it, j + 1
-        break
-    return np_, j
-
 
 # --- the parser -----------------------------------------------------------------------
 
@@ -196,11 +84,11 @@ class _Parser:
             it = items[k]
             kind = it.kind
             if kind == "region" and st.prev in _VERBISH and it.value in V.BARE_DIRECTIONS and not (
-                    k + 1 < len(items) and items[k + 1].kind in _HEADS):
+                    k + 1 < len(items) and items[k + 1].kind in HEADS):
                 self.direction(V.BARE_DIRECTIONS[it.value], st)  # "drifts left", "pans right"
-            elif kind in _NP_START or (kind == "pron" and it.text == "both" and k + 1 < len(items)
+            elif kind in NP_START or (kind == "pron" and it.text == "both" and k + 1 < len(items)
                                        and items[k + 1].kind in ("shape", "generic", "color", "size")):
-                np_, k2 = _np(items, k)
+                np_, k2 = noun_phrase(items, k)
                 self.noun_phrase(np_, st, k)
                 st.prev, st.prev_text = "np", ""
                 k = k2
@@ -331,7 +219,7 @@ class _Parser:
             return cands[ordinal - 1] if ordinal <= len(cands) else None
         return cands[0] if cands else None
 
-    def noun_phrase(self, np_: _NP, st: _Clause, k: int) -> None:
+    def noun_phrase(self, np_: NounPhrase, st: _Clause, k: int) -> None:
         before, before_text = st.prev, st.prev_text
         hk = np_.head.kind if np_.head else None
         negated = k <= st.neg
@@ -392,7 +280,7 @@ class _Parser:
         if _objs(ents):
             st.last_np = ents
 
-    def floor_colors(self, np_: _NP) -> None:
+    def floor_colors(self, np_: NounPhrase) -> None:
         for m in np_.mods:
             if m.kind in ("bgcolor", "floorcolor", "color"):
                 if m.value in FLOOR_COLORS and m.kind != "color":
@@ -400,7 +288,7 @@ class _Parser:
                 else:
                     self.report(m.text)
 
-    def object(self, np_: _NP, colors: list[str], sizes: list[str]) -> ParsedObject:
+    def object(self, np_: NounPhrase, colors: list[str], sizes: list[str]) -> ParsedObject:
         attrs = {"color": colors[0] if colors else None,
                  "shape": np_.head.value if np_.head and np_.head.kind == "shape" else None,
                  "size": sizes[0] if sizes else None}

@@ -10,9 +10,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from world_synth import make_gt, obj, parsed_objects, random_scene, spec_objects  # noqa: E402
 
-from tenku.world import vocab  # noqa: E402
-from tenku.world.captions import captions, detailed_caption, start_region  # noqa: E402
-from tenku.world.parse import parse_prompt  # noqa: E402
+from tenku.lang import vocab  # noqa: E402
+from tenku.lang.captions import captions  # noqa: E402
+from tenku.lang.detailed import detailed_caption  # noqa: E402
+from tenku.lang.parse import parse_prompt  # noqa: E402
+from tenku.lang.wording import start_region  # noqa: E402
 from tenku.world.spec import (BACKGROUND_KINDS, BACKGROUNDS, DIRECTIONS, FLOOR_COLORS, MOTIONS,  # noqa: E402
                               PALETTE, SHAPES, SIZES, SceneSpec)
 

@@ -1,5 +1,5 @@
 """The words of the world's language: text -> typed items (a word or a phrase of
-:mod:`tenku.world.vocab` reduced to its canonical value), for :mod:`tenku.world.parse`.
+:mod:`tenku.lang.vocab` reduced to its canonical value), for :mod:`tenku.lang.parse`.
 
 Tokens are reduced to base forms (``balls`` -> ``ball``, ``sliding`` ->
 ``slide``, irregulars from ``vocab.IRREGULAR``), then the longest known phrase
@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from tenku.world import vocab as V
+from tenku.lang import vocab as V
 
 
 def _build() -> dict[tuple[str, ...], tuple[str, Any]]:
