@@ -124,7 +124,6 @@ def test_unknown_words_are_reported():
     assert parse_prompt("a zebra ball").unknown == ["zebra"]
     assert parse_prompt("a red dog jumps").unknown == ["dog"]
     assert parse_prompt("zebras fall").unknown == ["zebras"]
-    assert parse_prompt("a navy ball").unknown == ["navy"]  # a background colour, not an object colour
     assert parse_prompt("a red ball falls onto a trampoline").unknown == ["trampoline"]
     assert parse_prompt("a shiny red ball quickly falls to the ground and then it slowly comes to rest").unknown == []
     assert parse_prompt("there is a small red ball in the top left corner of the frame").unknown == []
@@ -139,8 +138,10 @@ def test_background_floor_and_camera():
                                    "floor_color": "sand"}
     b = parse_prompt("a chequered black and slate backdrop. there is no floor.").background
     assert (b.kind, b.colors, b.floor) == ("checker", ("black", "slate"), False)
-    b = parse_prompt("The background is a plain dark grey. The floor is brown. The view tracks right.").background
-    assert (b.kind, b.colors, b.floor, b.floor_color, b.pan) == ("solid", ("grey", "grey"), True, "brown", "right")
+    p = parse_prompt("The background is a plain dark grey. The floor is brown. The view tracks right.")
+    b = p.background  # "dark grey" is a colour name of its own: the darker charcoal, not grey
+    assert (b.kind, b.colors, b.floor, b.floor_color, b.pan) == ("solid", ("charcoal", "charcoal"), True, "brown", "right")
+    assert p.color_notes == ["dark grey drawn as charcoal (nearest world colour)"]
     b = parse_prompt("a blue cube").background
     assert (b.kind, b.colors, b.floor, b.pan) == (None, None, None, None)
 

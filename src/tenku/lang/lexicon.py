@@ -7,6 +7,9 @@ wins. A word with two roles in the vocabulary is an error at import time.
 Bare "bounce" is resolved here: a wall cue later in its clause ("around",
 "off the walls", "the left edge") makes it the ``bounce`` motion, anything else
 ``fall`` (see ``vocab.AMBIGUOUS_BOUNCE``).
+Colour names the vocabulary lacks ("chartreuse", "sky blue") come from the colour
+tables of :mod:`tenku.lang.colors` as ``namedcolor`` items holding their sRGB; the
+parser maps them to the nearest world colour.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tenku.lang import vocab as V
+from tenku.lang.colors import COLOR_TERMS, NAMED_COLORS
 
 
 def _build() -> dict[tuple[str, ...], tuple[str, Any]]:
@@ -95,7 +99,31 @@ def _normalise(lex: dict[tuple[str, ...], tuple[str, Any]]) -> dict[tuple[str, .
 
 
 _LEX = _normalise(_LEX)
+_COLOR_KINDS = ("color", "bgcolor", "floorcolor")
+
+
+def _add_named_colors(lex: dict[tuple[str, ...], tuple[str, Any]]) -> None:
+    """Names of the colour tables (:mod:`tenku.lang.colors`) the vocabulary lacks, as
+    ``namedcolor`` items holding their sRGB. A name of several words must end in a
+    colour word, and every word of it that the vocabulary knows must be a colour or
+    an ignored adjective ("dark", "pale"): so "medium blue" stays a size and a colour."""
+    for name, rgb in NAMED_COLORS.items():
+        words = name.split()
+        key = tuple(_lemma(w) for w in words)
+        if key in lex:  # the vocabulary's own meaning wins ("navy blue", "hot pink")
+            continue
+        if len(words) > 1 and (words[-1] not in COLOR_TERMS or any(
+                lex.get((w,), ("color",))[0] not in _COLOR_KINDS + ("namedcolor", "ignadj") for w in key)):
+            continue
+        lex[key] = ("namedcolor", rgb)
+
+
+_add_named_colors(_LEX)
 _MAXLEN = max(len(k) for k in _LEX)
+# What may follow a colour name of one word for it to be read as a colour ("a chartreuse
+# cube", "a salmon medium ball"); elsewhere it is just a word ("rolls past a tomato").
+_BEFORE_HEAD = {"color", "bgcolor", "floorcolor", "namedcolor", "size", "ignadj", "shape", "generic", "bgkind",
+                "bgnoun", "floor"}
 
 
 @dataclass
@@ -137,6 +165,12 @@ def tokenize(text: str) -> list[Item]:
             else:
                 out.append(Item("word", None, t))
             k += 1
+    for k, it in enumerate(out):  # a colour name of one word is a colour only before a noun or after "is"
+        if it.kind == "namedcolor" and " " not in it.text:
+            nxt, prev = out[k + 1] if k + 1 < len(out) else None, out[k - 1] if k else None
+            if not ((nxt and (nxt.kind in _BEFORE_HEAD or (nxt.kind == "count" and nxt.text == "one")))
+                    or (prev and prev.kind == "verb" and prev.text in ("be", "is", "are", "was", "were"))):
+                out[k] = Item("word", None, it.text)
     for k, it in enumerate(out):  # bare "bounce": wall cue -> bounce, else fall
         if it.kind == "motion" and it.value[0] == "bounce?":
             m = "fall"

@@ -36,8 +36,8 @@ from typing import Any
 from tenku.lang import vocab as V
 from tenku.lang.lexicon import Item, tokenize
 from tenku.lang.parsed import ParsedBackground, ParsedObject, ParsedPrompt
-from tenku.lang.phrases import HEADS, MODIFIERS, NP_START, NounPhrase, noun_phrase
-from tenku.world.spec import FLOOR_COLORS
+from tenku.lang.colors import world_color
+from tenku.lang.phrases import COLOR_KINDS, HEADS, NP_START, NounPhrase, noun_phrase
 
 # Item kinds after which a bare "left"/"right" is a direction ("drifts left"), not a region.
 _VERBISH = {"motion", "verb", "pan", "settle", "intro"}
@@ -72,6 +72,7 @@ class _Parser:
         self.objects: list[ParsedObject] = []
         self.bg = ParsedBackground()
         self.bg_colors: list[str] = []
+        self.color_notes: list[str] = []
         self.unknown: list[str] = []
         self.focus: list[Any] = []
 
@@ -228,17 +229,21 @@ class _Parser:
         if st.loose and st.loose[-1][0] == k - 1 and hk in ("shape", "generic", "bgnoun", "floor"):
             self.report(*[w for _, w in st.loose])  # "a zebra ball", "zebra ball"
         st.loose.clear()
-        colors, sizes, bgc, kinds = np_.of("color"), np_.of("size"), np_.of("bgcolor", "floorcolor"), np_.of("bgkind")
+        # object colours and scenery colours decide what the phrase is; what each colour
+        # word means is then decided for that role (a "navy" ball is drawn blue)
+        colors, sizes, bgc, kinds = np_.of("color", "namedcolor"), np_.of("size"), np_.of("bgcolor", "floorcolor"), \
+            np_.of("bgkind")
+        paints = [m for m in np_.mods if m.kind in COLOR_KINDS]
+        scenery = hk is None and st.verb and not sizes and ("bg" in st.subj or "floor" in st.subj)
         ents: list[Any] = []
-        if hk == "bgkind" or hk == "bgnoun" or (hk is None and (bgc or kinds) and not colors and not sizes):
+        if hk == "bgkind" or hk == "bgnoun" or (hk is None and (bgc or kinds) and not colors and not sizes) or scenery:
             kinds += [np_.head.value] if hk == "bgkind" else []
             if self.bg.kind is None and kinds:
                 self.bg.kind = kinds[0]
             if hk is None and "floor" in st.subj:  # "the floor is grey"
                 self.floor_colors(np_)
             else:
-                self.bg_colors += bgc
-                self.report(*[m.text for m in np_.mods if m.kind == "color"])
+                self.bg_colors += [self.paint(m, "background") for m in paints]
             ents = ["bg"] if hk else []
         elif hk == "floor":
             if self.bg.floor is None:
@@ -255,6 +260,7 @@ class _Parser:
                 self.region(("outside-" if before == "out" else "") + regions[0], st)
             return
         else:  # an object
+            colors = [self.paint(m, "object") for m in paints]
             if hk is None and np_.det is None and st.verb and _objs(st.subj) and before not in ("prep", "loc", "out"):
                 for o in _objs(st.subj):  # predicate: "the ball is red"
                     o.color = o.color or (colors[0] if colors else None)
@@ -282,18 +288,22 @@ class _Parser:
 
     def floor_colors(self, np_: NounPhrase) -> None:
         for m in np_.mods:
-            if m.kind in ("bgcolor", "floorcolor", "color"):
-                if m.value in FLOOR_COLORS and m.kind != "color":
-                    self.bg.floor_color = self.bg.floor_color or m.value
-                else:
-                    self.report(m.text)
+            if m.kind in COLOR_KINDS:
+                self.bg.floor_color = self.bg.floor_color or self.paint(m, "floor")
+
+    def paint(self, m: Item, role: str) -> str:
+        """The world colour of colour word ``m`` as an object's, a backdrop's or a floor's;
+        a note when that is not the colour the word names."""
+        name, note = world_color(m.text, m.value, role)
+        if note and note not in self.color_notes:
+            self.color_notes.append(note)
+        return name
 
     def object(self, np_: NounPhrase, colors: list[str], sizes: list[str]) -> ParsedObject:
         attrs = {"color": colors[0] if colors else None,
                  "shape": np_.head.value if np_.head and np_.head.kind == "shape" else None,
                  "size": sizes[0] if sizes else None}
         attrs = {a: v for a, v in attrs.items() if v is not None}
-        self.report(*[m.text for m in np_.mods if m.kind in ("bgcolor", "floorcolor")])  # "a navy ball"
         o = None if np_.det == "new" or not attrs else self.match(attrs, np_.ordinal)
         if o is None:
             count = np_.count or (2 if np_.head is not None and np_.head.plural else 1)
@@ -310,7 +320,7 @@ class _Parser:
                 o.direction = None  # a fall is downward by definition
         if self.bg_colors:
             self.bg.colors = (self.bg_colors[0], self.bg_colors[1] if len(self.bg_colors) > 1 else self.bg_colors[0])
-        return ParsedPrompt(self.objects, self.bg, self.unknown)
+        return ParsedPrompt(self.objects, self.bg, self.unknown, self.color_notes)
 
 
 def parse_prompt(text: str) -> ParsedPrompt:

@@ -6,7 +6,7 @@ canonical names of :mod:`tenku.world.spec`; None means the text did not say.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 HINT_KEYS = ("shape", "color", "size", "motion", "direction")
@@ -43,6 +43,9 @@ class ParsedPrompt:
     objects: list[ParsedObject]
     background: ParsedBackground
     unknown: list[str]
+    # colour words that are not the world colour they are drawn as: "navy blue drawn as blue
+    # (nearest world colour)", "magenta drawn as pink (a synonym in the world's vocabulary)"
+    color_notes: list[str] = field(default_factory=list)
 
     def object_hints(self) -> list[dict[str, str]]:
         """One hint dict per object (counts expanded), for ``sample_scene(objects=...)``."""

@@ -15,9 +15,10 @@ from typing import Any
 from tenku.lang.lexicon import Item
 
 # Item kinds that can start a noun phrase, modify its head, or be its head.
-NP_START = {"det_new", "det_def", "count", "color", "bgcolor", "floorcolor", "size", "shape", "generic",
-            "bgkind", "bgnoun", "floor", "camera", "frame", "edge", "region"}
-MODIFIERS = {"color", "bgcolor", "floorcolor", "size", "region", "ignadj", "bgkind"}
+NP_START = {"det_new", "det_def", "count", "color", "bgcolor", "floorcolor", "namedcolor", "size", "shape",
+            "generic", "bgkind", "bgnoun", "floor", "camera", "frame", "edge", "region"}
+MODIFIERS = {"color", "bgcolor", "floorcolor", "namedcolor", "size", "region", "ignadj", "bgkind"}
+COLOR_KINDS = ("color", "bgcolor", "floorcolor", "namedcolor")  # a world colour of some role, or a named one
 HEADS = {"shape", "generic", "bgnoun", "floor", "camera", "frame", "edge"}
 
 

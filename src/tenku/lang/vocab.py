@@ -41,6 +41,11 @@ BACKGROUND_COLOR_WORDS: dict[str, str] = {
 }
 # Floor-only colour words (FLOOR_COLORS minus the names shared with backgrounds).
 FLOOR_COLOR_WORDS: dict[str, str] = dict.fromkeys(["sand", "sandy", "beige", "tan"], "sand")
+# Other spellings of a world colour's own name: typing them is exact, so the
+# expansion says nothing (any other colour word gets a note, see tenku.lang.colors).
+EXACT_COLOR_NAMES: dict[str, str] = {"gray": "grey", "navy blue": "navy", "charcoal grey": "charcoal",
+                                     "charcoal gray": "charcoal", "slate grey": "slate", "slate gray": "slate",
+                                     "sandy": "sand"}
 
 SHAPE_WORDS: dict[str, str] = {
     **dict.fromkeys(["circle", "ball", "disc", "disk", "dot", "sphere", "orb"], "circle"),

@@ -400,7 +400,7 @@ def expand_builtin(prompt: str, seed: int = 0, aspect: float = 1.0, frames: int 
     parsed = parse_prompt(prompt)
     unknown = unknown_words(prompt, parsed)
     plan = plan_scene(prompt, parsed)
-    warnings = list(plan.warnings)
+    warnings = parsed.color_notes + plan.warnings  # "navy blue drawn as blue (nearest world colour)"
     if not prompt.strip():
         warnings.append("empty prompt: the whole scene is drawn from the seed")
     elif not parsed.objects:
@@ -442,7 +442,7 @@ def expand(prompt: str, seed: int = 0, *, llm: Any = None, aspect: float = 1.0, 
     plan = plan_scene(caption, cparsed)
     spec, _, fails = scene_for(plan, seed, aspect, frames, fps)
     unknown = unknown_words(prompt, parsed)
-    warnings = list(notes) + plan.warnings + fails
+    warnings = parsed.color_notes + list(notes) + plan.warnings + fails
     if unknown:
         warnings.append(f"not understood by the world's parser: {', '.join(unknown)}")
     extra = [w for w in unknown_words(caption, cparsed) if w not in unknown]

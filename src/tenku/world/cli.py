@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -94,6 +95,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
             f"did not understand {', '.join(repr(u) for u in parsed.unknown)} in the prompt; "
             f"colours: {', '.join(PALETTE)}; shapes: {', '.join(SHAPES)} (and synonyms such as ball, box, disc)"
         )
+    for note in parsed.color_notes:  # "navy blue drawn as blue (nearest world colour)"
+        print(f"note: {note}", file=sys.stderr)
     hints = parsed.object_hints() or None
     if hints and len(hints) > MAX_OBJECTS:
         raise UsageError(f"the prompt asks for {len(hints)} objects; a world scene holds 1 to {MAX_OBJECTS}")
