@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tenku.lang.colors import NAMED_COLORS, _CSS, delta_e, lab, nearest
+from tenku.lang.colors import CSS4_NAMES, NAMED_COLORS, delta_e, lab, nearest
 from tenku.lang.parse import parse_prompt
 from tenku.prompts.expand import expand
 from tenku.world.spec import BACKGROUNDS, FLOOR_COLORS, PALETTE
@@ -57,7 +57,8 @@ def test_expansion_warns_and_world_colours_stay_silent():
 
 
 def test_every_css4_name_maps_to_a_world_colour():
-    for name in _CSS:
+    assert len(CSS4_NAMES) == 148
+    for name in CSS4_NAMES:
         p = parse_prompt(f"a {name} ball")
         assert p.unknown == [] and p.objects[0].color in PALETTE, name
         assert p.objects[0].color == name or p.color_notes, name

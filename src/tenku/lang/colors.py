@@ -39,13 +39,14 @@ RGB = tuple[int, int, int]
 def _matplotlib_tables() -> tuple[dict[str, str], dict[str, str]]:
     """(CSS4, XKCD) name -> hex tables. Read from matplotlib's data file itself:
     ``import matplotlib.colors`` would add about half a second to every tenku command."""
-    try:
-        spec = importlib.util.find_spec("matplotlib")
-        path = Path(list(spec.submodule_search_locations)[0]) / "_color_data.py"  # type: ignore[union-attr]
-        table: dict = {}
-        exec(compile(path.read_text(), str(path), "exec"), table)  # plain dict literals, no imports
-        return table["CSS4_COLORS"], table["XKCD_COLORS"]
-    except (AttributeError, OSError, KeyError, TypeError, IndexError):  # a matplotlib laid out differently
+    try:  # the data module alone: plain dict literals, no imports
+        package = importlib.util.find_spec("matplotlib")
+        path = Path(list(package.submodule_search_locations)[0]) / "_color_data.py"  # type: ignore[union-attr]
+        spec = importlib.util.spec_from_file_location("_tenku_matplotlib_color_data", path)
+        data = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        spec.loader.exec_module(data)  # type: ignore[union-attr]
+        return data.CSS4_COLORS, data.XKCD_COLORS
+    except (AttributeError, OSError, TypeError, IndexError):  # a matplotlib laid out differently
         from matplotlib.colors import CSS4_COLORS, XKCD_COLORS
 
         return CSS4_COLORS, XKCD_COLORS
@@ -79,6 +80,7 @@ def _named_colors(css: dict[str, str], xkcd: dict[str, str]) -> dict[str, RGB]:
 
 
 _CSS, _XKCD = _matplotlib_tables()
+CSS4_NAMES: tuple[str, ...] = tuple(_CSS)  # as the table writes them: "chartreuse", "darkslategray"
 # Every colour name (words joined by single spaces) -> sRGB.
 NAMED_COLORS: dict[str, RGB] = _named_colors(_CSS, _XKCD)
 # Words that end a colour name of several words ("sky blue", "burnt orange"): the
