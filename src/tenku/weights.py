@@ -50,12 +50,19 @@ def read_marker(folder: str | Path, kind: str) -> dict[str, Any]:
     return info
 
 
+# config keys an older tenku wrote that mean nothing to the model any more (read and dropped):
+# grad_checkpoint moved to the trainer (parallel.activation_checkpoint)
+RETIRED_KEYS = {"grad_checkpoint"}
+
+
 def load_config_file(folder: str | Path, cls: type[T]) -> T:
-    """The dataclass config stored in ``folder/config.yaml``."""
+    """The dataclass config stored in ``folder/config.yaml`` (retired keys dropped)."""
     import yaml
 
     try:
         data = yaml.safe_load((Path(folder) / "config.yaml").read_text())
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k not in RETIRED_KEYS}
         return from_dict(cls, data)
     except (OSError, ConfigError, TypeError) as e:
         raise ValueError(f"{folder}: unreadable config.yaml ({e})") from None

@@ -185,24 +185,22 @@ def test_a_steered_run_takes_up_new_data_and_a_new_total(tmp_path, tiny_world, t
 
 
 def test_flow_loss_weighs_the_object_cells_up():
-    from tenku.train.dit import TrainDiTConfig
-    from tenku.train.dit_batch import flow_loss_sum
+    from tenku.flow import flow_loss_sum
 
     torch.manual_seed(0)
     x0, noise = torch.randn(2, 4, 3, 4, 4), torch.randn(2, 4, 3, 4, 4)
     sigma, cond = torch.full((2, 3), 0.5), torch.tensor([[False, False, False], [True, False, False]])
-    c = TrainDiTConfig(bf16=False)
     v = torch.randn(2, 4, 3, 4, 4)
-    model = lambda x, s, ctx, m: v  # noqa: E731 - a fixed prediction: the loss is a function of v alone
-    plain = flow_loss_sum(model, x0, noise, sigma, None, None, cond, c)
-    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, None, None, cond, c, torch.full((2, 3, 4, 4), 3.0)), plain)
+    model = lambda x, s: v  # noqa: E731 - a fixed prediction: the loss is a function of v alone
+    plain = flow_loss_sum(model, x0, noise, sigma, cond)
+    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, cond, torch.full((2, 3, 4, 4), 3.0)), plain)
     err = (v - (noise - x0)).pow(2).mean(1)  # (B, T', H', W')
     obj = torch.zeros(2, 3, 4, 4)
     obj[:, :, 1, 2] = 1  # one object cell per frame
     w = 1 + 1000 * obj  # nearly all the weight on it: the loss becomes that cell's error
     want = (err[:, :, 1, 2] * (~cond).float()).sum()
-    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, None, None, cond, c, w), want, rtol=2e-2)
-    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, None, None, cond, c, 1 + 0 * obj), plain)
+    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, cond, w), want, rtol=2e-2)
+    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, cond, 1 + 0 * obj), plain)
 
 
 def test_object_weight_trains_on_the_worlds_boxes_and_refuses_what_has_none(tmp_path, tiny_world, tiny_vae):
