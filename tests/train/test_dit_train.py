@@ -1,6 +1,7 @@
 """DiT training: the loss falls on a tiny run, checkpoints resume exactly, the pipeline loads."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -75,7 +76,7 @@ def test_condition_masks_cover_every_mode_and_leave_frames_to_generate():
 
 def test_cache_key_follows_the_encoder_not_the_decoder(tmp_path):
     from tenku.data.latents import cache_key
-    from tenku.vae.model import VAE, save_vae, vae_config
+    from tenku.vae import VAE, save_vae, vae_config
 
     vae = VAE(vae_config("tiny", latent_channels=4))
     key = cache_key(save_vae(vae, tmp_path / "a"), "minilm")
@@ -229,3 +230,26 @@ def test_object_weight_trains_on_the_worlds_boxes_and_refuses_what_has_none(tmp_
     shutil.rmtree(bare / "gt")
     with pytest.raises(ConfigError, match="missing ground truth"):
         train(cfg(tmp_path / "b", bare, tiny_vae, steps=1, object_weight=4), progress=False)
+
+
+def test_old_flat_sample_keys_still_load_and_model_overrides_are_typed(tmp_path):
+    """Configs written before ``sample:`` (a PipelineConfig) load the same; ``model:`` is checked
+    against DiTConfig (a typo names the key and the allowed ones) and converted to its types."""
+    from tenku.config import ConfigError
+    from tenku.train.dit import load_train_config
+
+    root = Path(__file__).parents[2] / "configs"
+    old = tmp_path / "old.yaml"
+    new = load_train_config(root / "tenku-world.yaml")
+    text = (root / "tenku-world.yaml").read_text()
+    old.write_text(text[: text.index("sample:")] + "sample_steps: 20\nsample_guidance: 5.0\nsample_context_guidance: 1.0\n"
+                   "sample_size: [128, 128]\nsample_frames: 33\nfps: 8.0\nmodel: {dim: 256, depth: 8, heads: 4, grad_checkpoint: true}\n")
+    with pytest.warns(FutureWarning, match="sample_steps"), pytest.warns(FutureWarning, match="grad_checkpoint"):
+        was = load_train_config(old)
+    assert was.sample == new.sample and new.sample.context_guidance == 1.0 and new.sample.size == (128, 128)
+    assert was.parallel.activation_checkpoint and was.model == new.model == {"dim": 256, "depth": 8, "heads": 4}
+    with pytest.raises(ConfigError, match=r"unknown config key model\.dpeth; allowed: .*model\.depth"):
+        load_train_config(root / "tenku-world.yaml", ["model={dpeth: 4}"])
+    with pytest.raises(ConfigError, match="model.depth: expected int"):
+        load_train_config(root / "tenku-world.yaml", ["model.depth=four"])
+    assert load_train_config(root / "tenku-world.yaml", ["model.patch=[1,2,2]"]).model["patch"] == (1, 2, 2)

@@ -29,7 +29,6 @@ update on any number of ranks.
 from __future__ import annotations
 
 import math
-import sys
 import time
 import warnings
 from collections.abc import Callable
