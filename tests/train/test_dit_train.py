@@ -253,3 +253,19 @@ def test_old_flat_sample_keys_still_load_and_model_overrides_are_typed(tmp_path)
     with pytest.raises(ConfigError, match="model.depth: expected int"):
         load_train_config(root / "tenku-world.yaml", ["model.depth=four"])
     assert load_train_config(root / "tenku-world.yaml", ["model.patch=[1,2,2]"]).model["patch"] == (1, 2, 2)
+
+
+def test_the_cache_records_the_label_names_its_data_was_made_with(tmp_path, tiny_world):
+    """Training reads shape names from the cache (done.json), not from the simulator's tables;
+    a folder of other videos has none, and a cache made before they were recorded gets its folder's."""
+    from tenku.data.latents import cache_labels, finish_cache
+    from tenku.world.spec import SHAPES
+
+    for name, folder in (("world", tiny_world), ("other", tmp_path)):
+        (tmp_path / name).mkdir()
+        finish_cache(folder, tmp_path / name, 0)
+    assert json.loads((tmp_path / "world" / "done.json").read_text())["labels"] == {"shapes": list(SHAPES)}
+    assert cache_labels(tmp_path / "other", tmp_path) == {}
+    done = tmp_path / "world" / "done.json"
+    done.write_text(json.dumps({k: v for k, v in json.loads(done.read_text()).items() if k != "labels"}))
+    assert cache_labels(tmp_path / "world", tiny_world) == {"shapes": list(SHAPES)}

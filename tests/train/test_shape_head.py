@@ -88,7 +88,7 @@ def test_head_accuracy_counts_object_cells_of_generated_frames_and_the_high_nois
     from tenku.train.shape_head import ShapeHead
 
     model = build_dit("tiny", in_channels=4, patch=(1, 1, 1))
-    head = ShapeHead(model, 0.5, 0, 1e-3, torch.device("cpu"))
+    head = ShapeHead(model, 0.5, 0, 1e-3, torch.device("cpu"), shapes=5)
     assert head.block == 1  # the middle of 2 blocks
     with torch.no_grad():
         head.head.bias[3] = 10.0  # names shape class 3 everywhere

@@ -23,8 +23,10 @@ class Objectives:
 
     def add_shape_head(self, model: DiT, weight: float, block: int, lr: float) -> None:
         """The shape head reads ``model``'s block ``block`` (a forward hook) and trains beside it."""
+        if self.masks is None:
+            raise ConfigError("shape_head: its labels come from the world's ground truth, and none was read")
         try:
-            self.head = ShapeHead(model, weight, block, lr, self.device)
+            self.head = ShapeHead(model, weight, block, lr, self.device, len(self.masks.names))
         except ValueError as e:
             raise ConfigError(str(e)) from None
 

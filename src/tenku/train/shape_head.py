@@ -3,7 +3,7 @@
 A linear head reads the transformer's residual stream after block ``shape_head_block`` (0: the
 middle) and names, for every latent cell of the frames being generated, the shape of the world
 object whose box covers it (``tenku.data.objects``: 0 for the background, 1 + the index in
-``tenku.world.spec.SHAPES``; cells several boxes share are left out). W times its cross-entropy
+the shape names the data's cache records; cells several boxes share are left out). W times its cross-entropy
 joins the flow loss, so the transformer is asked to know which shape goes where even at the
 noise levels where only the caption can say it (session 17: a probe of the bundle's block 4
 reads the shape there 30% of the time, 75% after 800 image steps with W = 0.5).
@@ -28,19 +28,19 @@ from tenku.data.objects import SHARED
 from tenku.dit.model import DiT
 from tenku.dit.patches import unpatchify
 from tenku.train.checkpoint import load_optimizer, save_optimizer
-from tenku.world.spec import SHAPES
 
 WEIGHTS, OPTIM = "shape_head.safetensors", "shape_head_optim.safetensors"
 HIGH = 0.8  # log.jsonl's shape_acc_hi: frames at this noise level or more (the bundle's probe: 0.30 there)
 
 
 class ShapeHead:
-    def __init__(self, model: DiT, weight: float, block: int, lr: float, device: torch.device):
+    def __init__(self, model: DiT, weight: float, block: int, lr: float, device: torch.device, shapes: int):
+        """``shapes``: the number of shape names (classes 1..shapes; 0 is the background)."""
         depth = len(model.blocks)
         block = block or depth // 2
         if not 1 <= block <= depth:
             raise ValueError(f"shape_head_block must lie in 1..{depth} (0: the middle, {depth // 2}); got {block}")
-        self.model, self.weight, self.classes, self.block = model, weight, 1 + len(SHAPES), block
+        self.model, self.weight, self.classes, self.block = model, weight, 1 + shapes, block
         self.hidden: torch.Tensor | None = None  # the block's output in the last forward (B, L, D)
         self.hook = model.blocks[block - 1].register_forward_hook(self._keep)
         self.head = nn.Linear(model.cfg.dim, self.classes * math.prod(model.cfg.patch)).to(device)
