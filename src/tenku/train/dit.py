@@ -167,8 +167,6 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
     return cfg
 
 
-
-
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -198,6 +196,8 @@ def train(cfg: TrainDiTConfig, progress: bool = True, stop_after: int | None = N
 
 def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | None,
            steer: Steer | None = None) -> dict[str, float]:
+    """The loop: a step (``train_step``), its update unless it is not finite, the EMA, the log,
+    checkpoints and samples. Everything it works on is built by ``dit_run.setup``."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     run = setup(cfg, dist, progress)

@@ -93,10 +93,7 @@ class DiTRun:
     bad: BadSteps
     step: int
     src: Path | None  # the checkpoint resumed, if any
-
-    @property
-    def n_params(self) -> int:
-        return sum(p.numel() for p in self.raw.parameters())
+    n_params: int = 0  # the plain model's parameters (for the FLOP count)
 
 
 def setup(cfg: TrainDiTConfig, dist: Dist, progress: bool) -> DiTRun:
@@ -167,7 +164,7 @@ def setup(cfg: TrainDiTConfig, dist: Dist, progress: bool) -> DiTRun:
         load_rng(src, dist.rank)
     run = DiTRun(cfg, dist, out, vae, data, empty_states(caches[0]), mcfg, raw, model, ema, opt, objectives,
                  BucketSampler(data.buckets, cfg.batch_size, cfg.seed), BadSteps(cfg.max_bad_steps, int(state.get("skipped", 0))),
-                 int(state.get("step", 0)), src)
+                 int(state.get("step", 0)), src, sum(p.numel() for p in raw.parameters()))
     if dist.main:
         print(f"DiT {run.n_params / 1e6:.2f}M params, {len(data)} clips in {len(data.buckets)} shapes, {world} rank(s) x "
               f"{accum} micro-step(s), {'resuming ' + str(src) if src else ('from ' + cfg.init if cfg.init else 'from scratch')} -> {out}")
