@@ -62,7 +62,7 @@ def main() -> None:
         f"out={out / 'run'}", f"vae={args.vae}", f"data=[{out / 'data'}]", "size=S",
         f"model={{dim: {args.dim}, depth: {args.depth}, heads: {args.dim // 64}}}", f"steps={args.steps}",
         "batch_size=32", "lr=1e-3", "min_lr=1e-4", "warmup=100", "ema=0.995", "sample_every=0",
-        "ckpt_every=500", "sample_size=[64,64]", "sample_frames=9", "cond.image_prob=0.0"])
+        "ckpt_every=500", "sample.size=[64,64]", "sample.frames=9", "cond.image_prob=0.0"])
     t1 = time.time()
     last = train(cfg)
     t_train = time.time() - t1

@@ -80,7 +80,8 @@ def main() -> None:
         ap.error(f"--block must lie in 1..{len(model.blocks)}")
     ph, pw = model.cfg.patch[1:]
     head = torch.nn.Linear(model.cfg.dim, ph * pw * (1 + len(SHAPES)))
-    model.tap = a.block  # the model keeps the stream after that block (model.tapped), as training's shape head reads it
+    kept: dict[str, torch.Tensor] = {}  # the stream after that block, kept by a forward hook, as training's shape head reads it
+    model.blocks[a.block - 1].register_forward_hook(lambda mod, args, out: kept.update(h=out))
     labels: dict[int, torch.Tensor] = {}
 
     def label(i: int) -> torch.Tensor:
@@ -111,7 +112,7 @@ def main() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16), torch.set_grad_enabled(not a.freeze):
             v = model(add_noise(x0, noise, sigma), sigma, ctx, mask)
         loss_v = (v.float() - velocity(x0, noise)).pow(2).mean()
-        h = model.tapped.float() if a.aux > 0 and not a.freeze else model.tapped.float().detach()
+        h = kept["h"].float() if a.aux > 0 and not a.freeze else kept["h"].float().detach()
         _, _, _, hh, ww = x0.shape
         logits = rearrange(head(h), "b (h w) (ph pw k) -> b k (h ph) (w pw)", h=hh // ph, w=ww // pw, ph=ph, pw=pw)
         y = torch.stack([label(i) for i in part])

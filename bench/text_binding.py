@@ -166,7 +166,7 @@ def main() -> None:
 
     pipe = Pipeline.load(a.model)
     if a.weights:
-        from tenku.train.dit_weights import load_init
+        from tenku.train.checkpoint import load_init
 
         load_init(pipe.dit, a.weights)
         pipe.dit.eval()

@@ -125,3 +125,15 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 def save_config(cfg: Any, path: str | Path) -> None:
     """Write ``cfg`` as YAML."""
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def typed_overrides(cls: type, data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Some fields of dataclass ``cls`` (a partial config, e.g. a model's settings over a size
+    preset), each converted to its field's type; an unknown key is a ConfigError naming it
+    and the allowed ones."""
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    for k in data:
+        if k not in fields:
+            raise ConfigError(f"unknown config key {prefix}{k}; allowed: {', '.join(prefix + f for f in fields)}")
+    return {k: _convert(v, hints[k], prefix + k) for k, v in data.items()}

@@ -113,15 +113,19 @@ def test_save_load_exact_and_refuses_foreign_folders(tmp_path):
 
 
 def test_grad_checkpointing_gives_the_same_gradients():
+    """Activation checkpointing (parallel.activation_checkpoint, applied from outside the model)."""
+    import copy
+
+    from tenku.train.distributed import Dist, ParallelConfig, parallelize
+
     torch.manual_seed(0)
     m = randomised(build_dit("tiny", in_channels=4, text_dim=8)).train()
     x, s, c = torch.randn(1, 4, 2, 4, 4), torch.rand(1, 2), torch.randn(1, 3, 8)
     grads = []
     for ckpt in (False, True):
-        m.cfg.grad_checkpoint = ckpt
-        m.zero_grad()
-        m(x, s, c).square().mean().backward()
-        grads.append([p.grad.clone() for p in m.parameters()])
+        net = parallelize(copy.deepcopy(m), ParallelConfig(activation_checkpoint=ckpt), Dist())
+        net(x, s, c).square().mean().backward()
+        grads.append([p.grad.clone() for p in net.parameters()])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
 

@@ -1,6 +1,7 @@
 """DiT training: the loss falls on a tiny run, checkpoints resume exactly, the pipeline loads."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -75,7 +76,7 @@ def test_condition_masks_cover_every_mode_and_leave_frames_to_generate():
 
 def test_cache_key_follows_the_encoder_not_the_decoder(tmp_path):
     from tenku.data.latents import cache_key
-    from tenku.vae.model import VAE, save_vae, vae_config
+    from tenku.vae import VAE, save_vae, vae_config
 
     vae = VAE(vae_config("tiny", latent_channels=4))
     key = cache_key(save_vae(vae, tmp_path / "a"), "minilm")
@@ -185,24 +186,22 @@ def test_a_steered_run_takes_up_new_data_and_a_new_total(tmp_path, tiny_world, t
 
 
 def test_flow_loss_weighs_the_object_cells_up():
-    from tenku.train.dit import TrainDiTConfig
-    from tenku.train.dit_batch import flow_loss_sum
+    from tenku.flow import flow_loss_sum
 
     torch.manual_seed(0)
     x0, noise = torch.randn(2, 4, 3, 4, 4), torch.randn(2, 4, 3, 4, 4)
     sigma, cond = torch.full((2, 3), 0.5), torch.tensor([[False, False, False], [True, False, False]])
-    c = TrainDiTConfig(bf16=False)
     v = torch.randn(2, 4, 3, 4, 4)
-    model = lambda x, s, ctx, m: v  # noqa: E731 - a fixed prediction: the loss is a function of v alone
-    plain = flow_loss_sum(model, x0, noise, sigma, None, None, cond, c)
-    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, None, None, cond, c, torch.full((2, 3, 4, 4), 3.0)), plain)
+    model = lambda x, s: v  # noqa: E731 - a fixed prediction: the loss is a function of v alone
+    plain = flow_loss_sum(model, x0, noise, sigma, cond)
+    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, cond, torch.full((2, 3, 4, 4), 3.0)), plain)
     err = (v - (noise - x0)).pow(2).mean(1)  # (B, T', H', W')
     obj = torch.zeros(2, 3, 4, 4)
     obj[:, :, 1, 2] = 1  # one object cell per frame
     w = 1 + 1000 * obj  # nearly all the weight on it: the loss becomes that cell's error
     want = (err[:, :, 1, 2] * (~cond).float()).sum()
-    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, None, None, cond, c, w), want, rtol=2e-2)
-    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, None, None, cond, c, 1 + 0 * obj), plain)
+    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, cond, w), want, rtol=2e-2)
+    assert torch.allclose(flow_loss_sum(model, x0, noise, sigma, cond, 1 + 0 * obj), plain)
 
 
 def test_object_weight_trains_on_the_worlds_boxes_and_refuses_what_has_none(tmp_path, tiny_world, tiny_vae):
@@ -231,3 +230,42 @@ def test_object_weight_trains_on_the_worlds_boxes_and_refuses_what_has_none(tmp_
     shutil.rmtree(bare / "gt")
     with pytest.raises(ConfigError, match="missing ground truth"):
         train(cfg(tmp_path / "b", bare, tiny_vae, steps=1, object_weight=4), progress=False)
+
+
+def test_old_flat_sample_keys_still_load_and_model_overrides_are_typed(tmp_path):
+    """Configs written before ``sample:`` (a PipelineConfig) load the same; ``model:`` is checked
+    against DiTConfig (a typo names the key and the allowed ones) and converted to its types."""
+    from tenku.config import ConfigError
+    from tenku.train.dit import load_train_config
+
+    root = Path(__file__).parents[2] / "configs"
+    old = tmp_path / "old.yaml"
+    new = load_train_config(root / "tenku-world.yaml")
+    text = (root / "tenku-world.yaml").read_text()
+    old.write_text(text[: text.index("sample:")] + "sample_steps: 20\nsample_guidance: 5.0\nsample_context_guidance: 1.0\n"
+                   "sample_size: [128, 128]\nsample_frames: 33\nfps: 8.0\nmodel: {dim: 256, depth: 8, heads: 4, grad_checkpoint: true}\n")
+    with pytest.warns(FutureWarning, match="sample_steps"), pytest.warns(FutureWarning, match="grad_checkpoint"):
+        was = load_train_config(old)
+    assert was.sample == new.sample and new.sample.context_guidance == 1.0 and new.sample.size == (128, 128)
+    assert was.parallel.activation_checkpoint and was.model == new.model == {"dim": 256, "depth": 8, "heads": 4}
+    with pytest.raises(ConfigError, match=r"unknown config key model\.dpeth; allowed: .*model\.depth"):
+        load_train_config(root / "tenku-world.yaml", ["model={dpeth: 4}"])
+    with pytest.raises(ConfigError, match="model.depth: expected int"):
+        load_train_config(root / "tenku-world.yaml", ["model.depth=four"])
+    assert load_train_config(root / "tenku-world.yaml", ["model.patch=[1,2,2]"]).model["patch"] == (1, 2, 2)
+
+
+def test_the_cache_records_the_label_names_its_data_was_made_with(tmp_path, tiny_world):
+    """Training reads shape names from the cache (done.json), not from the simulator's tables;
+    a folder of other videos has none, and a cache made before they were recorded gets its folder's."""
+    from tenku.data.latents import cache_labels, finish_cache
+    from tenku.world.spec import SHAPES
+
+    for name, folder in (("world", tiny_world), ("other", tmp_path)):
+        (tmp_path / name).mkdir()
+        finish_cache(folder, tmp_path / name, 0)
+    assert json.loads((tmp_path / "world" / "done.json").read_text())["labels"] == {"shapes": list(SHAPES)}
+    assert cache_labels(tmp_path / "other", tmp_path) == {}
+    done = tmp_path / "world" / "done.json"
+    done.write_text(json.dumps({k: v for k, v in json.loads(done.read_text()).items() if k != "labels"}))
+    assert cache_labels(tmp_path / "world", tiny_world) == {"shapes": list(SHAPES)}

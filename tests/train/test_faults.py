@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,11 +28,9 @@ def overrides(out, world, vae, cache, **kw):
 
 
 def launch(args, hold=None):
+    """The run in a process of its own (resume=auto), parked at ``hold`` if given (fault_run.py)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    env.pop("TENKU_TEST_HOLD", None)
-    if hold:
-        env["TENKU_TEST_HOLD"] = hold
-    return subprocess.Popen([sys.executable, "-m", "tenku.train", "dit", "--quiet", "--resume", "auto", *args], env=env,
+    return subprocess.Popen([sys.executable, str(Path(__file__).parent / "fault_run.py"), hold or "-", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -137,8 +136,8 @@ def test_geometry_that_the_patch_cannot_tile_is_a_clear_error(tmp_path, tiny_wor
     cfg = load_train_config(None, overrides(tmp_path / "g", tiny_world, tiny_vae, tmp_path / "c", **{"model": "{patch: [1, 3, 3]}"}))
     with pytest.raises(ConfigError, match="does not tile"):
         train(cfg, progress=False)
-    cfg = load_train_config(None, overrides(tmp_path / "g", tiny_world, tiny_vae, tmp_path / "c", sample_every=1, sample_size="[40,40]"))
-    with pytest.raises(ConfigError, match="sample_size"):
+    cfg = load_train_config(None, overrides(tmp_path / "g", tiny_world, tiny_vae, tmp_path / "c", sample_every=1, **{"sample.size": "[40,40]"}))
+    with pytest.raises(ConfigError, match="sample.size"):
         train(cfg, progress=False)
 
 

@@ -88,8 +88,8 @@ def test_head_accuracy_counts_object_cells_of_generated_frames_and_the_high_nois
     from tenku.train.shape_head import ShapeHead
 
     model = build_dit("tiny", in_channels=4, patch=(1, 1, 1))
-    head = ShapeHead(model, 0.5, 0, 1e-3, torch.device("cpu"))
-    assert model.tap == 1  # the middle of 2 blocks
+    head = ShapeHead(model, 0.5, 0, 1e-3, torch.device("cpu"), shapes=5)
+    assert head.block == 1  # the middle of 2 blocks
     with torch.no_grad():
         head.head.bias[3] = 10.0  # names shape class 3 everywhere
     labels = torch.zeros(1, 3, 2, 2, dtype=torch.long)
@@ -97,12 +97,14 @@ def test_head_accuracy_counts_object_cells_of_generated_frames_and_the_high_nois
     labels[0, 1] = torch.tensor([[1, 0], [0, 0]])  # frame 1 (noise 0.3): 0 of 1
     labels[0, 2] = torch.tensor([[3, 3], [3, 3]])  # frame 2 is a condition frame: not counted
     cond = torch.tensor([[False, False, True]])
-    model.tapped = torch.zeros(1, 12, model.cfg.dim)
+    model(torch.zeros(1, 4, 3, 2, 2), torch.zeros(1, 3), torch.zeros(1, 1, model.cfg.text_dim))  # the hook keeps block 1's output
+    assert head.hidden.shape == (1, 12, model.cfg.dim)
+    head.hidden = torch.zeros(1, 12, model.cfg.dim)
     loss = head.loss_sum(labels, cond, torch.tensor([[0.9, 0.3, 0.0]]))
-    assert model.tapped is None  # taken, so no graph is kept past the step
+    assert head.hidden is None  # taken, so no graph is kept past the step
     got = head.logged()
     assert got["shape_acc"] == pytest.approx(2 / 4) and got["shape_acc_hi"] == pytest.approx(2 / 3)
     assert float(loss.detach()) == pytest.approx(0.5 * 2 * got["shape_ce"])  # W x the sum over the 2 generated frames
     assert head.logged()["shape_acc"] == 0  # reset
-    with pytest.raises(RuntimeError, match="nothing was tapped"):
+    with pytest.raises(RuntimeError, match="nothing was kept"):
         head.loss_sum(labels, cond, torch.zeros(1, 3))

@@ -161,3 +161,17 @@ def test_load_rejects_foreign_folders(model: VAE, tmp_path: Path) -> None:
     (good / "config.yaml").write_text(json.dumps({"format": "tenku-vae", "channels": "many"}))
     with pytest.raises(ValueError, match="not a valid tenku VAE config"):
         load_vae(good)
+
+
+@pytest.mark.parametrize("folder", ["models/tenku-world/vae", "models/vae-world"])
+def test_committed_folders_of_the_older_format_load_and_resave_in_the_one_format(folder: str, tmp_path: Path) -> None:
+    """The bundled VAEs predate tenku.json (``tenku-vae`` metadata): they load, and saved again
+    they are model folders like every other (tenku.weights), with the same tensors and config."""
+    root = Path(__file__).parents[2]
+    old = load_vae(root / folder)
+    assert old.cfg.latent_mean and not (root / folder / "tenku.json").exists()
+    new = load_vae(old.save(tmp_path / "vae"))
+    assert json.loads((tmp_path / "vae" / "tenku.json").read_text())["kind"] == "vae"
+    assert new.cfg == old.cfg
+    a, b = old.state_dict(), new.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -143,8 +143,33 @@ def finish_cache(folder: str | Path, cache: Path, videos: int, text: Any = None)
     if text is not None and not (cache / "empty.safetensors").exists():
         states, mask = text.encode([""])
         save_file({"empty": states[0, : max(1, int(mask[0].sum()))].float().contiguous()}, str(cache / "empty.safetensors"))
-    (cache / "done.json").write_text(json.dumps({"videos": videos, "skipped": len(skipped), "folder": str(folder)}))
+    done = {"videos": videos, "skipped": len(skipped), "folder": str(folder), "labels": label_names(folder)}
+    (cache / "done.json").write_text(json.dumps(done))
     return skipped
+
+
+def label_names(folder: str | Path) -> dict[str, list[str]]:
+    """The label vocabularies a data folder's ground truth is written in, by kind: a world
+    render's object shapes (``{"shapes": [...]}``, class id = 1 + the index); {} for a folder of
+    other videos. The cache records them when it is made (``done.json``), so training reads
+    labels from its data, not from the simulator's tables."""
+    manifest = Path(folder) / "dataset.json"
+    try:
+        world = json.loads(manifest.read_text()).get("format") == "tenku-world"
+    except (OSError, ValueError, AttributeError):
+        world = False
+    if not world:
+        return {}
+    from tenku.world.spec import SHAPES  # the world's schema, read here once for the cache
+
+    return {"shapes": list(SHAPES)}
+
+
+def cache_labels(cache: str | Path, folder: str | Path) -> dict[str, list[str]]:
+    """The label vocabularies recorded in a complete cache of ``folder`` (a cache made before they
+    were recorded: those of the folder as it is)."""
+    done = json.loads((Path(cache) / "done.json").read_text())
+    return done["labels"] if "labels" in done else label_names(folder)
 
 
 def cache_complete(folder: str | Path, cache: str | Path) -> bool:

@@ -15,8 +15,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from tenku.world.spec import SHAPES
-
 SHARED = -1  # the label of a cell that several objects' boxes touch: whose shape it shows is unknown
 
 
@@ -53,14 +51,15 @@ def box_mask(gt: dict[str, Any], shape: tuple[int, ...], time_down: int, space_d
     return box_labels(gt, [1] * len(gt["bbox"]), shape, time_down, space_down) != 0
 
 
-def shape_classes(record: dict[str, Any]) -> list[int]:
-    """1 + each object's index in ``tenku.world.spec.SHAPES``, in the order of the ground truth's
-    boxes (a world record's ``spec``)."""
+def shape_classes(record: dict[str, Any], names: list[str]) -> list[int]:
+    """1 + each object's index in ``names`` (the shape names the data was made with, recorded in
+    its cache: ``tenku.data.latents.cache_labels``), in the order of the ground truth's boxes (a
+    world record's ``spec``)."""
     try:
-        return [1 + SHAPES.index(o["shape"]) for o in record["spec"]["objects"]]
+        return [1 + names.index(o["shape"]) for o in record["spec"]["objects"]]
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"record {record.get('id', record.get('file'))} names no world shapes (spec.objects[].shape "
-                         f"from {', '.join(SHAPES)}): shape labels need a world render") from None
+                         f"from {', '.join(names) or 'none recorded'}): shape labels need a world render") from None
 
 
 def read_gt(folder: str | Path, record: dict[str, Any]) -> dict[str, Any]:
@@ -76,18 +75,20 @@ def read_gt(folder: str | Path, record: dict[str, Any]) -> dict[str, Any]:
 
 class ObjectMasks:
     """The object cells of each clip of a LatentSet (``[i]``: (T', H', W') bool) and their
-    shapes (``labels``), read from its data folder's ground truth on first use and kept.
-    ``folders`` maps each cache folder of the set to its data folder."""
+    shapes (``labels``: 1 + the index in ``names``, the shape names its caches record), read from
+    its data folder's ground truth on first use and kept. ``folders`` maps each cache folder of
+    the set to its data folder."""
 
     def __init__(self, data: Any, folders: dict[str, str | Path], time_down: int, space_down: int):
         self.data, self.folders, self.td, self.sd = data, {str(k): v for k, v in folders.items()}, time_down, space_down
         self.records: dict[str, list[dict[str, Any]]] = {}
         self.cells: dict[int, torch.Tensor] = {}
+        self.names: list[str] = []
         self.check()
 
     def check(self) -> None:
         """Clear errors before training: every clip a whole video of a folder with ground truth."""
-        from tenku.data.latents import read_records
+        from tenku.data.latents import cache_labels, read_records
 
         for cache, name in zip(self.data.sources, self.data.names):
             if "-" in name:
@@ -96,10 +97,15 @@ class ObjectMasks:
             if cache not in self.folders:
                 raise ValueError(f"no data folder known for the cache {cache}")
             if cache not in self.records:
+                names = cache_labels(cache, self.folders[cache]).get("shapes", [])
+                if self.names and names != self.names:
+                    raise ValueError(f"the cache {cache} names other shapes ({', '.join(names)}) than the others "
+                                     f"({', '.join(self.names)})")
+                self.names = names
                 self.records[cache] = read_records(self.folders[cache])
                 first = self.records[cache][int(name)]  # the first one's, as a probe
                 read_gt(self.folders[cache], first)
-                shape_classes(first)
+                shape_classes(first, self.names)
 
     def label(self, i: int) -> torch.Tensor:
         """(T', H', W') int8 shape labels of clip ``i`` (``box_labels`` with ``shape_classes``)."""
@@ -108,7 +114,7 @@ class ObjectMasks:
             cache = self.data.sources[i]  # check() has read its records (at start and after data is taken up)
             record = self.records[cache][int(self.data.names[i])]
             gt = read_gt(self.folders[cache], record)
-            m = self.cells[i] = box_labels(gt, shape_classes(record), self.data.shapes[i], self.td, self.sd)
+            m = self.cells[i] = box_labels(gt, shape_classes(record, self.names), self.data.shapes[i], self.td, self.sd)
         return m
 
     def __getitem__(self, i: int) -> torch.Tensor:

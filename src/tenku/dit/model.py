@@ -21,7 +21,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from tenku.dit.patches import unpatchify
 from tenku.dit.rope import apply_rope, grid_positions, rope_angles, rope_freqs
@@ -38,7 +37,6 @@ class DiTConfig:
     text_dim: int = 384  # hidden size of the text encoder
     freq_dim: int = 256  # sinusoidal noise-level features
     rope_theta: float = 10000.0
-    grad_checkpoint: bool = False
 
 
 # One model class, a registry of sizes (DiT's DiT_models).
@@ -151,7 +149,6 @@ class DiT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.final_table = nn.Parameter(torch.randn(2, d) / math.sqrt(d))
         self.final = nn.Linear(d, pt * ph * pw * cfg.in_channels)
-        self.tap, self.tapped = 0, None  # tap=k: forward keeps the residual stream after block k (training's shape head)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -177,13 +174,8 @@ class DiT(nn.Module):
         mod = self.t_mod(emb).view(b, emb.shape[1], 6, d)  # (B, G, 6, D)
         ctx = self.text_proj(context)  # (B, Lc, D)
         x = tokens.float()  # the residual stream stays fp32; blocks cast their branch inputs to ctx's dtype
-        for k, blk in enumerate(self.blocks, 1):
-            if self.cfg.grad_checkpoint and self.training:
-                x = checkpoint(blk, x, mod, ctx, ctx_mask, self_mask, rope, use_reentrant=False)
-            else:
-                x = blk(x, mod, ctx, ctx_mask, self_mask, rope)  # (B, L, D)
-            if k == self.tap:
-                self.tapped = x
+        for blk in self.blocks:
+            x = blk(x, mod, ctx, ctx_mask, self_mask, rope)  # (B, L, D)
         g = emb.shape[1]
         shift, scale = (self.final_table[None, None].float() + emb.float()[:, :, None]).unbind(2)  # (B, G, D)
         h = modulate(layer_norm(x.view(b, g, -1, d)), shift[:, :, None], scale[:, :, None]).to(tokens.dtype)

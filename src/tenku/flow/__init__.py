@@ -5,6 +5,7 @@ the model predicts ``v = noise - x0``; an Euler step is ``x += (sigma_next - sig
 Sigma is per latent frame, shape (B, T'); a frame with sigma 0 is a clean condition.
 """
 
+from tenku.flow.loss import flow_loss_sum
 from tenku.flow.path import add_noise, noise_from_v, velocity, x0_from_v
 from tenku.flow.sampler import SAMPLERS, GuidedModel, euler_sample, sample
 from tenku.flow.schedule import logit_normal, resolution_shift, sampling_sigmas, shift_sigmas
@@ -14,6 +15,7 @@ __all__ = [
     "GuidedModel",
     "add_noise",
     "euler_sample",
+    "flow_loss_sum",
     "logit_normal",
     "noise_from_v",
     "resolution_shift",

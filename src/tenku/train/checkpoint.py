@@ -1,9 +1,13 @@
-"""Training checkpoints without pickle: every tensor goes into safetensors, everything else
-(optimizer hyper-parameters, step counters) into JSON. Shared by every training script.
+"""Training checkpoints, the one module for both trainers, without pickle: every tensor goes
+into safetensors, everything else (optimizer hyper-parameters, step, data position) into JSON.
 
-A checkpoint folder holds whatever the script writes (for the VAE: ``model.safetensors``,
-``config.yaml``, ``optim.safetensors``, ``state.json``). ``commit_folder`` writes it under a
-temporary name and swaps it into place, so a crash mid-save never leaves a torn checkpoint."""
+One layout (``save_checkpoint``): ``out/checkpoints/step-N/`` holds the model (a loadable
+model folder, ``tenku.weights``), its EMA under ``ema/`` (the DiT), the optimizer
+(``optim.safetensors``, or torch.distributed.checkpoint shards under ``sharded/`` with FSDP),
+each rank's RNG state (``rng/``), whatever else the trainer adds (a discriminator, a shape
+head) and ``state.json`` (step, data position, counters), written last. ``out/ckpt`` points at
+the newest complete one. Also here: transformer weights in and out of a run (``init=``, the
+FSDP shards, the EMA gathered into a plain DiT)."""
 
 from __future__ import annotations
 
@@ -11,11 +15,17 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
+
+from tenku.config import ConfigError
+
+if TYPE_CHECKING:
+    from tenku.dit.model import DiT, DiTConfig
+    from tenku.train.distributed import Dist
 
 OPTIM_FORMAT = "tenku-optimizer"
 
@@ -112,11 +122,12 @@ def complete_checkpoints(out: str | Path) -> list[Path]:
 
 
 def resolve_resume(out: str | Path, resume: str) -> Path | None:
-    """The checkpoint folder to resume from: ``auto`` = the newest complete step folder (or a
-    ``ckpt/`` folder written by an older tenku), ``none`` = start fresh, else a folder path."""
-    if resume in ("none", "", "false"):
+    """The checkpoint folder to resume from: ``auto`` (or ``true``) = the newest complete step
+    folder (or a ``ckpt/`` folder written by an older tenku), ``none`` (or ``false``) = start
+    fresh, else a folder path."""
+    if resume.lower() in ("none", "", "false"):
         return None
-    if resume != "auto":
+    if resume.lower() not in ("auto", "true"):
         p = Path(resume)
         if not (p / "state.json").is_file():
             raise ValueError(f"resume={resume}: not a checkpoint folder (no state.json)")
@@ -150,3 +161,107 @@ def commit_step_folder(tmp: Path, out: str | Path, step: int, keep: int) -> Path
     for old in [p for p in done if int(p.name[len(STEP_PREFIX):]) <= step][: -max(2, keep)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+# ----------------------------------------------------------------------------- one save for both trainers
+
+T = Any
+
+
+def save_checkpoint(out: Path, step: int, dist: Dist, keep: int, parts: Callable[[Path], T], state: dict[str, Any]) -> T:
+    """Write the checkpoint of ``step`` (every rank calls it; rank 0 commits): ``parts(tmp)`` writes
+    the trainer's files into the temporary folder on every rank (collectives inside it are fine)
+    and its result is returned; then each rank's RNG state, then ``state.json`` and the commit."""
+    if dist.main:
+        begin_step_folder(out, step)
+    dist.barrier()
+    tmp = Path(out) / "checkpoints" / f".tmp-{STEP_PREFIX}{step:07d}"
+    result = parts(tmp)
+    (tmp / "rng").mkdir(exist_ok=True)
+    save_file({"cpu": torch.get_rng_state()}, str(tmp / "rng" / f"rank-{dist.rank:05d}.safetensors"))
+    dist.barrier()
+    if dist.main:
+        write_json(tmp / "state.json", {"step": step, **state})
+        commit_step_folder(tmp, out, step, keep)
+    return result
+
+
+def read_state(src: Path | None) -> dict[str, Any]:
+    """The ``state.json`` of a checkpoint folder ({} for None: a fresh run)."""
+    return json.loads((src / "state.json").read_text()) if src else {}
+
+
+def load_rng(src: Path, rank: int) -> None:
+    """Restore this rank's global RNG state saved by ``save_checkpoint`` (if the folder has one)."""
+    rng_file = src / "rng" / f"rank-{rank:05d}.safetensors"
+    if rng_file.is_file():
+        torch.set_rng_state(load_file(str(rng_file))["cpu"])
+
+
+# ----------------------------------------------------------------------------- transformer weights
+
+
+def load_init(model: DiT, folder: str | Path) -> None:
+    """Start ``model`` from the weights in ``folder`` (``init=``): a training checkpoint (its EMA,
+    the weights a pipeline ships) or a transformer folder. Used to fine-tune on new latents,
+    e.g. after the VAE changed; ConfigError when the folder holds no weights of this shape."""
+    folder = Path(folder)
+    files = [folder / "ema" / "model.safetensors", folder / "model.safetensors", folder / "transformer" / "model.safetensors"]
+    found = next((f for f in files if f.is_file()), None)
+    if found is None:
+        raise ConfigError(f"init={folder}: no transformer weights there (expected a checkpoint folder with "
+                          f"ema/model.safetensors, a transformer folder or a pipeline folder)")
+    weights = {k: v.float() for k, v in load_file(str(found)).items()}
+    want = model.state_dict()
+    wrong = sorted(k for k in want if k not in weights or weights[k].shape != want[k].shape)
+    extra = sorted(set(weights) - set(want))
+    if wrong or extra:
+        raise ConfigError(f"init={folder}: its weights do not fit this model (size/model settings): "
+                          f"{len(wrong)} missing or of another shape (e.g. {(wrong or extra)[0]}), {len(extra)} unknown")
+    model.load_state_dict(weights)
+
+
+def sharded_state(model: torch.nn.Module, ema: dict[str, torch.Tensor], opt: torch.optim.Optimizer
+                  ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """One flat dict of this rank's shards (model., ema., optim.) for torch.distributed.checkpoint."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+    flat = {f"model.{k}": v for k, v in get_model_state_dict(model).items()}
+    flat.update({f"ema.{k}": v for k, v in ema.items()})
+    osd = get_optimizer_state_dict(model, opt)  # creates zero moments on a fresh optimizer: a load template
+    for name, st in osd["state"].items():
+        flat.update({f"optim.{name}.{k}": v for k, v in st.items()})
+    return flat, osd
+
+
+def save_sharded(folder: Path, model: torch.nn.Module, ema: dict[str, torch.Tensor], opt: torch.optim.Optimizer) -> None:
+    """This rank's shards of weights, EMA and optimizer into ``folder/sharded`` (collective)."""
+    import torch.distributed.checkpoint as dcp
+
+    dcp.save(sharded_state(model, ema, opt)[0], storage_writer=dcp.HuggingFaceStorageWriter(str(folder / "sharded"), save_distributed=True))
+
+
+def load_sharded(src: Path, model: torch.nn.Module, ema: dict[str, torch.Tensor], opt: torch.optim.Optimizer) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
+
+    flat, osd = sharded_state(model, ema, opt)
+    dcp.load(flat, storage_reader=dcp.HuggingFaceStorageReader(str(src / "sharded")))  # in place, safetensors: no pickle
+    set_model_state_dict(model, {k[6:]: v for k, v in flat.items() if k.startswith("model.")})
+    for name, st in osd["state"].items():
+        for k in st:
+            st[k] = flat[f"optim.{name}.{k}"]
+    set_optimizer_state_dict(model, opt, osd)
+
+
+def gather_ema(ema: dict[str, torch.Tensor], mcfg: DiTConfig, dist: Dist) -> DiT | None:
+    """The EMA weights as a plain DiT on rank 0 (None elsewhere); collective under FSDP."""
+    from tenku.dit.model import DiT
+
+    full = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().cpu() for k, v in ema.items()}
+    if not dist.main:
+        return None
+    with torch.device("meta"):  # no init work and no draw from the global RNG (its saved state stays exact)
+        m = DiT(mcfg)
+    m.load_state_dict(full, assign=True)
+    return m.eval()

@@ -98,11 +98,16 @@ def _blocks(model: nn.Module) -> nn.ModuleList:
     return blocks
 
 
-def parallelize(model: nn.Module, cfg: ParallelConfig, dist: Dist) -> nn.Module:
+def parallelize(model: nn.Module, cfg: ParallelConfig, dist: Dist, unused_params: bool = False) -> nn.Module:
     """Wrap a plain model (already on ``dist.device``) for this world: see the module docstring.
-    Returns the module to call in training; ``unwrap`` gives the plain model back."""
+    Returns the module to call in training; ``unwrap`` gives the plain model back. A model
+    without ``.blocks`` (the VAE, a discriminator) takes DDP only; ``unused_params``: some
+    parameters get no gradient in some steps (the VAE's temporal layers on image batches).
+    Buffers are not broadcast: every rank computes its own (the VAE's latent statistics)."""
     if cfg.mode not in ("ddp", "fsdp"):
         raise ValueError(f"parallel.mode must be ddp or fsdp; got {cfg.mode!r}")
+    if not (cfg.compile or cfg.activation_checkpoint or cfg.mode == "fsdp") and getattr(model, "blocks", None) is None:
+        return _ddp(model, dist, unused_params)
     blocks = _blocks(model)
     if cfg.compile:  # regional compilation: one graph per block, reused by all blocks; names stay the plain model's
         for blk in blocks:
@@ -125,11 +130,16 @@ def parallelize(model: nn.Module, cfg: ParallelConfig, dist: Dist) -> nn.Module:
             fully_shard(blk, mp_policy=mp, reshard_after_forward=cfg.reshard_after_forward)
         fully_shard(model, mp_policy=mp, reshard_after_forward=cfg.reshard_after_forward)
         return model
-    if dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+    return _ddp(model, dist, unused_params)
 
-        return DDP(model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
-    return model
+
+def _ddp(model: nn.Module, dist: Dist, unused_params: bool) -> nn.Module:
+    if dist.world == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    return DDP(model, device_ids=[dist.device.index] if dist.device.type == "cuda" else None,
+               find_unused_parameters=unused_params, broadcast_buffers=False)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

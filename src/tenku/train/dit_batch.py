@@ -1,7 +1,8 @@
-"""What one training step of the transformer draws and computes: every random draw is a
-function of (seed, step) and the sample's place in the global batch (the per-sample streams,
-the step's stream, the global batch's noise), the caption states of a batch, and the flow
-matching loss. ``tenku.train.dit`` runs the loop around them."""
+"""What one training step of the transformer draws: every random draw is a function of (seed,
+step) and the sample's place in the global batch (the per-sample streams, the step's stream,
+the global batch's noise), and the model's conditioning inputs of a batch (``conditioning``:
+where a new input such as a layout joins the caption states). ``tenku.train.dit`` runs the
+loop around them; the loss is ``tenku.flow.flow_loss_sum``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from tenku.flow import add_noise, logit_normal, velocity
+from tenku.flow import logit_normal
 
 if TYPE_CHECKING:
     from tenku.data.latents import LatentSet
@@ -47,6 +48,15 @@ def text_batch(data: LatentSet, idx: list[int], rngs: list[np.random.Generator],
     return pad_states(states, states[0].dtype)
 
 
+def conditioning(data: LatentSet, idx: list[int], rngs: list[np.random.Generator], cfg: TrainDiTConfig,
+                 empty: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+    """The model's inputs beside the latents and noise levels for the samples ``idx``, as
+    keywords of ``DiT.forward``: the caption states ``context`` (B, L, D) float and ``ctx_mask``
+    (B, L). A new conditioning input is drawn here and passed the same way."""
+    ctx, ctx_mask = text_batch(data, idx, rngs, cfg, empty)
+    return {"context": ctx.to(device).float(), "ctx_mask": ctx_mask.to(device)}
+
+
 def pad_states(states: list[torch.Tensor], dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """Caption states of different lengths (L_i, D) -> zero-padded (B, L, D) and mask (B, L)."""
     out = torch.nn.utils.rnn.pad_sequence(states, batch_first=True).to(dtype)
@@ -68,20 +78,3 @@ def step_noise(rng: np.random.Generator, shape: tuple[int, ...], cond: torch.Ten
     sigma = logit_normal((b, 1), cfg.logit_mean, cfg.logit_std, gen).expand(b, t)
     aug = torch.rand((b, t), generator=gen, device=device) * cfg.cond.noise_aug
     return noise, torch.where(cond.to(device), aug, sigma)
-
-
-def flow_loss_sum(model: torch.nn.Module, x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor,
-                  ctx_mask: torch.Tensor, cond: torch.Tensor, cfg: TrainDiTConfig,
-                  weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Summed squared velocity error over the frames to generate (each frame's mean over C, H, W,
-    or with ``weight`` (B, T', H', W') its weighted mean over H, W: the object cells weighed up);
-    condition frames (``cond``, (B, T')) are (nearly) clean inputs at their ``sigma``."""
-    x = add_noise(x0, noise, sigma)
-    with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-        v = model(x, sigma, ctx, ctx_mask)
-    err = (v.float() - velocity(x0, noise)).pow(2).mean(dim=1)  # (B, T', H', W')
-    if weight is None:
-        err = err.mean(dim=(2, 3))
-    else:
-        err = (err * weight).sum(dim=(2, 3)) / weight.sum(dim=(2, 3))
-    return (err * (~cond).float()).sum()

@@ -17,33 +17,26 @@ Why it is shaped this way (CPU speed and exact streaming):
   averaging, as in DC-AE) so deep compression trains fast.
 - Tensors are kept ``channels_last_3d``: oneDNN's fast convolution layout on CPU.
 
-Streaming: ``encode``/``decode`` cut time into chunks and carry a cache (the last two
-frames entering each temporal conv), so memory does not grow with video length; frames
-that are too large are cut into overlapping tiles blended with linear ramps.
+Streaming (``encode``/``decode``, cut into chunks with a cache and tiles) is the runtime in
+``tenku.vae.stream``; the folder format is ``tenku.weights``.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 from einops import rearrange
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 from torch import Tensor, nn
 
-from tenku.config import ConfigError, from_dict, to_dict
+from tenku.config import ConfigError
 
-FORMAT = "tenku-vae"
-VERSION = 1
 CL = torch.channels_last_3d
 
 Cache = dict[nn.Module, Tensor]
@@ -274,30 +267,6 @@ class Decoder(nn.Module):
         return self.conv_out(F.silu(h)).float()  # (B, 3, T, H, W)
 
 
-def _spans(n: int, first: int, step: int) -> list[tuple[int, int]]:
-    """[0, first) then [first, first + step), ... clipped to n."""
-    return [(0, min(first, n))] + [(a, min(a + step, n)) for a in range(first, n, step)]
-
-
-def _tiles(size: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of ``tile`` covering ``size`` with at least ``overlap``."""
-    if size <= tile:
-        return [0]
-    n = math.ceil((size - overlap) / (tile - overlap))
-    return sorted({round(i * (size - tile) / (n - 1)) for i in range(n)})
-
-
-def _ramp(n: int, lo: int, hi: int, ramp: int) -> Tensor:
-    """Blend weight along one axis: rises over ``ramp`` at a side that has a neighbour."""
-    w = torch.ones(n)
-    r = (torch.arange(ramp) + 0.5) / ramp
-    if lo and ramp:
-        w[:ramp] = r
-    if hi and ramp:
-        w[-ramp:] = torch.minimum(w[-ramp:], r.flip(0))
-    return w
-
-
 class VAE(nn.Module):
     """Causal video autoencoder with a diagonal Gaussian latent. See the module docstring."""
 
@@ -343,81 +312,26 @@ class VAE(nn.Module):
         c = self.cfg
         return c.latent_channels, 1 + (frames - 1) // c.time_down, height // c.space_down, width // c.space_down
 
-    @torch.no_grad()
     def encode(self, x: Tensor, sample: bool = False, generator: torch.Generator | None = None,
                chunk: int = 2, tile: int | None = None, overlap: int = 64) -> Tensor:
-        """Video ``(B, 3, T, H, W)`` in [-1, 1] -> normalised latent ``(B, C, T', H', W')``.
+        """Video ``(B, 3, T, H, W)`` in [-1, 1] -> normalised latent ``(B, C, T', H', W')``, streamed
+        chunk by chunk with a causal cache and tiled when large (``tenku.vae.stream.encode``)."""
+        from tenku.vae.stream import encode
 
-        Time is processed ``chunk`` latent frames at a time with a causal cache (peak memory
-        does not depend on T). ``tile`` (pixels) cuts large frames into tiles overlapping by
-        ``overlap`` pixels, blended linearly; None tiles at 256 only when a side exceeds 512.
-        ``sample`` draws from the posterior instead of taking its mean."""
-        self._check_video(x)
-        c = self.cfg
-        out = torch.empty(x.shape[0], 2 * c.latent_channels, *self.latent_shape(*x.shape[2:])[1:], device=x.device)
-        t = 0
-        for y in self._stream(self.encoder, x, _spans(x.shape[2], 1, c.time_down * chunk), tile, overlap, 1 / c.space_down):
-            out[:, :, t : t + y.shape[2]] = y
-            t += y.shape[2]
-        mean, logvar = out.chunk(2, 1)  # (B, C, T', H', W') each
-        z = mean + torch.exp(0.5 * logvar.clamp(-30, 20)) * torch.randn(mean.shape, generator=generator).to(mean.device) if sample else mean
-        return (z - self.latent_shift) / self.latent_scale
+        return encode(self, x, sample, generator, chunk, tile, overlap)
 
-    @torch.no_grad()
     def decode(self, z: Tensor, chunk: int = 2, tile: int | None = None, overlap: int = 64) -> Tensor:
         """Normalised latent ``(B, C, T', H', W')`` -> video ``(B, 3, 1 + time_down (T'-1), H, W)``
-        in [-1, 1] (not clamped). ``chunk``/``tile``/``overlap`` as in ``encode``."""
-        out: Tensor | None = None
-        t = 0
-        for y in self.decode_chunks(z, chunk, tile, overlap):
-            if out is None:  # allocate once: no list of chunks plus a concatenated copy
-                out = y.new_empty(*y.shape[:2], 1 + self.cfg.time_down * (z.shape[2] - 1), *y.shape[3:])
-            out[:, :, t : t + y.shape[2]] = y
-            t += y.shape[2]
-        return out  # type: ignore[return-value]
+        in [-1, 1] (not clamped), streamed (``tenku.vae.stream.decode``)."""
+        from tenku.vae.stream import decode
 
-    @torch.no_grad()
+        return decode(self, z, chunk, tile, overlap)
+
     def decode_chunks(self, z: Tensor, chunk: int = 2, tile: int | None = None, overlap: int = 64) -> Iterator[Tensor]:
-        """Like ``decode``, but yields the video chunk by chunk (frame 0 alone, then
-        ``time_down * chunk`` frames at a time), so a writer can stream a long video."""
-        c = self.cfg
-        if z.ndim != 5 or z.shape[1] != c.latent_channels:
-            raise ValueError(f"latent must be (B, {c.latent_channels}, T', H', W'); got {tuple(z.shape)}")
-        z = z.float() * self.latent_scale + self.latent_shift
-        spans = _spans(z.shape[2], 1, chunk)
-        tile_lat = None if tile is None else max(1, tile // c.space_down)
-        yield from self._stream(self.decoder, z, spans, tile_lat, overlap // c.space_down, c.space_down, 512 // c.space_down)
+        """Like ``decode``, but yields the video chunk by chunk (``tenku.vae.stream.decode_chunks``)."""
+        from tenku.vae.stream import decode_chunks
 
-    def _stream(self, net: Callable[[Tensor, Cache], Tensor], x: Tensor, spans: list[tuple[int, int]],
-                tile: int | None, overlap: int, scale: float, auto_tile: int = 512) -> Iterator[Tensor]:
-        """Run ``net`` over time spans (one cache per tile) and yield each span's blended output."""
-        H, W = x.shape[-2:]
-        if tile is None:
-            tile = auto_tile // 2 if max(H, W) > auto_tile else max(H, W)
-        q = max(1, int(round(1 / scale)))  # tile offsets must be whole latent pixels when encoding
-        tile = max(q, tile // q * q)
-        overlap = min(overlap, tile // 2) // q * q
-        ys, xs = _tiles(H, tile, overlap), _tiles(W, tile, overlap)
-        boxes = [(y0, min(y0 + tile, H), x0, min(x0 + tile, W)) for y0 in ys for x0 in xs]
-        caches: list[Cache] = [{} for _ in boxes]
-        ramp = int(overlap * scale)
-        for a, b in spans:
-            xc = x[:, :, a:b].contiguous(memory_format=CL)
-            if len(boxes) == 1:
-                yield net(xc, caches[0])
-                continue
-            out = wsum = None
-            for (y0, y1, x0, x1), cache in zip(boxes, caches):
-                y = net(xc[..., y0:y1, x0:x1].contiguous(memory_format=CL), cache)
-                if out is None:
-                    out = y.new_zeros(*y.shape[:3], int(H * scale), int(W * scale))
-                    wsum = y.new_zeros(int(H * scale), int(W * scale))
-                Y0, X0 = int(y0 * scale), int(x0 * scale)
-                h, w = y.shape[-2:]
-                wt = (_ramp(h, y0 > 0, y1 < H, ramp)[:, None] * _ramp(w, x0 > 0, x1 < W, ramp)[None, :]).to(y.device)
-                out[..., Y0 : Y0 + h, X0 : X0 + w] += y * wt
-                wsum[Y0 : Y0 + h, X0 : X0 + w] += wt  # type: ignore[index]
-            yield out / wsum  # type: ignore[operator]
+        return decode_chunks(self, z, chunk, tile, overlap)
 
     def _check_dims(self, frames: int, height: int, width: int) -> None:
         c = self.cfg
@@ -431,65 +345,17 @@ class VAE(nn.Module):
             raise ValueError(f"video must be (B, {self.cfg.in_channels}, T, H, W); got {tuple(x.shape)}")
         self._check_dims(*x.shape[2:])
 
-    # --- files -----------------------------------------------------------------------------
+    # --- files (tenku.weights: one model-folder format) -----------------------------------
     def save(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
-        """Write ``folder/model.safetensors`` and ``folder/config.yaml``; loads back bit-exact
-        (``dtype=torch.bfloat16`` stores half the bytes; loading casts back to float32)."""
+        """Write a model folder (``model.safetensors``, ``config.yaml`` with the latent statistics,
+        ``tenku.json``); loads back bit-exact (``dtype=torch.bfloat16`` stores half the bytes)."""
+        from tenku.weights import save_vae
+
         return save_vae(self, folder, dtype)
 
     @classmethod
     def load(cls, folder: str | Path) -> VAE:
-        """Load a folder written by ``save``; anything else is a ValueError that says why."""
+        """Load a VAE folder (today's or an older tenku's); anything else is a ValueError that says why."""
+        from tenku.weights import load_vae
+
         return load_vae(folder)
-
-
-def save_vae(model: VAE, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
-    """Write ``model`` as ``folder/model.safetensors`` + ``folder/config.yaml`` (the config
-    holds the latent statistics). Returns the folder."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    meta = {"format": FORMAT, "version": str(VERSION), "config": json.dumps(to_dict(model.cfg))}
-    save_file(state, str(folder / "model.safetensors"), metadata=meta)
-    doc = {"format": FORMAT, "version": VERSION, **to_dict(model.cfg)}
-    (folder / "config.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    return folder
-
-
-def load_vae(folder: str | Path) -> VAE:
-    """Load a tenku VAE folder. Raises ValueError (naming the folder and what is wrong) for
-    anything that is not one: missing files, foreign safetensors, bad config, wrong tensors."""
-    folder = Path(folder)
-    weights, conf = folder / "model.safetensors", folder / "config.yaml"
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: not a folder; a tenku VAE is a folder with model.safetensors and config.yaml")
-    if not weights.is_file() or not conf.is_file():
-        raise ValueError(f"{folder}: not a tenku VAE folder (needs model.safetensors and config.yaml)")
-    try:
-        with safe_open(str(weights), "pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f"{weights}: not a readable safetensors file ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise ValueError(f"{weights}: not a tenku VAE (safetensors metadata format={meta.get('format')!r}, expected {FORMAT!r})")
-    try:
-        doc = yaml.safe_load(conf.read_text())
-        if not isinstance(doc, dict) or doc.pop("format", None) != FORMAT:
-            raise ConfigError(f"format is not {FORMAT!r}")
-        if int(doc.pop("version", 0)) > VERSION:
-            raise ConfigError(f"written by a newer tenku (version {VERSION} here)")
-        cfg = from_dict(VAEConfig, doc)
-        model = VAE(cfg)
-    except (yaml.YAMLError, ConfigError, TypeError) as e:
-        raise ValueError(f"{conf}: not a valid tenku VAE config ({e})") from None
-    state = load_file(str(weights))
-    missing = set(model.state_dict()) ^ set(state)
-    if missing:
-        raise ValueError(f"{weights}: tensors do not match the config (e.g. {sorted(missing)[0]!r})")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"{weights}: tensors do not match the config ({str(e).splitlines()[-1].strip()})") from None
-    return model.eval()

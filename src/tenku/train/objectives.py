@@ -1,0 +1,68 @@
+"""The training terms beside the flow loss, kept out of the loop and out of the model: the
+object weighting of the flow loss (``object_weight``) and the shape head's loss (``shape_head``),
+both from the world's ground truth (``tenku.data.objects``). The loop asks this object for a
+per-cell weight and an auxiliary loss each micro-step, and lets it step, log, save and load
+beside the model; a new auxiliary term is added here, not in the loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tenku.config import ConfigError
+from tenku.data.objects import ObjectMasks
+from tenku.dit.model import DiT
+from tenku.train.shape_head import ShapeHead
+
+
+class Objectives:
+    def __init__(self, object_weight: float, masks: ObjectMasks | None, device: torch.device) -> None:
+        self.object_weight, self.masks, self.device = object_weight, masks, device
+        self.head: ShapeHead | None = None
+
+    def add_shape_head(self, model: DiT, weight: float, block: int, lr: float) -> None:
+        """The shape head reads ``model``'s block ``block`` (a forward hook) and trains beside it."""
+        if self.masks is None:
+            raise ConfigError("shape_head: its labels come from the world's ground truth, and none was read")
+        try:
+            self.head = ShapeHead(model, weight, block, lr, self.device, len(self.masks.names))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+
+    def weight(self, idx: list[int], t: int) -> torch.Tensor | None:
+        """Per-cell weights (B, t, H', W') of the flow loss, or None for a plain mean."""
+        if not self.object_weight or self.masks is None:
+            return None
+        return 1 + self.object_weight * self.masks.batch(idx, t).to(self.device)
+
+    def loss_sum(self, idx: list[int], t: int, cond: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor | float:
+        """The auxiliary losses of the last forward, summed like the flow loss (0.0 when there are none)."""
+        if self.head is None or self.masks is None:
+            return 0.0
+        return self.head.loss_sum(self.masks.labels(idx, t).to(self.device), cond, sigma)
+
+    def begin(self, lr: float) -> None:
+        if self.head is not None:
+            self.head.begin(lr)
+
+    def step(self, ranks: int) -> None:
+        if self.head is not None:
+            self.head.step(ranks)
+
+    def logged(self) -> dict[str, float]:
+        return self.head.logged() if self.head is not None else {}
+
+    def save(self, folder: Path, main: bool) -> None:
+        if self.head is not None and main:
+            self.head.save(folder)  # replicated on every rank: rank 0's copy
+
+    def load(self, folder: Path, main: bool) -> None:
+        if self.head is not None and not self.head.load(folder) and main:
+            print(f"note: {folder} has no shape head: it starts afresh")
+
+    def data_changed(self, folders: dict[str, str]) -> None:
+        """More data joined the run (``folders``: cache folder -> data folder): check its ground truth."""
+        if self.masks is not None:
+            self.masks.folders.update(folders)
+            self.masks.check()
