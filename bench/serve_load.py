@@ -114,6 +114,10 @@ def main() -> int:
     ap.add_argument("--worker-procs", type=int, default=2, help="with --store: `tenku worker` processes")
     ap.add_argument("--lease-seconds", type=float, default=5.0, help="with --store: the workers' lease")
     ap.add_argument("--kill-one", action="store_true", help="with --store: kill -9 a worker mid-job")
+    ap.add_argument("--worker-threads", type=int, default=1,
+                    help="with --store: torch threads per worker process (OMP_NUM_THREADS; 1 keeps 2 workers on 2 CPUs)")
+    ap.add_argument("--nice-workers", type=int, default=0,
+                    help="with --store: run the workers at this niceness, as if on other machines (this one is shared)")
     args = ap.parse_args()
 
     import httpx
@@ -147,7 +151,9 @@ def main() -> int:
         for wlog in wlogs:  # after the server: it made the schema
             procs.append(subprocess.Popen([sys.executable, "-m", "tenku.cli", "worker", "--store", dsn, "--videos",
                                            str(tmp / "data"), "--model", str(model), "--lease-seconds",
-                                           str(args.lease_seconds)], stdout=open(wlog, "wb"), stderr=subprocess.STDOUT))
+                                           str(args.lease_seconds)], stdout=open(wlog, "wb"), stderr=subprocess.STDOUT,
+                                          env=os.environ | {"OMP_NUM_THREADS": str(args.worker_threads)},
+                                          preexec_fn=(lambda: os.nice(args.nice_workers)) if args.nice_workers else None))
         while not all("tenku worker:" in p.read_text() for p in wlogs):
             if any(p.poll() is not None for p in procs) or time.time() - t0 > 180:
                 raise SystemExit(f"a worker did not start; see {tmp}")
@@ -220,7 +226,9 @@ def main() -> int:
         if dsn:
             started, completed = (events(wlogs, w) for w in ("started", "completed"))
             twice = sorted(v for v in submitted if completed[v] != 1)
-            report |= {"store": "postgresql", "worker_procs": len(procs), "killed_worker_job": killed.get("job"),
+            report |= {"store": "postgresql", "worker_procs": len(procs), "worker_nice": args.nice_workers,
+                       "worker_threads": args.worker_threads,
+                       "killed_worker_job": killed.get("job"),
                        "jobs_started_twice": sorted(v for v in submitted if started[v] > 1),
                        "jobs_not_completed_exactly_once": twice}
             lost += twice

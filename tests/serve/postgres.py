@@ -5,6 +5,7 @@ Without a reachable server the PostgreSQL cases skip, saying why; with $TENKU_RE
 
 import contextlib
 import os
+import re
 import uuid
 
 import pytest
@@ -26,7 +27,8 @@ def server_dsn() -> str:
             _reachable[dsn] = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     why = _reachable[dsn]
     if why is not None:
-        msg = f"no PostgreSQL at {dsn} ({why}); `bash .ci/postgres` starts one, or set TENKU_TEST_PG_DSN"
+        shown = re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", dsn)
+        msg = f"no PostgreSQL at {shown} ({why}); `bash .ci/postgres` starts one, or set TENKU_TEST_PG_DSN"
         if os.environ.get("TENKU_REQUIRE_PG"):
             pytest.fail(msg)
         pytest.skip(msg)
