@@ -1,6 +1,6 @@
 """Scale-out on PostgreSQL: two API servers and two `tenku worker` processes share one database
 and one video folder. A burst from several clients through both servers is served with no job
-lost or run twice; a worker killed with SIGKILL mid-job loses nothing: once its lease runs out
+lost or run twice; a job deleted through either server stops on the worker running it; a worker killed with SIGKILL mid-job loses nothing: once its lease runs out
 (2 s here) the other worker runs the job to the end. (The API servers run in this process, each
 with its own store connection, to keep the test seconds; the workers are real processes.)"""
 
@@ -111,6 +111,21 @@ def test_burst_from_many_clients_through_two_servers(cluster):
     per_worker = [len(_events([p], "completed")) for p in cluster.logs]
     assert all(n > 0 for n in per_worker), per_worker  # both workers took jobs
     assert all((cluster.store.folder(v) / "video.mp4").stat().st_size > 0 for v in ids)
+
+
+def test_delete_stops_the_job_on_the_worker_that_runs_it(cluster):
+    c = openai.OpenAI(base_url=cluster.urls[1] + "/v1", api_key="k", max_retries=0, timeout=60)
+    job = c.videos.create(prompt="deleted midway", seconds="1", extra_body={"steps": 60, "seed": 3})
+    deadline = time.time() + 60
+    while (v := c.videos.retrieve(job.id)).progress < 2:
+        assert v.status in ("queued", "in_progress") and time.time() < deadline
+        time.sleep(0.05)
+    c.videos.delete(job.id)
+    while not any(f"job {job.id} is no longer" in p.read_text() for p in cluster.logs):
+        assert time.time() < deadline + 30, "the worker did not stop"
+        time.sleep(0.1)
+    assert not cluster.store.folder(job.id).exists() and cluster.store.get(job.id) is None
+    assert _events(cluster.logs, "completed")[job.id] == 0
 
 
 def test_a_killed_worker_s_job_is_finished_by_the_other(cluster):
