@@ -6,6 +6,7 @@ and reports status-read latency (median, p95, max) measured while jobs are runni
     python bench/serve_load.py                      # 50 jobs, 10 clients, a random tiny model
     python bench/serve_load.py --model runs/dit-world/pipeline --jobs 20 --steps 4
     python bench/serve_load.py --store postgresql://tenku:tenku@127.0.0.1/tenku_test --worker-procs 2 --kill-one
+    python bench/serve_load.py --store postgresql://... --api-procs 2 --worker-procs 2 --kill-one
 
 With --store, jobs go into PostgreSQL (a fresh schema, dropped at the end), the API server runs no
 worker and --worker-procs `tenku worker` processes make the videos; --kill-one SIGKILLs one of
@@ -112,6 +113,7 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=900, help="give up after this many seconds")
     ap.add_argument("--store", default=None, help="postgresql://... (default: SQLite, workers in the server)")
     ap.add_argument("--worker-procs", type=int, default=2, help="with --store: `tenku worker` processes")
+    ap.add_argument("--api-procs", type=int, default=1, help="with --store: `tenku serve` processes (clients take turns)")
     ap.add_argument("--lease-seconds", type=float, default=5.0, help="with --store: the workers' lease")
     ap.add_argument("--kill-one", action="store_true", help="with --store: kill -9 a worker mid-job")
     ap.add_argument("--worker-threads", type=int, default=1,
@@ -136,6 +138,8 @@ def main() -> int:
                                "--log-level", "warning"], stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     procs: list[subprocess.Popen] = []
+    servers: list[subprocess.Popen] = []  # the API processes after the first
+    bases = [base]
     wlogs = [tmp / f"worker{i}.log" for i in range(args.worker_procs if dsn else 0)]
     try:
         t0 = time.time()
@@ -148,15 +152,28 @@ def main() -> int:
             if server.poll() is not None or time.time() - t0 > 120:
                 raise SystemExit(f"server did not start; see {tmp / 'server.log'}")
             time.sleep(0.1)
-        for wlog in wlogs:  # after the server: it made the schema
+        for _ in range(args.api_procs - 1 if dsn else 0):  # after the first server: it made the schema
+            p = free_port()
+            servers.append(subprocess.Popen([sys.executable, "-m", "tenku.cli", "serve", "--model", str(model),
+                                             "--data-dir", str(tmp / "data"), "--port", str(p), "--max-queue",
+                                             str(args.jobs + 10), *store_args, "--log-level", "warning"],
+                                            stdout=log, stderr=subprocess.STDOUT))
+            bases.append(f"http://127.0.0.1:{p}")
+        for wlog in wlogs:
             procs.append(subprocess.Popen([sys.executable, "-m", "tenku.cli", "worker", "--store", dsn, "--videos",
                                            str(tmp / "data"), "--model", str(model), "--lease-seconds",
                                            str(args.lease_seconds)], stdout=open(wlog, "wb"), stderr=subprocess.STDOUT,
                                           env=os.environ | {"OMP_NUM_THREADS": str(args.worker_threads)},
                                           preexec_fn=(lambda: os.nice(args.nice_workers)) if args.nice_workers else None))
-        while not all("tenku worker:" in p.read_text() for p in wlogs):
-            if any(p.poll() is not None for p in procs) or time.time() - t0 > 180:
-                raise SystemExit(f"a worker did not start; see {tmp}")
+        def up(url: str) -> bool:
+            try:
+                return httpx.get(url + "/ready", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        while not all("tenku worker:" in p.read_text() for p in wlogs) or not all(up(b) for b in bases):
+            if any(p.poll() is not None for p in procs + servers) or time.time() - t0 > 180:
+                raise SystemExit(f"a worker or server did not start; see {tmp}")
             time.sleep(0.1)
         ready_s = time.time() - t0
         size = httpx.get(base + "/ready").json()["defaults"]["size"]
@@ -170,7 +187,7 @@ def main() -> int:
         start = threading.Barrier(args.clients)
 
         def client_run(i: int, n: int) -> None:
-            c = openai.OpenAI(base_url=base + "/v1", api_key="load", max_retries=0, timeout=60)
+            c = openai.OpenAI(base_url=bases[i % len(bases)] + "/v1", api_key="load", max_retries=0, timeout=60)
             start.wait()
             mine = [c.videos.create(prompt=f"client {i} job {j}: a red ball bounces", seconds=args.seconds, size=size,
                                     extra_body={"steps": args.steps, "seed": 100 * i + j}).id for j in range(n)]
@@ -226,7 +243,7 @@ def main() -> int:
         if dsn:
             started, completed = (events(wlogs, w) for w in ("started", "completed"))
             twice = sorted(v for v in submitted if completed[v] != 1)
-            report |= {"store": "postgresql", "worker_procs": len(procs), "worker_nice": args.nice_workers,
+            report |= {"store": "postgresql", "api_procs": len(bases), "worker_procs": len(procs), "worker_nice": args.nice_workers,
                        "worker_threads": args.worker_threads,
                        "killed_worker_job": killed.get("job"),
                        "jobs_started_twice": sorted(v for v in submitted if started[v] > 1),
@@ -237,7 +254,7 @@ def main() -> int:
         print("PASS" if ok else "FAIL", file=sys.stderr)
         return 0 if ok else 1
     finally:
-        for p in [*procs, server]:
+        for p in [*procs, *servers, server]:
             p.terminate()
             try:
                 p.wait(15)
