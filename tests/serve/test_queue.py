@@ -18,7 +18,7 @@ def _app(tmp_path, serve_pipe, tiny_pipeline, **kw):
 
 
 def test_full_queue_is_429_with_retry_after(tmp_path, serve_pipe, tiny_pipeline):
-    with TestClient(_app(tmp_path, serve_pipe, tiny_pipeline, max_queue=2)) as c:
+    with TestClient(_app(tmp_path, serve_pipe, tiny_pipeline, max_queue=2), base_url="http://127.0.0.1") as c:
         for _ in range(2):
             assert c.post("/v1/videos", json={"prompt": "a ball"}).status_code == 200
         r = c.post("/v1/videos", json={"prompt": "a ball"})
@@ -32,7 +32,7 @@ def test_full_queue_is_429_with_retry_after(tmp_path, serve_pipe, tiny_pipeline)
 
 
 def test_bearer_token(tmp_path, serve_pipe, tiny_pipeline):
-    with TestClient(_app(tmp_path, serve_pipe, tiny_pipeline, token="s3cret")) as c:
+    with TestClient(_app(tmp_path, serve_pipe, tiny_pipeline, token="s3cret"), base_url="http://127.0.0.1") as c:
         assert c.get("/v1/videos").status_code == 401
         assert c.get("/v1/videos", headers={"Authorization": "Bearer nope"}).json()["error"]["code"] == "invalid_api_key"
         assert c.get("/v1/videos", headers={"Authorization": "Bearer s3cret"}).status_code == 200
@@ -68,7 +68,7 @@ def test_a_port_in_use_or_out_of_range_is_a_one_line_error(tmp_path, tiny_pipeli
 
 
 def test_body_size_cap(tmp_path, serve_pipe, tiny_pipeline):
-    with TestClient(_app(tmp_path, serve_pipe, tiny_pipeline, max_upload_mb=0.01)) as c:
+    with TestClient(_app(tmp_path, serve_pipe, tiny_pipeline, max_upload_mb=0.01), base_url="http://127.0.0.1") as c:
         big = b"\x89PNG\r\n\x1a\n" + b"\0" * 2_000_000
         r = c.post("/v1/videos", data={"prompt": "a ball"}, files={"input_reference": ("a.png", big, "image/png")})
         assert r.status_code == 400 and r.json()["error"]["code"] == "file_too_large"
@@ -83,7 +83,7 @@ def test_body_size_cap(tmp_path, serve_pipe, tiny_pipeline):
 def test_expiry_removes_files_keeps_record(tmp_path, serve_pipe, tiny_pipeline):
     app = _app(tmp_path, serve_pipe, tiny_pipeline, ttl_hours=1)
     store = app.state.store
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         vid = c.post("/v1/videos", json={"prompt": "a ball", "seconds": 1}).json()["id"]
         store.claim()
         folder = store.folder(vid)

@@ -17,8 +17,9 @@ MAX_PROMPT = 2000  # characters
 class ApiError(Exception):
     """Any failure of a request: status, machine-readable code, one-line message."""
 
-    TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "invalid_request_error",
-             409: "invalid_request_error", 429: "rate_limit_error", 503: "server_error"}
+    TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "invalid_request_error",
+             404: "invalid_request_error", 405: "invalid_request_error", 409: "invalid_request_error",
+             429: "rate_limit_error", 503: "server_error"}
 
     def __init__(self, status: int, code: str, message: str, param: str | None = None,
                  headers: dict[str, str] | None = None):

@@ -19,18 +19,20 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from tenku.serve.api import (ApiError, ErrorResponse, Video, VideoCreate, VideoDeleted, VideoEdit, VideoExtend,
                              VideoList, VideoRemix, bad, form_fields, validate)
-from tenku.serve.config import ServeConfig
-from tenku.serve.store import JobStore, valid_id
+from tenku.serve.config import ServeConfig, is_loopback
+from tenku.serve.store import Store, open_store, valid_id
 from tenku.serve.submit import Submitter
 from tenku.serve.worker import Workers
 
 log = logging.getLogger("tenku.serve")
 
 _ERRORS = {400: {"model": ErrorResponse, "description": "invalid request"},
-           401: {"model": ErrorResponse, "description": "missing or wrong bearer token"}}
+           401: {"model": ErrorResponse, "description": "missing or wrong bearer token"},
+           403: {"model": ErrorResponse, "description": "no token set, and a Host or Origin that is not this server's"}}
 _404 = {404: {"model": ErrorResponse, "description": "no such video"}}
 _429 = {429: {"model": ErrorResponse, "description": "the queue is full; see Retry-After",
               "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}}}
@@ -39,7 +41,11 @@ _CONTENT = {"video": ("video.mp4", "video/mp4"), "thumbnail": ("thumbnail.png", 
 
 
 class _Guard:
-    """ASGI middleware: bearer-token check on /v1 and a cap on request body size."""
+    """ASGI middleware: bearer-token check on /v1, a cap on request body size, and with no token
+    (loopback) a Host and Origin check: a page elsewhere cannot reach the server through DNS
+    rebinding (its own name resolving to 127.0.0.1) nor post a form to it (CSRF). It also turns
+    an unhandled error into a 500 itself: an exception that reaches uvicorn drops the keep-alive
+    connection, and the client's next request on it is reset."""
 
     def __init__(self, app: Any, token: str | None, limit: int):
         self.app, self.token, self.limit = app, token, limit
@@ -48,8 +54,8 @@ class _Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        err = None
-        if self.token and scope["path"].startswith("/v1"):
+        err = None if self.token else _foreign(headers)
+        if err is None and self.token and scope["path"].startswith("/v1"):
             auth = headers.get("authorization", "")
             given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
             if not hmac.compare_digest(given.encode(), self.token.encode()):
@@ -59,7 +65,7 @@ class _Guard:
             err = bad("file_too_large", f"the request body is {length} bytes; at most {self.limit}")
         if err is not None:
             return await JSONResponse(err.body(), err.status, headers=err.headers)(scope, receive, send)
-        seen = 0
+        seen, started = 0, False
 
         async def counted() -> dict:
             nonlocal seen
@@ -69,10 +75,45 @@ class _Guard:
                 raise bad("file_too_large", f"the request body is over {self.limit} bytes")
             return message
 
-        await self.app(scope, counted, send)
+        async def sending(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, sending)
+        except Exception as e:  # noqa: BLE001 - answered here, not re-raised (see the class doc)
+            log.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
+            if not started:
+                body = {"error": {"type": "server_error", "code": "internal_error",
+                                  "message": f"{type(e).__name__}: {e}", "param": None}}
+                await JSONResponse(body, 500)(scope, receive, send)
 
 
-def video_object(row: Any, store: JobStore) -> dict[str, Any]:
+def _loopback_host(host: str) -> bool:
+    """``Host`` (or an origin's host[:port]) names this machine's loopback."""
+    if host.startswith("["):  # [v6]:port
+        name = host[1:host.find("]")] if "]" in host else host
+    else:
+        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return is_loopback(name.lower())
+
+
+def _foreign(headers: dict[str, str]) -> ApiError | None:
+    """With no token: a request whose Host is not a loopback name, or whose Origin is not the
+    server itself (same scheme-less host:port as Host), is refused."""
+    host = headers.get("host", "")
+    if not _loopback_host(host):
+        return ApiError(403, "invalid_host", f"Host {host!r}: without a token this server answers only to "
+                        "loopback names (127.0.0.1, localhost, [::1])")
+    origin = headers.get("origin")
+    if origin is not None and origin.split("://", 1)[-1].rstrip("/").lower() != host.lower():
+        return ApiError(403, "invalid_origin", f"Origin {origin!r}: a page from another origin cannot use this server "
+                        "(without a token only its own page at / can)")
+    return None
+
+
+def video_object(row: Any, store: Store) -> dict[str, Any]:
     """A job as the API shows it (OpenAI's Video object; tenku's details under ``tenku``)."""
     info = json.loads(row["info"])
     res = json.loads(row["result"]) if row["result"] else None
@@ -116,6 +157,8 @@ async def _read_body(request: Request, model: type, file_field: str | None, max_
             data = json.loads(raw) if raw.strip() else {}
         except (ValueError, UnicodeDecodeError):
             raise bad("invalid_json", "the body is not valid JSON") from None
+        except RecursionError:
+            raise bad("invalid_json", "the body is JSON nested too deeply") from None
     else:
         raise bad("unsupported_content_type", f"content type {ctype!r}: send application/json or multipart/form-data")
     return validate(model, data), upload
@@ -130,10 +173,11 @@ def _request_body(name: str, form: bool) -> dict[str, Any]:
 
 def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAPI:
     """The app. ``pipe``: a loaded pipeline (default: load ``cfg.model``); ``loader()`` makes one
-    per extra worker. Opening the store recovers jobs a previous process left running."""
+    per extra worker. Opening the store recovers jobs a previous process left running (with a
+    shared store: those whose lease ran out)."""
     from tenku.pipeline import Pipeline
 
-    store = JobStore(cfg.data_dir, max_attempts=cfg.max_attempts)  # first: refuses a data dir in use
+    store = open_store(cfg.store, cfg.data_dir, cfg.max_attempts, cfg.lease_s)  # first: refuses a data dir in use
     loader = loader or (lambda: Pipeline.load(cfg.model, device=cfg.device))
     pipe = pipe if pipe is not None else loader()
     requeued, failed = store.recover()
@@ -169,19 +213,18 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
     async def _http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "http_error")
         msg = f"no such endpoint: {request.method} {request.url.path}" if e.status_code == 404 else str(e.detail)
-        return await _api_error(request, ApiError(e.status_code, code, msg))
+        headers = getattr(e, "headers", None)
+        if e.status_code == 405:  # Starlette names only the first route's methods; every route of the path counts
+            headers = {"Allow": ", ".join(sorted({m for r in app.routes for m in getattr(r, "methods", None) or ()
+                                                  if r.matches(request.scope)[0] != Match.NONE}))}
+            msg = f"{request.method} is not allowed on {request.url.path}; allowed: {headers['Allow']}"
+        return await _api_error(request, ApiError(e.status_code, code, msg, headers=headers))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
         err = e.errors()[0]
         where = str(err["loc"][-1]) if err.get("loc") else None
         return await _api_error(request, bad("invalid_value", f"{where}: {err['msg']}", where))
-
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, e: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse({"error": {"type": "server_error", "code": "internal_error",
-                                       "message": f"{type(e).__name__}: {e}", "param": None}}, 500)
 
     def found(video_id: str, param: str = "video_id") -> Any:
         row = store.get(video_id) if valid_id(video_id) else None

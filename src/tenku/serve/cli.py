@@ -20,6 +20,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; others need --token)")
     s.add_argument("--port", type=port_int, default=8000, help="TCP port, 1 to 65535 (default 8000)")
     s.add_argument("--data-dir", default="serve-data", help="job database and videos (default ./serve-data)")
+    s.add_argument("--store", default=None, metavar="postgresql://...",
+                   help="keep jobs in PostgreSQL, shared with other servers and `tenku worker`s (then --data-dir holds "
+                   "only the videos: a folder they all reach); default: SQLite in --data-dir")
     s.add_argument("--model", default=None, help="pipeline folder (default: the bundled model)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--token", default=None,
@@ -78,7 +81,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = ServeConfig(data_dir=Path(args.data_dir), model=model, device=args.device, host=args.host, port=args.port,
                       token=token, workers=args.workers, max_queue=args.max_queue, ttl_hours=args.ttl_hours,
                       max_seconds=args.max_seconds, max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb,
-                      max_steps=args.max_steps, llm=llm_config(args))
+                      max_steps=args.max_steps, llm=llm_config(args), store=args.store)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(cfg)

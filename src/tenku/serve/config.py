@@ -10,7 +10,7 @@ from typing import Any
 
 @dataclass
 class ServeConfig:
-    data_dir: Path
+    data_dir: Path  # the videos' files (and, with no ``store``, the SQLite job database)
     model: Path
     device: str = "auto"
     host: str = "127.0.0.1"
@@ -26,6 +26,8 @@ class ServeConfig:
     max_attempts: int = 2  # starts of a job that a crash interrupts before it is failed
     poll_ms: int = 500  # openai-poll-after-ms: how often the openai client's poll() asks
     expire_every_s: float = 60.0
+    store: str | None = None  # postgresql://... to share the queue with other processes; None: SQLite in data_dir
+    lease_s: float = 30.0  # a running job is another worker's this long after its worker's last heartbeat
     llm: Any = None  # prompts.llm.LLMConfig for prompt expansion (the operator's, never a client's URL)
 
     @property

@@ -1,11 +1,17 @@
-"""The durable job store: one SQLite database (WAL) beside one folder per video.
+"""The durable job store: one interface, two backends. SQLite (WAL) in ``<data>/jobs.sqlite3`` is
+the embedded default; PostgreSQL (store_pg.py) lets several API processes and ``tenku worker``
+processes on other machines share one queue. Either way the files live in one folder per video.
 
 A job is a row: its public fields (what ``GET /v1/videos/{id}`` shows), the parameters the
-worker needs, and its state. States go ``queued -> in_progress -> completed | failed``;
-a job that was running when the process died is put back in the queue (or failed, after
-``max_attempts`` starts), so a restart loses nothing. Every write is one transaction;
-WAL with ``synchronous=NORMAL`` survives a killed process (only a power cut can lose the
-last commits). One connection behind a lock: every statement here is short.
+worker needs, and its state. States go ``queued -> in_progress -> completed | failed``.
+A worker claims a job with a lease (``worker``, ``lease_until``) and renews it while it runs
+(``heartbeat``); a job whose lease ran out (its worker died) is put back in the queue by
+``reap``, or failed once it has been started ``max_attempts`` times, so a dead worker loses
+nothing and a job that kills its worker cannot loop forever. Lease times come from the
+database's clock, so workers on machines whose clocks differ still agree. Every write is one
+statement (or one transaction); the SQL is the same for both backends except the clock, the
+placeholders and the row lock of ``claim``. The schema is made and upgraded by alembic
+(migrations/), so an old data dir or database is brought up to date when it is opened.
 
 Files live in ``<data>/videos/<id>/``; ids are server-made (``video_`` + 32 hex digits) and
 checked against that pattern before any path is built from one.
@@ -15,8 +21,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
 import shutil
+import socket
 import sqlite3
 import threading
 import time
@@ -26,28 +34,9 @@ from typing import Any
 
 ID_RE = re.compile(r"^video_[0-9a-f]{32}$")
 STATES = ("queued", "in_progress", "completed", "failed")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS videos (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT UNIQUE NOT NULL,
-    created_at INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    progress INTEGER NOT NULL DEFAULT 0,
-    info TEXT NOT NULL,
-    params TEXT NOT NULL,
-    error_code TEXT,
-    error_message TEXT,
-    started_at REAL,
-    finished_at REAL,
-    completed_at INTEGER,
-    expires_at INTEGER,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    expired INTEGER NOT NULL DEFAULT 0,
-    result TEXT
-);
-CREATE INDEX IF NOT EXISTS videos_status ON videos(status, seq);
-"""
+LEASE_S = 30.0  # a claimed job is another worker's to take this long after its last heartbeat
+MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATING = threading.Lock()
 
 
 def new_id() -> str:
@@ -58,33 +47,47 @@ def valid_id(video_id: str) -> bool:
     return bool(ID_RE.match(video_id))
 
 
-class JobStore:
-    """Jobs in ``<data_dir>/jobs.sqlite3``, files in ``<data_dir>/videos/<id>/``."""
+def worker_name(suffix: str = "") -> str:
+    """Who holds a lease: host, process and (for threads) a suffix; shown in logs and the row."""
+    return f"{socket.gethostname()}:{os.getpid()}" + (f":{suffix}" if suffix else "")
 
-    def __init__(self, data_dir: str | Path, max_attempts: int = 2):
+
+def migrate(engine: Any) -> None:
+    """Bring the schema to the newest migration (alembic, over a SQLAlchemy engine used for this only)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with _MIGRATING, engine.begin() as conn:  # alembic's op/context are module globals: one thread at a time
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+    engine.dispose()
+
+
+class Store:
+    """What the API and the workers need from a store. Subclasses give ``_q`` (rows), ``_w``
+    (rowcount), ``NOW`` (the database's clock in epoch seconds, SQL) and ``LOCK`` (the row lock
+    ``claim`` takes: ``FOR UPDATE SKIP LOCKED`` where several processes claim at once)."""
+
+    NOW = ""
+    LOCK = ""
+    exclusive = False  # one process owns the store: every in_progress job at open is an orphan
+
+    def __init__(self, data_dir: str | Path, max_attempts: int = 2, lease_s: float = LEASE_S):
         self.root = Path(data_dir)
         self.videos = self.root / "videos"
         self.videos.mkdir(parents=True, exist_ok=True)
-        self.max_attempts = max_attempts
-        # one server per data dir: a second one would "recover" the first one's running jobs.
-        # flock is released by the kernel when the holder dies, so kill -9 leaves no stale lock.
-        self._lockfile = open(self.root / ".lock", "w")
-        try:
-            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lockfile.close()
-            raise ValueError(f"{self.root}: another tenku serve is using this data dir") from None
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.root / "jobs.sqlite3", check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self.max_attempts, self.lease_s = max_attempts, lease_s
+
+    def _q(self, sql: str, args: tuple = ()) -> list[Any]:
+        raise NotImplementedError
+
+    def _w(self, sql: str, args: tuple = ()) -> int:
+        raise NotImplementedError
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
-        self._lockfile.close()
+        raise NotImplementedError
 
     def folder(self, video_id: str) -> Path:
         """The job's folder; the id must be a valid one (never a client's path)."""
@@ -92,72 +95,79 @@ class JobStore:
             raise ValueError(f"not a video id: {video_id!r}")
         return self.videos / video_id
 
-    def _q(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
-
-    def _w(self, sql: str, args: tuple = ()) -> int:
-        with self._lock:
-            return self._db.execute(sql, args).rowcount
-
     # ---- writes ------------------------------------------------------------------------------
 
     def add(self, video_id: str, info: dict[str, Any], params: dict[str, Any]) -> None:
         self._w("INSERT INTO videos (id, created_at, status, info, params) VALUES (?, ?, 'queued', ?, ?)",
                 (video_id, int(time.time()), json.dumps(info), json.dumps(params)))
 
-    def claim(self) -> sqlite3.Row | None:
-        """The oldest queued job, now in_progress (atomically: two workers never get one job)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute("SELECT * FROM videos WHERE status = 'queued' ORDER BY seq LIMIT 1").fetchone()
-                if row is not None:
-                    self._db.execute("UPDATE videos SET status = 'in_progress', progress = 0, started_at = ?, "
-                                     "attempts = attempts + 1 WHERE seq = ?", (time.time(), row["seq"]))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return None if row is None else self.get(row["id"])
+    def claim(self, worker: str | None = None) -> Any | None:
+        """The oldest queued job, now in_progress and leased to ``worker`` (one statement: two
+        workers never get one job)."""
+        rows = self._q(f"UPDATE videos SET status = 'in_progress', progress = 0, started_at = ?, attempts = attempts + 1, "
+                       f"worker = ?, lease_until = {self.NOW} + ? WHERE status = 'queued' AND seq = "
+                       f"(SELECT seq FROM videos WHERE status = 'queued' ORDER BY seq LIMIT 1 {self.LOCK}) RETURNING *",
+                       (time.time(), worker or worker_name(), self.lease_s))
+        return rows[0] if rows else None
 
-    def set_progress(self, video_id: str, progress: int) -> None:
-        self._w("UPDATE videos SET progress = ? WHERE id = ? AND status = 'in_progress'", (int(progress), video_id))
+    def heartbeat(self, video_id: str, worker: str | None = None) -> bool:
+        """Renew the lease; False if the job is no longer this worker's (deleted, or taken after
+        the lease ran out): the worker then stops it."""
+        return self._w(f"UPDATE videos SET lease_until = {self.NOW} + ? WHERE id = ? AND status = 'in_progress' "
+                       "AND worker = ?", (self.lease_s, video_id, worker or worker_name())) == 1
 
-    def complete(self, video_id: str, result: dict[str, Any], ttl: float | None) -> bool:
-        """Mark done; False if the job was deleted meanwhile (the caller removes its files)."""
+    def set_progress(self, video_id: str, progress: int, worker: str | None = None) -> bool:
+        """Store the percentage and renew the lease; False as ``heartbeat``."""
+        return self._w(f"UPDATE videos SET progress = ?, lease_until = {self.NOW} + ? WHERE id = ? "
+                       "AND status = 'in_progress' AND worker = ?",
+                       (int(progress), self.lease_s, video_id, worker or worker_name())) == 1
+
+    def complete(self, video_id: str, result: dict[str, Any], ttl: float | None, worker: str | None = None) -> bool:
+        """Mark done; False if the job was deleted (or taken by another worker) meanwhile: the
+        caller then leaves the record alone (and removes its files if the job is gone)."""
         now = time.time()
         expires = int(now + ttl) if ttl else None
         return self._w("UPDATE videos SET status = 'completed', progress = 100, finished_at = ?, completed_at = ?, "
-                       "expires_at = ?, result = ? WHERE id = ? AND status = 'in_progress'",
-                       (now, int(now), expires, json.dumps(result), video_id)) == 1
+                       "expires_at = ?, result = ?, lease_until = NULL WHERE id = ? AND status = 'in_progress' "
+                       "AND worker = ?", (now, int(now), expires, json.dumps(result), video_id,
+                                          worker or worker_name())) == 1
 
-    def fail(self, video_id: str, code: str, message: str) -> bool:
+    def fail(self, video_id: str, code: str, message: str, worker: str | None = None) -> bool:
+        """Mark failed; with ``worker``, only while that worker holds the job."""
         now = time.time()
+        mine = " AND status = 'in_progress' AND worker = ?" if worker else ""
         return self._w("UPDATE videos SET status = 'failed', finished_at = ?, completed_at = ?, error_code = ?, "
-                       "error_message = ? WHERE id = ?", (now, int(now), code, message[:2000], video_id)) == 1
+                       f"error_message = ?, lease_until = NULL WHERE id = ?{mine}",
+                       (now, int(now), code, message[:2000], video_id) + ((worker,) if worker else ())) == 1
 
-    def requeue(self, video_id: str, count_attempt: bool = False) -> None:
+    def requeue(self, video_id: str, count_attempt: bool = False, worker: str | None = None) -> None:
         """Back to the queue (a graceful stop: the start does not count as an attempt)."""
-        self._w("UPDATE videos SET status = 'queued', progress = 0, attempts = attempts - ? WHERE id = ? "
-                "AND status = 'in_progress'", (0 if count_attempt else 1, video_id))
+        self._w("UPDATE videos SET status = 'queued', progress = 0, worker = NULL, lease_until = NULL, "
+                "attempts = attempts - ? WHERE id = ? AND status = 'in_progress' AND worker = ?",
+                (0 if count_attempt else 1, video_id, worker or worker_name()))
 
     def delete(self, video_id: str) -> bool:
         return self._w("DELETE FROM videos WHERE id = ?", (video_id,)) == 1
 
-    def recover(self) -> tuple[list[str], list[str]]:
-        """After a restart: jobs left in_progress are requeued, or failed once they have been
-        started ``max_attempts`` times (a job that kills the server must not loop forever).
+    def reap(self, everything: bool = False) -> tuple[list[str], list[str]]:
+        """Jobs whose lease ran out (``everything``: all in_progress jobs) go back to the queue,
+        or fail once they have been started ``max_attempts`` times. Each row changes under the
+        same condition it was read with, so two reapers never both act on one job.
         Returns (requeued ids, failed ids)."""
-        rows = self._q("SELECT id, attempts FROM videos WHERE status = 'in_progress' ORDER BY seq")
+        stale = "status = 'in_progress'" + ("" if everything else f" AND (lease_until IS NULL OR lease_until < {self.NOW})")
+        rows = self._q(f"SELECT id, attempts FROM videos WHERE {stale} ORDER BY seq")
         requeued, failed = [], []
         for r in rows:
             if r["attempts"] >= self.max_attempts:
-                self.fail(r["id"], "interrupted", f"the server stopped while this video was being made "
-                          f"({r['attempts']} attempts); submit it again")
-                failed.append(r["id"])
-            else:
-                self._w("UPDATE videos SET status = 'queued', progress = 0 WHERE id = ?", (r["id"],))
+                now = time.time()
+                msg = (f"the worker stopped while this video was being made ({r['attempts']} attempts); "
+                       "submit it again")
+                if self._w("UPDATE videos SET status = 'failed', finished_at = ?, completed_at = ?, "
+                           f"error_code = 'interrupted', error_message = ?, lease_until = NULL WHERE id = ? AND {stale}",
+                           (now, int(now), msg, r["id"])):
+                    failed.append(r["id"])
+            elif self._w("UPDATE videos SET status = 'queued', progress = 0, worker = NULL, lease_until = NULL "
+                         f"WHERE id = ? AND {stale}", (r["id"],)):
                 requeued.append(r["id"])
         for vid in requeued:  # partial outputs of the interrupted run (inputs stay)
             folder = self.videos / vid
@@ -165,6 +175,11 @@ class JobStore:
                 if not f.name.startswith("input"):
                     f.unlink(missing_ok=True)
         return requeued, failed
+
+    def recover(self) -> tuple[list[str], list[str]]:
+        """At start: the jobs a dead process left running (all of them for an exclusive store,
+        those whose lease ran out for a shared one). Returns (requeued ids, failed ids)."""
+        return self.reap(everything=self.exclusive)
 
     def expire(self, now: float | None = None) -> list[str]:
         """Remove the files of completed videos past ``expires_at``; the record stays."""
@@ -178,11 +193,11 @@ class JobStore:
 
     # ---- reads -------------------------------------------------------------------------------
 
-    def get(self, video_id: str) -> sqlite3.Row | None:
+    def get(self, video_id: str) -> Any | None:
         rows = self._q("SELECT * FROM videos WHERE id = ?", (video_id,))
         return rows[0] if rows else None
 
-    def list(self, after: str | None, limit: int, order: str) -> tuple[list[sqlite3.Row], bool] | None:
+    def list(self, after: str | None, limit: int, order: str) -> tuple[list[Any], bool] | None:
         """A page of jobs by creation order; None if ``after`` names no job."""
         op, direction = (">", "ASC") if order == "asc" else ("<", "DESC")
         if after:
@@ -212,3 +227,58 @@ class JobStore:
     def counts(self) -> dict[str, int]:
         rows = self._q("SELECT status, COUNT(*) AS n FROM videos GROUP BY status")
         return {s: 0 for s in STATES} | {r["status"]: r["n"] for r in rows}
+
+
+class JobStore(Store):
+    """SQLite: jobs in ``<data_dir>/jobs.sqlite3``, one process per data dir. WAL with
+    ``synchronous=NORMAL`` survives a killed process (only a power cut can lose the last
+    commits). One connection behind a lock: every statement here is short."""
+
+    NOW = "((julianday('now') - 2440587.5) * 86400.0)"
+    exclusive = True
+
+    def __init__(self, data_dir: str | Path, max_attempts: int = 2, lease_s: float = LEASE_S):
+        super().__init__(data_dir, max_attempts, lease_s)
+        # one server per data dir: a second one would "recover" the first one's running jobs.
+        # flock is released by the kernel when the holder dies, so kill -9 leaves no stale lock.
+        self._lockfile = open(self.root / ".lock", "w")
+        try:
+            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lockfile.close()
+            raise ValueError(f"{self.root}: another tenku serve is using this data dir") from None
+        self._lock = threading.Lock()
+        path = self.root / "jobs.sqlite3"
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        from sqlalchemy import create_engine
+
+        migrate(create_engine(f"sqlite:///{path}"))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+        self._lockfile.close()
+
+    def _q(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _w(self, sql: str, args: tuple = ()) -> int:
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+
+def open_store(url: str | None, data_dir: str | Path, max_attempts: int = 2, lease_s: float = LEASE_S) -> Store:
+    """The store a ``--store`` value names: none for SQLite in ``data_dir``, ``postgresql://...``
+    for PostgreSQL (files still in ``data_dir``, a folder every process can reach)."""
+    if not url:
+        return JobStore(data_dir, max_attempts, lease_s)
+    if url.startswith(("postgresql://", "postgres://")):
+        from tenku.serve.store_pg import PgStore
+
+        return PgStore(url, data_dir, max_attempts, lease_s)
+    raise ValueError(f"--store {url.split('://')[0]}://...: not a store (give postgresql://USER:PASS@HOST/DB, "
+                     "or leave it out for SQLite in --data-dir)")

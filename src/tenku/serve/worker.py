@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from tenku.serve.store import JobStore
+from tenku.serve.store import Store, worker_name
 
 log = logging.getLogger("tenku.serve")
 
@@ -94,27 +94,31 @@ def run_job(pipe: Any, params: dict[str, Any], folder: Path, progress: Callable[
 
 
 class Workers:
-    """``n`` threads that drain the store's queue. ``loader()`` makes a pipeline (one per thread;
-    ``first``, if given, is used by worker 0 so the model loaded at start-up is not loaded twice)."""
+    """``n`` threads that drain the store's queue, and one that renews their leases and reaps the
+    jobs of dead workers. ``loader()`` makes a pipeline (one per thread; ``first``, if given, is
+    used by worker 0 so the model loaded at start-up is not loaded twice). Runs in the API process
+    (``tenku serve --workers N``) or alone (``tenku worker``), on either store."""
 
-    def __init__(self, store: JobStore, loader: Callable[[], Any], n: int = 1, ttl: float | None = None,
+    def __init__(self, store: Store, loader: Callable[[], Any], n: int = 1, ttl: float | None = None,
                  llm: Any = None, first: Any = None, expire_every: float = 60.0):
         self.store, self.loader, self.n, self.ttl, self.llm = store, loader, n, ttl, llm
         self._first, self.expire_every = first, expire_every
         self._wake = threading.Condition()
         self._stop = threading.Event()
-        self._cancel: set[str] = set()
+        self._cancel: set[str] = set()  # deleted through this process's API
+        self._lost: set[str] = set()  # no longer ours in the store: deleted elsewhere, or taken after our lease ran out
         self._threads: list[threading.Thread] = []
-        self.running: dict[str, str] = {}  # thread name -> job id
+        self.running: dict[str, str] = {}  # worker name (lease holder) -> job id
         self.alive = 0
 
     def start(self) -> None:
         for i in range(self.n):
-            t = threading.Thread(target=self._loop, args=(i,), name=f"tenku-worker-{i}", daemon=True)
+            t = threading.Thread(target=self._loop, args=(worker_name(str(i)),), name=f"tenku-worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)
-        if self.ttl:
-            t = threading.Thread(target=self._janitor, name="tenku-expiry", daemon=True)
+        loops = [(self._heartbeat, "tenku-lease")] + ([(self._janitor, "tenku-expiry")] if self.ttl else [])
+        for target, name in loops:
+            t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -145,65 +149,95 @@ class Workers:
             except Exception:  # noqa: BLE001 - the janitor must outlive a bad pass
                 log.exception("expiry pass failed")
 
-    def _loop(self, index: int) -> None:
-        name = threading.current_thread().name
+    def _heartbeat(self) -> None:
+        """Renew the leases of running jobs (a third of the lease apart, so one late beat is no
+        loss) and put back the jobs of workers whose leases ran out, here or on other machines."""
+        while not self._stop.wait(self.store.lease_s / 3):
+            try:
+                for name, vid in list(self.running.items()):
+                    if not self.store.heartbeat(vid, name):
+                        self._lost.add(vid)
+                requeued, failed = self.store.reap()
+                if requeued or failed:
+                    log.warning("leases ran out: %d jobs requeued, %d failed", len(requeued), len(failed))
+            except Exception:  # noqa: BLE001 - a database hiccup must not end the beats
+                log.exception("lease renewal failed")
+
+    def _loop(self, name: str) -> None:
         try:
-            pipe = self._first if index == 0 and self._first is not None else self.loader()
+            pipe = self._first if name.endswith(":0") and self._first is not None else self.loader()
         except Exception:  # noqa: BLE001 - /ready shows the missing worker
-            log.exception("worker %d could not load the model", index)
+            log.exception("worker %s could not load the model", name)
             return
         self.alive += 1
         try:
             while not self._stop.is_set():
-                job = self.store.claim()
+                try:
+                    job = self.store.claim(name)
+                except Exception:  # noqa: BLE001 - the database is away: try again, do not die
+                    log.exception("worker %s could not claim a job", name)
+                    job = None
                 if job is None:
                     with self._wake:
                         self._wake.wait(1.0)
                     continue
                 self.running[name] = job["id"]
                 try:
-                    self._run(pipe, job)
+                    self._run(pipe, job, name)
                 finally:
                     self.running.pop(name, None)
                     self._cancel.discard(job["id"])
+                    self._lost.discard(job["id"])
         finally:
             self.alive -= 1
 
-    def _run(self, pipe: Any, job: Any) -> None:
+    def _run(self, pipe: Any, job: Any, name: str) -> None:
         vid = job["id"]
         folder = self.store.folder(vid)
         folder.mkdir(parents=True, exist_ok=True)
         last = [-1]
 
         def progress(done: int, total: int) -> None:
-            if self._stop.is_set() or vid in self._cancel:
+            if self._stop.is_set() or vid in self._cancel or vid in self._lost:
                 raise _Stop()
             pct = min(99, int(100 * done / max(1, total)))
             if pct != last[0]:
                 last[0] = pct
-                self.store.set_progress(vid, pct)
+                if not self.store.set_progress(vid, pct, name):
+                    self._lost.add(vid)
+                    raise _Stop()
 
-        log.info("job %s started (attempt %d)", vid, job["attempts"])
+        log.info("job %s started by %s (attempt %d)", vid, name, job["attempts"])
         try:
             result = run_job(pipe, json.loads(job["params"]), folder, progress, self.llm)
         except _Stop:
-            if vid in self._cancel:  # deleted while running
+            if vid in self._cancel:  # deleted through this process
                 shutil.rmtree(folder, ignore_errors=True)
+            elif vid in self._lost:  # deleted elsewhere (the files go), or another worker's now (they stay)
+                self._gone(vid, folder)
+                log.warning("job %s is no longer %s's: stopped", vid, name)
             else:  # the server is stopping: run it again after the restart
-                self.store.requeue(vid)
+                self.store.requeue(vid, worker=name)
                 log.info("job %s put back in the queue (server stopping)", vid)
             return
         except ValueError as e:  # the model cannot do this request
-            self._failed(vid, folder, "invalid_request", str(e))
+            self._failed(vid, folder, "invalid_request", str(e), name)
             return
         except Exception as e:  # noqa: BLE001 - a bug or a broken input: the job fails, the worker lives
             log.exception("job %s failed", vid)
-            self._failed(vid, folder, "internal_error", f"{type(e).__name__}: {e}")
+            self._failed(vid, folder, "internal_error", f"{type(e).__name__}: {e}", name)
             return
-        if not self.store.complete(vid, result, self.ttl):
-            shutil.rmtree(folder, ignore_errors=True)  # deleted as it finished
-        log.info("job %s completed: %d frames", vid, result["frames"])
+        if not self.store.complete(vid, result, self.ttl, name):
+            self._gone(vid, folder)  # deleted as it finished, or taken by another worker
+            return
+        log.info("job %s completed by %s: %d frames", vid, name, result["frames"])
 
-    def _failed(self, vid: str, folder: Path, code: str, message: str) -> None:
-        self.store.fail(vid, code, message)
-        shutil.rmtree(folder, ignore_errors=True)  # inputs are not kept for failed jobs
+    def _gone(self, vid: str, folder: Path) -> None:
+        if self.store.get(vid) is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _failed(self, vid: str, folder: Path, code: str, message: str, name: str) -> None:
+        if self.store.fail(vid, code, message, name):
+            shutil.rmtree(folder, ignore_errors=True)  # inputs are not kept for failed jobs
+        else:
+            self._gone(vid, folder)
