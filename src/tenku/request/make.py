@@ -14,13 +14,30 @@ import numpy as np
 from tenku.request.resolve import Resolved
 
 
+def input_caption(req: Resolved) -> str | None:
+    """What the request's input (an image, a video, clip A of a connect) shows, in the caption
+    language (``tenku.request.recaption``); None without an input."""
+    from tenku.request.recaption import describe_background
+
+    given = req.image or req.video or (req.connect[0] if req.connect is not None else None)
+    return None if given is None else describe_background(given.frames(req.fps))
+
+
 def expand(req: Resolved, llm: Any = None) -> Any:
     """The request's prompt expanded into a detailed caption (``prompts.expand_prompt``), planned
-    for the request's aspect, length and fps; verbatim when ``req.expand`` is off."""
+    for the request's aspect, length and fps; verbatim when ``req.expand`` is off. With an input,
+    expansion starts from the prompt followed by the input's own description (its background
+    and floor), so the caption does not contradict what the user gave; what the prompt states
+    itself comes first and wins."""
     from tenku.prompts.expand import expand_prompt
 
     w, h = req.size
-    return expand_prompt(req.prompt, req.seed, no_expand=not req.expand, llm=llm, aspect=w / h,
+    prompt = req.prompt
+    if req.expand:
+        req.input_caption = input_caption(req)
+        if req.input_caption:
+            prompt = f"{prompt.rstrip().rstrip('.')}. {req.input_caption}"
+    return expand_prompt(prompt, req.seed, no_expand=not req.expand, llm=llm, aspect=w / h,
                          frames=req.caption_frames, fps=req.fps)
 
 
@@ -40,6 +57,8 @@ def sidecar(pipe: Any, req: Resolved, expansion: Any, frames: int, seconds: floa
         side["autoguidance"] = c.autoguidance
     if req.strength is not None:
         side["strength"] = req.strength
+    if req.input_caption:
+        side["input_caption"] = req.input_caption
     if req.full_size is not None:
         side["preview"] = {"full_size": list(req.full_size)}
     return side

@@ -21,7 +21,8 @@ class Resolved:
     """A request with every default settled, ready to run. ``frames``: the new frames of an
     extension or transition, the whole video otherwise; ``total``: frames of the output (a
     connect: A + transition + B); ``caption_frames``: the length the prompt's expansion plans
-    for; ``full_size``: a preview's full size; ``notes``: what the front end should tell the user."""
+    for; ``full_size``: a preview's full size; ``input_caption``: the input's description that
+    the prompt's expansion started from; ``notes``: what the front end should tell the user."""
 
     mode: str
     label: str
@@ -42,6 +43,7 @@ class Resolved:
     connect: tuple[Input, Input] | None = None
     caption_frames: int = 0
     full_size: tuple[int, int] | None = None
+    input_caption: str | None = None  # what the input shows, where expansion starts (request.make)
     notes: list[str] = field(default_factory=list)
     conditioning: dict[str, Any] = field(default_factory=dict)
 
