@@ -56,8 +56,8 @@ def main() -> None:
         recs = [json.loads(x) for x in (Path(a.data) / "metadata.jsonl").read_text().splitlines() if x.strip()]
         for r in recs[: a.videos]:
             frames, _ = read_video(Path(a.data) / r["file"])
-            n = pipe.fit_frames(len(frames))
-            n = n if n <= len(frames) else n - pipe.frame_step
+            n = pipe.geometry.fit_frames(len(frames))
+            n = n if n <= len(frames) else n - pipe.geometry.frame_step
             sd, jump = stats(pipe.encode_frames(frames[:n]))
             print(json.dumps({"video": r["file"], "std": round(sd, 3), "adjacent_diff": round(jump, 3)}))
 

@@ -49,8 +49,8 @@ def main() -> None:
     from tenku.prompts.expand import expand_prompt
 
     pipe = Pipeline.load(a.model, "cpu")
-    items = build_suite("world", a.limit, None, pipe.size_multiple, a.samples)
-    half = lambda item: pipe.fit_size(item.width // 2, item.height // 2)  # noqa: E731  the preview's size
+    items = build_suite("world", a.limit, None, pipe.geometry.size_multiple, a.samples)
+    half = lambda item: pipe.geometry.fit_size(item.width // 2, item.height // 2)  # noqa: E731  the preview's size
     drafts: dict[tuple[str, int], np.ndarray] = {}
     timing: dict[str, float] = {}
 

@@ -46,6 +46,7 @@ def run(mode_pipeline, tmp_path, *args):
 def test_image_extend_loop_connect_edit(mode_pipeline, tmp_path, inputs):
     f, side = run(mode_pipeline, tmp_path, "a ball", "--image", str(inputs / "img.png"))
     assert f.shape == (17, 64, 64, 3) and side["mode"] == "image-to-video" and "context_guidance" not in side
+    assert side["input_caption"] in side["expansion"]["prompt"]  # expansion starts from what the image shows
     for d in ("forward", "backward"):
         f, side = run(mode_pipeline, tmp_path, "a ball", "--video", str(inputs / "v.mp4"), "--extend", d, "--seconds", "1")
         assert f.shape == (13 + 8, 64, 64, 3) and side["mode"] == f"extend-{d}" and side["context_guidance"] == 1.5

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tenku.eval.checks import psnr
-from tenku.modes import (Chunk, cover_resize, end_latents, fade, input_size, loop_split, parse_aspect, plan_connect, plan_rollout, ramp,
-                         size_for_aspect, start_latents)
+from tenku.modes import Chunk, cover_resize, end_latents, fade, loop_split, plan_connect, plan_rollout, ramp, start_latents
+from tenku.request import input_size, parse_aspect, size_for_aspect
 from tenku.pipeline import Pipeline
 
 
@@ -104,7 +104,7 @@ def test_loop_closure_ramp(pipe, monkeypatch):
         return np.abs(out[-1].astype(int) - out[0]).mean()
 
     with_ramp = closure()
-    monkeypatch.setattr("tenku.pipeline.ramp", lambda f, a, b: f)
+    monkeypatch.setattr("tenku.modes.runner.ramp", lambda f, a, b: f)
     assert with_ramp < 0.5 * closure()
 
 
@@ -220,7 +220,7 @@ def test_long_video_memory_does_not_grow_with_length(pipe):
 
 
 @pytest.mark.parametrize("kw,msg", [
-    (dict(image=np.zeros((8, 8, 3), np.uint8), video=np.zeros((9, 8, 8, 3), np.uint8), extend="forward"), "one of"),
+    (dict(image=np.zeros((8, 8, 3), np.uint8), video=np.zeros((9, 8, 8, 3), np.uint8), extend="forward"), "give one input"),
     (dict(loop=True, connect=(np.zeros((9, 64, 64, 3), np.uint8),) * 2), "loop works"),
     (dict(extend="forward"), "needs a video"),
     (dict(video=np.zeros((3, 64, 64, 3), np.uint8), extend="forward"), "at least 5"),

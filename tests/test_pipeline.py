@@ -23,7 +23,7 @@ def test_generate_shapes_and_determinism(tiny_pipeline):
 
 def test_unmakeable_sizes_name_the_nearest(tiny_pipeline):
     pipe = Pipeline.load(tiny_pipeline, device="cpu")
-    assert pipe.fit_size(100, 60) == (96, 64) and pipe.fit_frames(10) == 9
+    assert pipe.geometry.fit_size(100, 60) == (96, 64) and pipe.geometry.fit_frames(10) == 9
     with pytest.raises(ValueError, match="nearest: 96x64"):
         pipe.generate("x", size=(100, 60))
     with pytest.raises(ValueError, match="nearest: 9"):

@@ -6,14 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from tenku import MAX_ASPECT, SEED_MAX
-from tenku.cli import UsageError, fps_float, nonneg_float, parse_size, positive_float, positive_int, seed_int
+from tenku import SEED_MAX
+from tenku.cli import UsageError, fps_float, nonneg_float, positive_float, positive_int, seed_int
 
 BUNDLED = Path(__file__).resolve().parents[2] / "models" / "tenku-world"
 
@@ -67,120 +64,81 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(func=cmd_generate, command="generate")
 
 
-def _read(path: str, what: str, still: bool = False) -> tuple[np.ndarray, float | None]:
-    """An input image or video as uint8 frames (+ fps); a file that does not decode is a UsageError."""
-    from tenku.io import IMAGE_SUFFIXES, read_image, read_video
-
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{what} {path}: no such file")
-    try:
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            return read_image(p)[None], None
-        frames, fps = read_video(p)
-    except ValueError as e:
-        raise UsageError(f"{what}: {e}") from None
-    return (frames[:1], None) if still else (frames, fps)
-
-
-def _check_combination(args: argparse.Namespace) -> None:
-    """Mode flags that do not go together: one line saying which, exit 2."""
-    if args.extend and not args.video:
-        raise UsageError("--extend needs --video V (the video to extend)")
+def _check_flags(args: argparse.Namespace) -> None:
+    """Flag combinations of this command's own (--edit, --upscale); the mode rules every front
+    end shares are the request's (``tenku.request``): one line saying which, exit 2."""
     if args.edit is not None and not args.video:
         raise UsageError("--edit needs --video V (the video to edit)")
     if args.video and not (args.extend or args.edit is not None):
         raise UsageError("--video needs --extend forward|backward or --edit PROMPT")
     if args.extend and args.edit is not None:
         raise UsageError("--extend and --edit do not go together; pick one")
-    if args.loop and (args.connect or args.video):
-        raise UsageError("--loop works with a text prompt or --image, not with --connect or --video")
-    inputs = [f for f, on in (("--image", args.image), ("--video", args.video), ("--connect", args.connect),
-                              ("--upscale", args.upscale)) if on]
-    if len(inputs) > 1:
-        raise UsageError(f"{' and '.join(inputs)} do not go together; give one input")
-    if args.preview and (args.upscale or args.video or args.connect):
-        raise UsageError("--preview makes a draft from text (or --image); it does not go with --upscale, --video or --connect")
+    if args.preview and args.upscale:
+        raise UsageError("--preview makes a draft from text (or --image); it does not go with --upscale")
     if args.strength is not None and args.edit is None and not args.upscale:
         raise UsageError("--strength is for --edit or --upscale")
-    if args.strength is not None and not 0 < args.strength <= 1:
-        raise UsageError(f"--strength must be in (0, 1]; got {args.strength:g}")
-    if args.aspect and args.size:
-        raise UsageError("give --size or --aspect, not both")
-    if (args.height or args.width) and not args.aspect:
-        raise UsageError("--height/--width go with --aspect (or use --size WxH)")
     if args.prompt is None and args.edit is None and not args.upscale:
         raise UsageError("give a prompt (or --video V --edit PROMPT, or --upscale DRAFT)")
     if args.prompt is not None and args.edit is not None:
         raise UsageError("with --edit the new prompt is the --edit value; drop the positional prompt")
 
 
-def _size(args: argparse.Namespace, pipe: Any, default: tuple[int, int]) -> tuple[int, int]:
-    from tenku.modes import parse_aspect, size_for_aspect
+def _names(args: argparse.Namespace) -> dict[str, str]:
+    from tenku.request import CLI_NAMES
 
-    try:
-        if args.aspect:
-            w, h = size_for_aspect(parse_aspect(args.aspect), pipe.size_multiple, min(pipe.cfg.size), args.width, args.height)
-        else:
-            w, h = pipe.check_size(parse_size(args.size) if args.size else default)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if w * h > pipe.max_pixels:
-        dw, dh = pipe.cfg.size
-        raise UsageError(f"size {w}x{h} is larger than this model makes: at most {pipe.max_pixels} pixels "
-                         f"(16x its default {dw}x{dh}, e.g. {4 * dw}x{4 * dh})")
-    return w, h
+    return CLI_NAMES | ({"video": "--upscale"} if args.upscale else {})
 
 
-def _input_default(pipe: Any, frames: np.ndarray, what: str, args: argparse.Namespace) -> tuple[int, int]:
-    """The output size an input video gives when no size is asked for; said when it is not the input's."""
-    from tenku.modes import check_aspect
+def _request(args: argparse.Namespace, draft_side: dict[str, Any], geo: Any = None, read: Any = None) -> Any:
+    """The request the flags ask for, with the model's ``geo`` (``tenku.request.Geometry``) for
+    what only this command defaults (an edit's strength, an upscale's size). ``read(flag, path,
+    still)`` reads an input; without ``geo`` and ``read``, inputs are stand-ins, so that the
+    mode rules are checked before any file is read or model loaded."""
+    from tenku.request import Input, Request
 
-    h, w = frames.shape[1:3]
-    size = pipe.input_size(w, h)
-    try:
-        check_aspect(*size)
-    except ValueError:
-        if not (args.size or args.aspect):
-            raise UsageError(f"{what} is {w}x{h}, wider than {MAX_ASPECT}:1 or taller than 1:{MAX_ASPECT}; give --size "
-                             "or --aspect to crop its centre") from None
-    if size != pipe.fit_size(w, h) and not (args.size or args.aspect):
-        print(f"note: {what} is {w}x{h}, larger than this model makes; making {size[0]}x{size[1]} "
-              f"(--size WxH to choose, at most {pipe.max_pixels} pixels)")
-    return size
+    read = read or (lambda what, path, still=False: Input(64, 64, 64))
+    video = read("--video", args.video) if args.video else read("--upscale", args.upscale) if args.upscale else None
+    connect = tuple(read(f"--connect {n}", p) for n, p in zip("AB", args.connect)) if args.connect else None
+    prompt, expand = (args.edit if args.edit is not None else args.prompt), not args.no_expand
+    if args.upscale and prompt is None:
+        prompt, expand = draft_side.get("caption") or draft_side.get("prompt"), False  # the draft's caption, as it was
+    size = args.size
+    if args.upscale and size is None and not args.aspect:  # the draft's full size, else the model's default
+        size = tuple(draft_side.get("preview", {}).get("full_size") or (geo.size if geo else (64, 64)))
+    strength = args.strength
+    if strength is None and (args.edit is not None or args.upscale):
+        strength = geo.strength if geo else 0.5
+    return Request(prompt, read("--image", args.image, True) if args.image else None, video, connect,  # type: ignore[arg-type]
+                   args.extend, args.loop, strength, size, args.aspect, args.width, args.height,  # type: ignore[arg-type]
+                   args.frames, args.seconds, args.fps or draft_side.get("fps"),
+                   args.seed if args.seed is not None else int(draft_side.get("seed", 0)), args.steps, args.guidance,
+                   args.negative, args.sampler, expand, args.preview, "upscale" if args.upscale else None)
 
 
-def _frames_wanted(args: argparse.Namespace, pipe: Any, fps: float, exact: bool) -> int | None:
-    """--frames, or --seconds as frames (n seconds span n * fps intervals). ``exact``: any count
-    works (extend/connect: new frames); else rounded to 1 + 4k, saying so."""
-    if args.frames:
-        if not exact:
-            try:
-                pipe.check_frames(args.frames)
-            except ValueError as e:
-                raise UsageError(str(e)) from None
-        return args.frames
-    if not args.seconds:
-        return None
-    n = round(args.seconds * fps) if exact else round(args.seconds * fps) + 1
-    if exact:
-        return max(1, n)
-    fitted = pipe.fit_frames(n)
-    if fitted != n:
-        print(f"note: {args.seconds:g} s at {fps:g} fps rounded to {fitted} frames (the model makes 1 + {pipe.frame_step}k)")
-    return fitted
+def resolve_args(args: argparse.Namespace, pipe: Any, draft_side: dict[str, Any] | None = None, limits: Any = None) -> Any:
+    """The flags as a request resolved against ``pipe``'s model (inputs read, rules checked):
+    a ``tenku.request.Resolved``, or a ``RequestError`` (the server refuses the same request
+    with the same error code and field). ``limits``: none beyond the model's by default."""
+    from tenku.request import Input, Limits, resolve
+
+    read = lambda what, path, still=False: Input.read(path, what, still)  # noqa: E731
+    return resolve(_request(args, draft_side or {}, pipe.geometry, read), pipe.geometry, limits or Limits(), _names(args))
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from tenku.io import write_video
-    from tenku.modes import cover_resize, resample_fps
     from tenku.pipeline import Pipeline
     from tenku.prompts.cli import llm_config
-    from tenku.prompts.expand import expand_prompt
+    from tenku.request import RequestError
+    from tenku.request.make import expand, make, stream
+    from tenku.request.resolve import check_combination
 
-    _check_combination(args)
+    _check_flags(args)
+    try:
+        check_combination(_request(args, {}), _names(args))
+    except RequestError as e:
+        raise UsageError(str(e)) from None
     out = Path(args.out)
     if out.suffix.lower() not in (".mp4", ".gif"):
         raise UsageError(f"output must end in .mp4 or .gif, got {out.name!r}")
@@ -200,52 +158,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.autoguidance > 0 and pipe.guide is None:
             raise UsageError(f"--autoguidance {args.autoguidance}: the model {model} has no guide transformer (guide/); only 0 works with it")
         pipe.cfg.autoguidance = args.autoguidance
-    fps = args.fps or draft_side.get("fps") or pipe.cfg.fps
-    seed = args.seed if args.seed is not None else int(draft_side.get("seed", 0))
-
-    # inputs, resampled to fps; the output size defaults to the input video's (fitted)
-    mode: dict[str, Any] = {}
-    clips: tuple[np.ndarray, np.ndarray] | None = None
-    default = pipe.cfg.size
-    if args.image:
-        mode["image"] = _read(args.image, "--image", still=True)[0][0]
-    if args.video:
-        v = resample_fps(*_read(args.video, "--video"), fps)
-        default = _input_default(pipe, v, "--video", args)
-        mode["video"] = v
-    if args.connect:
-        clips = tuple(resample_fps(*_read(p, f"--connect {n}"), fps) for n, p in zip("AB", args.connect))  # type: ignore[assignment]
-        default = _input_default(pipe, clips[0], "--connect", args)
-    if args.upscale:
-        draft = resample_fps(*_read(args.upscale, "--upscale"), fps)
-        default = tuple(draft_side.get("preview", {}).get("full_size") or pipe.cfg.size)  # type: ignore[assignment]
-    w, h = _size(args, pipe, default)
-    if args.preview:
-        full = (w, h)
-        w, h = pipe.fit_size(w // 2, h // 2)
-    frames = _frames_wanted(args, pipe, fps, exact=bool(args.extend or args.connect))
-
-    if args.extend:
-        mode["extend"] = args.extend  # frames counts the whole output; the pipeline resizes the video
-        frames = None if frames is None else len(mode["video"]) + frames
-    elif args.connect:
-        mode["connect"] = tuple(cover_resize(c, w, h) for c in clips)  # type: ignore[union-attr]
-    elif args.edit is not None or args.upscale:
-        if args.frames or args.seconds:
-            raise UsageError("an edit or upscale keeps the input's length; drop --frames/--seconds")
-        mode.update(video=mode.get("video", draft if args.upscale else None), strength=args.strength or pipe.cfg.strength)
-    if args.loop:
-        mode["loop"] = True
-
-    prompt = args.edit if args.edit is not None else args.prompt
-    no_expand = args.no_expand
-    if args.upscale and prompt is None:
-        prompt, no_expand = draft_side.get("caption") or draft_side.get("prompt"), True  # the draft's caption, as it was
-    expansion = expand_prompt(prompt, seed, no_expand=no_expand, llm=llm_config(args), aspect=w / h,
-                              frames=frames or pipe.cfg.frames, fps=fps)
-    steps = args.steps or pipe.cfg.steps
-    guidance = pipe.cfg.guidance if args.guidance is None else args.guidance
-    context_guidance = pipe.context_guidance_for(args.guidance, bool(args.connect or (args.video and args.extend)))
+    try:
+        req = resolve_args(args, pipe, draft_side)
+    except RequestError as e:
+        raise UsageError(str(e)) from None
+    for note in req.notes:
+        print(f"note: {note}")
+    expansion = expand(req, llm_config(args))
     bar: Any = None  # made at the first step, so a refused request prints no progress bar
 
     def tick(i: int, n: int) -> None:
@@ -253,48 +172,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if bar is None:
             bar = tqdm(total=n, desc="sampling", unit="step", disable=args.quiet)
         bar.total = n
-        chunks = max(1, n // steps)
-        bar.set_postfix_str(f"chunk {min(chunks, i // steps + (i % steps > 0))}/{chunks}" if chunks > 1 else "", refresh=False)
+        chunks = max(1, n // req.steps)
+        bar.set_postfix_str(f"chunk {min(chunks, i // req.steps + (i % req.steps > 0))}/{chunks}" if chunks > 1 else "",
+                            refresh=False)
         bar.update(i - bar.n)
 
-    t0 = time.time()
     try:
-        blocks = pipe.stream(expansion.caption, seed=seed, size=(w, h), frames=frames, fps=fps, steps=steps,
-                             guidance=args.guidance, callback=tick, negative_prompt=args.negative, sampler=args.sampler, **mode)
+        blocks = stream(pipe, req, expansion, tick)
     except ValueError as e:  # a request the model cannot do: say so before anything else
         raise UsageError(str(e)) from None
     for warning in expansion.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if expansion.unknown and not any("not understood" in w for w in expansion.warnings):
         print(f"warning: not understood: {', '.join(expansion.unknown)}", file=sys.stderr)
-    if not no_expand:
+    if req.expand:
         print(f"caption: {expansion.caption}")
-    count = [0]
+    files = {k: getattr(args, k) for k in ("image", "video", "connect", "upscale") if getattr(args, k)}
     try:
-        write_video(out, _counted(blocks, count), fps)
+        side = make(pipe, req, out, expansion, blocks, model=str(model), **files)
     except OSError as e:
         raise UsageError(f"cannot write {out}: {e}") from None
     if bar is not None:
         bar.close()
-    elapsed = time.time() - t0
-    side = {"prompt": prompt, "caption": expansion.caption, "model": str(model), "seed": seed, "size": [w, h],
-            "frames": count[0], "fps": fps, "steps": steps, "guidance": guidance, "device": str(pipe.device),
-            "mode": _mode_name(args), "negative_prompt": args.negative if args.negative is not None else pipe.cfg.negative_prompt,
-            "sampler": args.sampler or pipe.cfg.sampler, "seconds_generated": round(elapsed, 3), "expansion": expansion.to_dict(),
-            "tenku": __import__("tenku").__version__}
-    if context_guidance is not None:
-        side["context_guidance"] = context_guidance
-    if pipe.guide is not None:
-        side["autoguidance"] = pipe.cfg.autoguidance
-    for key in ("image", "video", "connect", "upscale"):
-        if getattr(args, key):
-            side[key] = getattr(args, key)
-    if "strength" in mode:
-        side["strength"] = mode["strength"]
-    if args.preview:
-        side["preview"] = {"full_size": list(full)}
-    out.with_suffix(".json").write_text(json.dumps(side, indent=1))
-    print(f"wrote {out} ({count[0]} frames, {w}x{h}, {fps:g} fps) in {elapsed:.1f}s")
+    w, h = req.size
+    print(f"wrote {out} ({side['frames']} frames, {w}x{h}, {req.fps:g} fps) in {side['seconds_generated']:.1f}s")
     if args.preview:
         print(f"full size: tenku generate --upscale {out} -o {out.with_name(out.stem + '-full' + out.suffix)}")
     return 0
@@ -330,16 +231,3 @@ def _draft_sidecar(draft: Path, need_prompt: bool) -> dict[str, Any]:
 
 def _is_size(v: Any) -> bool:
     return isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
-
-
-def _mode_name(args: argparse.Namespace) -> str:
-    for name in ("upscale", "connect", "edit", "extend", "loop", "image", "preview"):
-        if getattr(args, name) not in (None, False):
-            return {"extend": f"extend-{args.extend}", "image": "image-to-video"}.get(name, name)
-    return "text-to-video"
-
-
-def _counted(blocks: Any, count: list[int]) -> Any:
-    for block in blocks:
-        count[0] += len(block)
-        yield block

@@ -22,10 +22,9 @@ from tenku import SEED_MAX
 from tenku.config import load_config, save_config
 from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
-from tenku.flow.sampler import SAMPLERS
 from tenku.io import from_uint8, to_uint8
-from tenku.modes import (Chunk, as_frames, check_aspect, check_request, cover_resize, end_latents, fade_from, fade_into, fit_multiple,
-                         input_size, loop_split, plan_connect, plan_rollout, ramp, start_latents)
+from tenku.modes import Runner, cover_resize, end_latents, start_latents
+from tenku.request import PYTHON_NAMES, Geometry, Input, Limits, Request, RequestError, Resolved, resolve
 from tenku.text import MAX_TOKENS, TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
 
@@ -53,6 +52,9 @@ class PipelineConfig:
     # weight of autoguidance by the folder's guide/ transformer (a smaller, less trained model of
     # the same latents and captions; flow.GuidedModel); 0: off
     autoguidance: float = 0.0
+    # where the VAE encodes and decodes: "cpu" (today's default, see Pipeline.vae_device for why),
+    # "auto" (the DiT's device) or "cuda"
+    vae_device: str = "cpu"
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -103,7 +105,10 @@ class Pipeline:
             raise ValueError(f"autoguidance={cfg.autoguidance}: must be 0 (off) or more")
         if cfg.autoguidance and guide is None:
             raise ValueError(f"autoguidance={cfg.autoguidance} needs a guide transformer (a guide/ folder); set it to 0 or add one")
-        self.vae, self.dit, self.text, self.cfg, self.device = vae.eval(), dit.eval().to(device), text, cfg, device
+        if cfg.vae_device not in ("cpu", "auto", "cuda"):
+            raise ValueError(f"vae_device must be cpu, auto or cuda; got {cfg.vae_device!r}")
+        self.dit, self.text, self.cfg, self.device = dit.eval().to(device), text, cfg, device
+        self.vae = vae.eval().to(self.vae_device)
         self.guide = None if guide is None else guide.eval().to(device)
 
     @classmethod
@@ -139,36 +144,13 @@ class Pipeline:
         return self.generate(prompt, seed, size, num_frames, fps, num_inference_steps,
                              guidance_scale, callback, negative_prompt=negative_prompt, **mode)
 
-    # ---- what sizes the model can make ------------------------------------------------
-
     @property
-    def size_multiple(self) -> int:
-        """Width and height must be multiples of this (VAE downsampling x DiT patch)."""
-        return self.vae.cfg.space_down * max(self.dit.cfg.patch[1], self.dit.cfg.patch[2])
-
-    @property
-    def frame_step(self) -> int:
-        return self.vae.cfg.time_down * self.dit.cfg.patch[0]
-
-    def fit_size(self, width: int, height: int) -> tuple[int, int]:
-        """The nearest size the model can make (multiples of ``size_multiple``, at least one)."""
-        return fit_multiple(width, self.size_multiple), fit_multiple(height, self.size_multiple)
-
-    @property
-    def max_pixels(self) -> int:
-        """The largest width x height the CLI and the server make by default: 16x the default
-        size's area (512x512 for a 128x128 model), far beyond the sizes it was trained at and
-        minutes a video on a CPU already."""
-        return 16 * self.cfg.size[0] * self.cfg.size[1]
-
-    def input_size(self, width: int, height: int) -> tuple[int, int]:
-        """The output size for an input video of this size (``tenku.modes.input_size``)."""
-        return input_size(width, height, self.size_multiple, self.cfg.size, self.max_pixels)
-
-    def fit_frames(self, frames: int) -> int:
-        """The nearest frame count of the form 1 + frame_step * k."""
-        s = self.frame_step
-        return 1 + max(0, round((frames - 1) / s)) * s
+    def geometry(self) -> Geometry:
+        """What sizes and lengths this model makes, and its request defaults (tenku.request)."""
+        c = self.cfg
+        return Geometry(self.vae.cfg.space_down * max(self.dit.cfg.patch[1], self.dit.cfg.patch[2]),
+                        self.vae.cfg.time_down * self.dit.cfg.patch[0], tuple(c.size), c.frames, c.fps, c.context_frames,
+                        c.steps, c.strength)
 
     # ---- sampling ------------------------------------------------------------------------
 
@@ -187,10 +169,16 @@ class Pipeline:
                        guidance: float | None = None, cond: torch.Tensor | None = None,
                        cond_mask: torch.Tensor | None = None, x_start: torch.Tensor | None = None,
                        start_sigma: float = 1.0, callback: Callable[[int, int], None] | None = None,
-                       negative_prompt: str | None = None, sampler: str | None = None) -> torch.Tensor:
+                       negative_prompt: str | None = None, sampler: str | None = None,
+                       conditioning: dict[str, Any] | None = None) -> torch.Tensor:
         """Sample a normalised latent (1, C, T', H', W') for ``prompt``; ``cond``/``cond_mask``
         fix clean frames, ``x_start``/``start_sigma`` start from a noised latent (SDEdit);
-        guidance pushes away from ``negative_prompt`` (default: the config's, normally empty)."""
+        guidance pushes away from ``negative_prompt`` (default: the config's, normally empty).
+        ``conditioning``: a request's extra conditioning inputs by name (none is taken yet: the
+        place where one, such as a layout, reaches the model)."""
+        if conditioning:
+            raise RequestError(f"this model takes no extra conditioning; got {', '.join(sorted(conditioning))}",
+                               "conditioning")
         steps = steps or self.cfg.steps
         guidance = self.cfg.guidance if guidance is None else guidance
         g = torch.Generator().manual_seed(int(seed))
@@ -207,31 +195,28 @@ class Pipeline:
             return sample(model, noise, sigmas, dev(cond), dev(cond_mask), self.cfg.cond_sigma, dev(x_start), callback,
                           sampler or self.cfg.sampler)
 
-    # The VAE runs under bf16 autocast: on the bundled VAE the decoded frames differ from fp32
-    # by at most 1/255 (60 dB apart) and decoding a 4-second clip is 4.5x faster on CPU.
+    # Where the VAE runs is a stated policy, PipelineConfig.vae_device: "cpu" (the default) keeps
+    # the autoencoder on the CPU under bf16 autocast, where on the bundled VAE the decoded frames
+    # differ from fp32 by at most 1/255 (60 dB apart) and decoding a 4-second clip is 4.5x faster
+    # than fp32; the DiT dominates sampling time, and the CPU's memory holds long videos. "auto"
+    # puts it beside the DiT (a GPU user's choice when the GPU has room).
+
+    @property
+    def vae_device(self) -> torch.device:
+        """The device the VAE encodes and decodes on (``PipelineConfig.vae_device``)."""
+        return self.device if self.cfg.vae_device == "auto" else torch.device(self.cfg.vae_device)
 
     def decode(self, latent: torch.Tensor) -> np.ndarray:
         """Normalised latent (1, C, T', H', W') -> uint8 frames (T, H, W, 3)."""
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return to_uint8(self.vae.decode(latent.float().cpu()).float().clamp(-1, 1)[0])
+        dev = self.vae_device
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
+            return to_uint8(self.vae.decode(latent.float().to(dev)).float().clamp(-1, 1)[0].cpu())
 
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 (1 + time_down k, H, W, 3) -> normalised latent (1, C, 1 + k, H', W')."""
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return self.vae.encode(from_uint8(frames)[None]).float()
-
-    def check_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        w, h = size
-        if (w, h) != self.fit_size(w, h):
-            fw, fh = self.fit_size(w, h)
-            raise ValueError(f"size {w}x{h}: width and height must be multiples of {self.size_multiple}; nearest: {fw}x{fh}")
-        check_aspect(w, h)
-        return w, h
-
-    def check_frames(self, n: int) -> int:
-        if n != self.fit_frames(n):
-            raise ValueError(f"{n} frames: the model makes 1 + {self.frame_step}k frames; nearest: {self.fit_frames(n)}")
-        return n
+        dev = self.vae_device
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
+            return self.vae.encode(from_uint8(frames)[None].to(dev)).float().cpu()
 
     def sample_chunk(self, prompt: str, seed: int, size: tuple[int, int], frames: int, start: np.ndarray | None = None,
                      end: np.ndarray | None = None, steps: int | None = None, guidance: float | None = None,
@@ -239,7 +224,7 @@ class Pipeline:
                      strength: float = 1.0, **sampling: Any) -> np.ndarray:
         """One sampling call: ``frames`` uint8 frames whose first ``len(start)`` and last
         ``len(end)`` frames are given (the latent frames they fill completely are clean
-        conditions; see modes.py), or that start from ``x_start`` noised to ``strength``
+        conditions; see tenku.modes.plans), or that start from ``x_start`` noised to ``strength``
         (SDEdit). ``sampling``: negative_prompt, sampler (see ``sample_latents``). Returns the
         whole decoded chunk, given frames included."""
         w, h = size
@@ -265,7 +250,7 @@ class Pipeline:
                                 **sampling)
         return self.decode(z)
 
-    # ---- modes (the table in DESIGN.md; the chunk arithmetic is in modes.py) -------------
+    # ---- modes (the table in DESIGN.md; the chunk arithmetic is in tenku.modes) -------------
 
     def generate(self, prompt: str, seed: int = 0, size: tuple[int, int] | None = None, frames: int | None = None,
                  fps: float | None = None, steps: int | None = None, guidance: float | None = None,
@@ -278,7 +263,8 @@ class Pipeline:
                callback: Callable[[int, int], None] | None = None, *, image: np.ndarray | None = None,
                video: np.ndarray | None = None, extend: str | None = None, loop: bool = False,
                connect: tuple[np.ndarray, np.ndarray] | None = None, strength: float | None = None,
-               negative_prompt: str | None = None, sampler: str | None = None) -> Iterator[np.ndarray]:
+               negative_prompt: str | None = None, sampler: str | None = None,
+               conditioning: dict[str, Any] | None = None) -> Iterator[np.ndarray]:
         """Every mode, as uint8 frame blocks (T_i, H, W, 3) in playing order. Long videos are
         sampled and handed out chunk by chunk (each chunk conditioned on the tail of the last),
         so memory does not grow with length.
@@ -295,201 +281,59 @@ class Pipeline:
         ``connect``. Inputs are resized by ``modes.cover_resize`` to ``size`` (default: the
         input video's size fitted to what the model makes, else the model's default).
         ``callback(done, total)`` counts sampling steps over all chunks. Wrong sizes, frame
-        counts and mode combinations are ValueErrors that say what is allowed. ``negative_prompt``
-        and ``sampler`` (``euler``, ``dpm++2m``) override the config's."""
-        steps = self.cfg.steps if steps is None else steps
-        check_request(prompt, seed, steps, guidance, frames, fps, size)
-        modes = [n for n, on in (("image", image is not None), ("video", video is not None),
-                                 ("connect", connect is not None)) if on]
-        if len(modes) > 1:
-            raise ValueError(f"give one of image, video, connect; got {' and '.join(modes)}")
+        counts and mode combinations are ValueErrors (``tenku.request.RequestError``) that say
+        what is allowed. ``negative_prompt`` and ``sampler`` (``euler``, ``dpm++2m``) override
+        the config's. The arguments become a ``tenku.request.Request``; ``run`` makes it."""
         if connect is not None and (not isinstance(connect, (tuple, list)) or len(connect) != 2):
-            raise ValueError("connect must be two videos (A, B)")
-        if loop and (video is not None or connect is not None):
-            raise ValueError("loop works with text or an image, not with a video or connect")
-        if extend is not None and video is None:
-            raise ValueError("extend needs a video to extend")
-        if extend not in (None, "forward", "backward"):
-            raise ValueError(f"extend must be 'forward' or 'backward'; got {extend!r}")
-        if video is not None and (extend is None) == (strength is None):
-            raise ValueError("with a video, give extend ('forward'/'backward') or strength (an edit), one of them")
-        if strength is not None and not 0 < strength <= 1:
-            raise ValueError(f"strength must be in (0, 1]; got {strength}")
-        first = video if video is not None else connect[0] if connect is not None else None
-        if size is None and first is not None:
-            size = self.input_size(first.shape[2], first.shape[1])
-        w, h = self.check_size(size or self.cfg.size)
-        fit = lambda v: cover_resize(as_frames(v, "video"), w, h)  # noqa: E731
-        chunk, overlap, step = self.cfg.frames, min(self.cfg.context_frames, self.cfg.frames - 1), self.frame_step
-        if sampler is not None and sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler {sampler!r}; allowed: {', '.join(SAMPLERS)}")
-        run = _Runner(self, prompt, seed, (w, h), steps, guidance, callback,
-                      dict(negative_prompt=negative_prompt, sampler=sampler))
-        if strength is not None:  # edit: the whole (fitted) video in one call
-            v = fit(video)
-            n = 1 + step * ((len(v) - 1) // step)  # the longest valid frame count it holds
-            if frames is not None and frames != n:
-                raise ValueError(f"an edit keeps the video's length ({n} frames usable); got frames={frames}")
-            run.total = steps
-            return iter([run.chunk(n, x_start=v[:n], strength=strength)])
-        if video is not None:
-            v = fit(video)
-            if len(v) < overlap:
-                raise ValueError(f"the video has {len(v)} frames; extending needs at least {overlap}")
-            n = frames if frames is not None else len(v) + chunk - overlap
-            if n <= len(v):
-                raise ValueError(f"frames={n} must exceed the video's {len(v)} frames (it counts the video too)")
-            return run.extend(v, n - len(v), chunk, overlap, step, backward=extend == "backward")
-        if connect is not None:
-            a, b = fit(connect[0]), fit(connect[1])
-            for name, clip in (("A", a), ("B", b)):
-                if len(clip) < overlap:
-                    raise ValueError(f"clip {name} has {len(clip)} frames; connect needs at least {overlap}")
-            n = frames if frames is not None else chunk - 2 * overlap
-            return run.connect(a, b, n, chunk, overlap, step)
-        n = frames or self.cfg.frames
-        self.check_frames(n)  # text and image modes: 1 + 4k frames, whatever the length
-        img = None if image is None else cover_resize(as_frames(image, "image", still=True), w, h)
-        if loop:
-            if n < 2 * overlap - 1:
-                raise ValueError(f"a loop needs at least {2 * overlap - 1} frames; got {n}")
-            return run.loop(img, n, chunk, overlap, step)
-        return run.forward(img, n, chunk, overlap, step)
+            raise RequestError("connect must be two videos (A, B)", "connect")
+        of = Input.of_array
+        req = Request(prompt, None if image is None else of(image, "image", still=True),
+                      None if video is None else of(video, "video"),
+                      None if connect is None else (of(connect[0], "video"), of(connect[1], "video")), extend, loop,
+                      strength, None if size is None else tuple(size) if isinstance(size, (tuple, list)) else size,
+                      frames=frames, fps=fps, seed=seed, steps=steps, guidance=guidance, negative_prompt=negative_prompt,
+                      sampler=sampler, expand=False, conditioning=dict(conditioning or {}))
+        if isinstance(frames, int) and video is not None:  # here ``frames`` counts the whole output
+            have = len(req.video.array)  # type: ignore[union-attr, arg-type]
+            if strength is not None and frames != self.geometry.usable_frames(have):
+                raise RequestError(f"an edit keeps the video's length ({self.geometry.usable_frames(have)} frames "
+                                   f"usable); got frames={frames}", "frames")
+            if strength is None and frames <= have:
+                raise RequestError(f"frames={frames} must exceed the video's {have} frames (it counts the video too)",
+                                   "frames")
+            req.frames = None if strength is not None else frames - have
+        return self.run(resolve(req, self.geometry, Limits(max_pixels=0), PYTHON_NAMES), callback)
+
+    def run(self, req: Resolved, callback: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
+        """Make a resolved request (``tenku.request.resolve``), as ``stream`` describes: the
+        inputs read and fitted, then the mode's chunk plans through ``modes.Runner``."""
+        w, h = req.size
+        geo, fps = self.geometry, req.fps
+        chunk, overlap, step = geo.frames, geo.overlap, geo.frame_step
+        fit = lambda i: cover_resize(i.frames(fps), w, h)  # noqa: E731
+        sampling = dict(negative_prompt=req.negative_prompt, sampler=req.sampler)
+        if req.conditioning:
+            sampling["conditioning"] = req.conditioning
+
+        def sample(seed: int, frames: int, guidance: float | None, tick: Callable[[int, int], None], **kw: Any) -> np.ndarray:
+            return self.sample_chunk(req.prompt, seed, (w, h), frames, steps=req.steps, guidance=guidance, callback=tick,
+                                     **kw, **sampling)
+
+        run = Runner(sample, req.seed, req.steps, req.guidance, self.cfg.context_guidance, overlap, callback)
+        if req.mode == "edit":  # the whole (fitted) video in one call
+            run.total = req.steps
+            return iter([run.chunk(req.frames, x_start=fit(req.video)[: req.frames], strength=req.strength)])
+        if req.video is not None:
+            return run.extend(fit(req.video), req.frames, chunk, overlap, step, backward=req.mode == "extend-backward")
+        if req.connect is not None:
+            return run.connect(fit(req.connect[0]), fit(req.connect[1]), req.frames, chunk, overlap, step)
+        img = None if req.image is None else fit(req.image)
+        if req.mode == "loop":
+            return run.loop(img, req.frames, chunk, overlap, step)
+        return run.forward(img, req.frames, chunk, overlap, step)
 
     def context_guidance_for(self, guidance: float | None, with_input: bool) -> float | None:
         """The scale the chunks given an input video's frames get when a request asks for
         ``guidance`` (None: the config's) and has such an input (extend, connect); None when
         they get the request's guidance like every other chunk."""
         return self.cfg.context_guidance if guidance is None and with_input else None
-
-
-class _Runner:
-    """Runs the chunk plans of one request (modes.py makes them), one sampling call per
-    chunk, and counts steps for the progress callback. Chunk i > 0 draws its own noise."""
-
-    def __init__(self, pipe: Pipeline, prompt: str, seed: int, size: tuple[int, int], steps: int,
-                 guidance: float | None, callback: Callable[[int, int], None] | None, sampling: dict[str, Any]):
-        self.pipe, self.prompt, self.seed, self.size, self.sampling = pipe, prompt, seed, size, sampling
-        self.steps, self.guidance, self.callback = steps, guidance, callback
-        self.total = self.done = self.calls = 0
-        self.overlap = min(pipe.cfg.context_frames, pipe.cfg.frames - 1)
-        self.seam = np.zeros((0,), np.uint8)  # _roll: chunk 0's decoding of its given frames
-
-    def chunk(self, frames: int, inputs: bool = False, **kw: Any) -> np.ndarray:
-        """One sampling call; ``inputs``: its given frames include an input video's (not only
-        an image or frames this request made), so ``context_guidance`` applies."""
-        seed = self.seed if self.calls == 0 else self.seed * 1_000_003 + self.calls
-        self.calls += 1
-
-        def tick(i: int, n: int) -> None:
-            if self.callback is not None:
-                self.callback(self.done + i, self.total)
-
-        out = self.pipe.sample_chunk(self.prompt, seed, self.size, frames, steps=self.steps,
-                                     guidance=self._guidance(inputs), callback=tick, **kw, **self.sampling)
-        self.done += self.steps
-        return out
-
-    def _guidance(self, inputs: bool) -> float | None:
-        """The request's guidance, else the config's context guidance for a chunk given an
-        input video's frames, else None (the config's guidance)."""
-        g = self.pipe.context_guidance_for(self.guidance, inputs)
-        return self.guidance if g is None else g
-
-    def _count(self, *plans: list[Chunk]) -> None:
-        self.total = sum(len(p) for p in plans) * self.steps
-
-    def _roll(self, tail: np.ndarray | None, plan: list[Chunk], whole_first: bool,
-              inputs: bool = False) -> Iterator[np.ndarray]:
-        """Forward chunks after ``tail`` (an input video's frames if ``inputs``); yields the new
-        frames (all of chunk 0 if ``whole_first``). Chunk 0's decoding of its given frames is
-        left in ``self.seam`` for fading."""
-        for i, c in enumerate(plan):
-            out = self.chunk(c.frames, inputs and i == 0, start=None if c.given == 0 else tail[-c.given:])
-            new = out[c.given : c.given + c.new]
-            if i == 0:
-                self.seam = out[: c.given]
-            yield out[: c.given + c.new] if i == 0 and whole_first else new
-            tail = new if tail is None else np.concatenate([tail, new])[-self.overlap:]
-
-    def forward(self, image: np.ndarray | None, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
-        """Text-to-video or image-to-video of ``n`` frames, in chunks past one chunk's length."""
-        k = 0 if image is None else 1
-        plan = plan_rollout(n - k, k, chunk, overlap, step)
-        self._count(plan)
-        return self._roll(image, plan, whole_first=True)
-
-    def extend(self, v: np.ndarray, new: int, chunk: int, overlap: int, step: int, backward: bool) -> Iterator[np.ndarray]:
-        """``v`` with ``new`` frames after (or before) it; v's frames given to the chunk at the seam fade."""
-        plan = plan_rollout(new, len(v), chunk, overlap, step, backward)
-        self._count(plan)
-        q = plan[0].given
-
-        def forward() -> Iterator[np.ndarray]:
-            blocks = self._roll(v[-overlap:], plan, whole_first=False, inputs=True)
-            first = next(blocks)  # chunk 0: its decoding of v's last q frames is the fade's target
-            yield from fade_into(v, self.seam)
-            yield first
-            yield from blocks
-
-        def backward_() -> Iterator[np.ndarray]:
-            head, blocks, decoded = v[:overlap], [], v[:q]
-            for i, c in enumerate(plan):
-                out = self.chunk(c.frames, i == 0, end=head[: c.given])
-                new = out[c.extra : c.extra + c.new]
-                if i == 0:
-                    decoded = out[c.extra + c.new :]
-                blocks.insert(0, new)
-                head = np.concatenate([new, head])[:overlap]
-            yield from blocks
-            yield from fade_from(decoded, v)
-
-        return backward_() if backward else forward()
-
-    def connect(self, a: np.ndarray, b: np.ndarray, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
-        """A, a transition of ``n`` new frames, B; the given frames next to each seam fade."""
-        pre, last, qb = plan_connect(n, len(a), len(b), chunk, overlap, step)
-        self._count(pre, [last])
-        return self._bridge(a[-overlap:], b[:overlap], pre, last, qb, ends=(a, b))
-
-    def _bridge(self, tail: np.ndarray, head: np.ndarray, pre: list[Chunk], last: Chunk, qb: int,
-                ends: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[np.ndarray]:
-        """The transition from ``tail`` into ``head``: forward chunks, then one that lands on
-        ``head``. With ``ends=(A, B)`` it comes with A before and B after, faded at the seams;
-        a side that sits on frames already in the output is joined to them by ``ramp``."""
-        a = None if ends is None else ends[0]  # A waits until a chunk has decoded its given frames
-        for block in self._roll(tail, pre, whole_first=False, inputs=ends is not None):
-            if a is not None:
-                yield from fade_into(a, self.seam)
-                a = None
-            tail = np.concatenate([tail, block])[-self.overlap:]
-            yield block
-        out = self.chunk(last.frames + qb, ends is not None, start=tail[-last.given:], end=head[:qb])
-        zero = np.zeros(out.shape[1:], np.float32)
-        start_fix = zero if a is not None else tail[-1].astype(np.float32) - out[last.given - 1]
-        end_fix = zero if ends is not None else head[0].astype(np.float32) - out[last.frames]
-        if a is not None:  # A fades into this chunk's decoding, which the transition continues
-            yield from fade_into(a, out[: last.given])
-        yield ramp(out[last.given : last.frames], start_fix, end_fix)
-        if ends is not None:  # B fades from this chunk's decoding of its head
-            yield from fade_from(out[last.frames :], ends[1])
-
-    def loop(self, image: np.ndarray | None, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
-        """A clip of about half the length, then the transition from its end back to its start."""
-        x = loop_split(n, chunk - 2 * overlap, step)
-        k = 0 if image is None else 1
-        first = plan_rollout(x - k, k, chunk, overlap, step)
-        pre, last, qb = plan_connect(n - x, x, x, chunk, overlap, step)
-        self._count(first, pre, [last])
-
-        def gen() -> Iterator[np.ndarray]:
-            head: np.ndarray | None = None
-            tail: np.ndarray | None = None
-            for block in self._roll(image, first, whole_first=True):
-                head = block[:overlap] if head is None else np.concatenate([head, block])[:overlap]
-                tail = block[-overlap:] if tail is None else np.concatenate([tail, block])[-overlap:]
-                yield block
-            yield from self._bridge(tail, head, pre, last, qb)
-
-        return gen()
-

@@ -57,10 +57,10 @@ def expected_frames(item: SuiteItem) -> int:
 class PipelineGenerator:
     """Generates suite items with ``tenku.pipeline.Pipeline`` (imported only when used).
 
-    Calls ``pipe.generate(prompt, seed=, size=(w, h), frames=, fps=, steps=, guidance=)`` and, per
-    mode, ``image=`` (i2v: the reference's first frame), ``video=, extend="forward"|"backward"``
-    (the reference's first or last ``cond`` frames), ``loop=True``, or ``connect=(A, B)``
-    with ``frames`` the length of the transition (it returns A + transition + B). With
+    Builds a ``tenku.request.Request`` per item (``request``): the prompt, seed, size, frames, fps,
+    steps, guidance and, per mode, an image (i2v: the reference's first frame), a video to
+    extend forward or backward (the reference's first or last ``cond`` frames), a loop, or two
+    clips to connect (the output is A + transition + B); the pipeline runs it resolved. With
     ``expand``, the prompt is first expanded into a detailed caption (seed, size and
     length), as ``tenku generate`` does by default; the item is still judged on its prompt.
     The seed is the item's ``gen_seed``, one per sample (``tenku eval --samples``) and never
@@ -82,23 +82,28 @@ class PipelineGenerator:
                     + (f":guidance={guidance:g}" if guidance is not None else ""))
 
     def __call__(self, item: SuiteItem) -> np.ndarray:
-        kw: dict[str, Any] = dict(seed=item.gen_seed, size=(item.width, item.height), frames=item.frames, fps=item.fps)
-        if self.steps:
-            kw["steps"] = self.steps
-        if self.guidance is not None:
-            kw["guidance"] = self.guidance
-        if item.mode != "t2v" and item.mode != "loop":
+        from tenku.request import Limits, resolve
+
+        return np.concatenate(list(self.pipe.run(resolve(self.request(item), self.pipe.geometry, Limits(max_pixels=0)))))
+
+    def request(self, item: SuiteItem) -> Any:
+        """The ``tenku.request.Request`` that makes ``item`` (inputs cut from the simulator's render)."""
+        from tenku.request import Input, Request
+
+        r = Request(self.caption(item), seed=item.gen_seed, size=(item.width, item.height), frames=item.frames,
+                    fps=item.fps, steps=self.steps or None, guidance=self.guidance, expand=False, loop=item.mode == "loop")
+        if item.mode not in ("t2v", "loop"):
             ref = reference_frames(SuiteItem(**{**item.__dict__, "mode": "t2v"}))
             if item.mode == "i2v":
-                kw["image"] = ref[0]
+                r.image = Input.of_array(ref[0], "image", still=True)
             elif item.mode.startswith("extend"):
                 fwd = item.mode == "extend_forward"
-                kw.update(video=ref[: item.cond] if fwd else ref[-item.cond:], extend="forward" if fwd else "backward")
+                r.video = Input.of_array(ref[: item.cond] if fwd else ref[-item.cond:], "video")
+                r.extend, r.frames = "forward" if fwd else "backward", item.frames - item.cond
             elif item.mode == "connect":
-                kw.update(connect=(ref[: item.cond], ref[-item.cond:]), frames=item.frames - 2 * item.cond)
-        elif item.mode == "loop":
-            kw["loop"] = True
-        return np.asarray(self.pipe.generate(self.caption(item), **kw))
+                r.connect = (Input.of_array(ref[: item.cond], "video"), Input.of_array(ref[-item.cond:], "video"))
+                r.frames = item.frames - 2 * item.cond
+        return r
 
     def caption(self, item: SuiteItem) -> str:
         """What the model is given: the prompt, or (``expand``) its detailed caption."""

@@ -235,10 +235,3 @@ def validate(model: type[_Body], data: Any) -> Any:
             raise bad("missing_required_parameter", f"missing required parameter {where!r}", where) from None
         msg = err["msg"].removeprefix("Value error, ")
         raise bad("invalid_value", f"{where}: {msg}", where) from None
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d{1,5})x(\d{1,5})", text.strip().lower())
-    if not m or min(int(m[1]), int(m[2])) < 1:
-        raise bad("invalid_size", f"size {text!r} is not WIDTHxHEIGHT (e.g. 128x128, 224x128)", "size")
-    return int(m[1]), int(m[2])

@@ -10,7 +10,6 @@ import json
 import logging
 import shutil
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,68 +28,30 @@ class _Stop(Exception):
 
 def run_job(pipe: Any, params: dict[str, Any], folder: Path, progress: Callable[[int, int], None],
             llm: Any = None) -> dict[str, Any]:
-    """Make one video from stored parameters; returns what the job record keeps (frames, caption...).
-    A request the model cannot do raises ValueError (the job fails with its message)."""
-    from tenku.modes import cover_resize, resample_fps
-    from tenku.io import read_image, read_video, save_contact_sheet, write_png, write_video
-    from tenku.prompts.expand import expand_prompt
+    """Make one video from a stored resolved request (``tenku.request.Resolved.to_dict``), as
+    ``tenku generate`` does (``tenku.request.make``), plus a thumbnail and a spritesheet; returns
+    what the job record keeps (frames, caption...). A request the model cannot do raises
+    ValueError (the job fails with its message)."""
+    from tenku.io import save_contact_sheet, write_png
+    from tenku.request import Resolved
+    from tenku.request.make import expand, make, stream
 
-    fps, (w, h) = float(params["fps"]), tuple(params["size"])
-    inputs = params.get("inputs", {})
-    mode: dict[str, Any] = {}
-    ends: tuple[np.ndarray, np.ndarray] | None = None
-    if "image" in inputs:
-        mode["image"] = read_image(folder / inputs["image"])
-    if "video" in inputs:
-        mode["video"] = resample_fps(*read_video(folder / inputs["video"]), fps)
-    if "a" in inputs:
-        ends = tuple(cover_resize(resample_fps(*read_video(folder / inputs[k]), fps), w, h) for k in "ab")  # type: ignore[assignment]
-        mode["connect"] = ends
-    frames = params.get("frames")
-    if params.get("extend"):
-        mode["extend"] = params["extend"]  # frames counts the whole output; the pipeline resizes the video
-        frames = len(mode["video"]) + frames if frames else None
-    if params.get("strength") is not None:
-        mode["strength"] = float(params["strength"])
-    if params.get("loop"):
-        mode["loop"] = True
-    seed = int(params["seed"])
-    expansion = expand_prompt(params["prompt"], seed, no_expand=not params.get("expand", True), llm=llm,
-                              aspect=w / h, frames=frames or pipe.cfg.frames, fps=fps)
-    blocks = pipe.stream(expansion.caption, seed=seed, size=(w, h), frames=frames, fps=fps, steps=params["steps"],
-                         guidance=params["guidance"], callback=progress, **mode)
-    expected = (frames or pipe.cfg.frames) + (sum(map(len, ends)) if ends else 0)
-    every = max(1, expected // SHEET_FRAMES)
+    req = Resolved.from_dict(params, folder)
+    expansion = expand(req, llm)
+    blocks = stream(pipe, req, expansion, progress)
+    every = max(1, req.total // SHEET_FRAMES)
     kept: list[np.ndarray] = []
     count = [0]
 
-    def watched(blocks: Any) -> Any:
-        for block in blocks:
-            for i in range(len(block)):
-                if (count[0] + i) % every == 0:
-                    kept.append(block[i])
-            count[0] += len(block)
-            yield block
+    def watch(block: np.ndarray) -> None:
+        kept.extend(block[i] for i in range(len(block)) if (count[0] + i) % every == 0)
+        count[0] += len(block)
 
-    t0 = time.time()
-    write_video(folder / "video.mp4", watched(blocks), fps)
+    side = make(pipe, req, folder / "video.mp4", expansion, blocks, watch)
     sheet = np.stack(kept[:SHEET_FRAMES * 2])
     write_png(folder / "thumbnail.png", sheet[len(sheet) // 2])
     save_contact_sheet(folder / "spritesheet.png", sheet)
-    result = {"frames": count[0], "fps": fps, "size": [w, h], "caption": expansion.caption,
-              "seconds_generated": round(time.time() - t0, 3)}
-    given = params["guidance"]
-    side = {"prompt": params["prompt"], "seed": seed, "steps": params["steps"],
-            "guidance": pipe.cfg.guidance if given is None else given,
-            "mode": params["mode"], "device": str(pipe.device), "expansion": expansion.to_dict(),
-            "tenku": __import__("tenku").__version__} | result
-    if "strength" in mode:
-        side["strength"] = mode["strength"]
-    context = pipe.context_guidance_for(given, params["mode"].startswith(("extend", "connect")))
-    if context is not None:
-        side["context_guidance"] = context
-    (folder / "video.json").write_text(json.dumps(side, indent=1))
-    return result
+    return {k: side[k] for k in ("frames", "fps", "size", "caption", "seconds_generated")}
 
 
 class Workers:

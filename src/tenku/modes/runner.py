@@ -1,0 +1,150 @@
+"""The runner of every mode: a request's chunk plans (``tenku.modes.plans``) become sampling
+calls, one per chunk, each conditioned on the tail (or head) of what exists, and the given
+frames at each seam fade into their decoding (``tenku.modes.frames``). It knows nothing of
+models: it calls the ``sample_chunk`` it is given."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import numpy as np
+
+from tenku.modes.frames import fade_from, fade_into, ramp
+from tenku.modes.plans import Chunk, loop_split, plan_connect, plan_rollout
+
+
+class Runner:
+    """Runs the chunk plans of one request (``plans`` makes them), one ``sample_chunk`` call
+    per chunk, and counts steps for the progress callback. Chunk i > 0 draws its own noise.
+
+    ``sample_chunk(seed, frames, guidance, callback, start=, end=, x_start=, strength=)`` is one
+    sampling call that returns the whole decoded chunk (``Pipeline.sample_chunk`` with the
+    request's prompt, size and sampler bound). ``context_guidance``: the scale of chunks given
+    an input video's frames when the request sets no ``guidance`` (None: ``guidance``).
+    ``overlap``: most given frames a chunk is conditioned on."""
+
+    def __init__(self, sample_chunk: Callable[..., np.ndarray], seed: int, steps: int, guidance: float | None,
+                 context_guidance: float | None, overlap: int, callback: Callable[[int, int], None] | None = None):
+        self.sample_chunk, self.seed, self.steps, self.callback = sample_chunk, seed, steps, callback
+        self.guidance, self.context_guidance, self.overlap = guidance, context_guidance, overlap
+        self.total = self.done = self.calls = 0
+        self.seam = np.zeros((0,), np.uint8)  # _roll: chunk 0's decoding of its given frames
+
+    def chunk(self, frames: int, inputs: bool = False, **kw: Any) -> np.ndarray:
+        """One sampling call; ``inputs``: its given frames include an input video's (not only
+        an image or frames this request made), so ``context_guidance`` applies."""
+        seed = self.seed if self.calls == 0 else self.seed * 1_000_003 + self.calls
+        self.calls += 1
+
+        def tick(i: int, n: int) -> None:
+            if self.callback is not None:
+                self.callback(self.done + i, self.total)
+
+        out = self.sample_chunk(seed, frames, self._guidance(inputs), tick, **kw)
+        self.done += self.steps
+        return out
+
+    def _guidance(self, inputs: bool) -> float | None:
+        """The request's guidance, else the config's context guidance for a chunk given an
+        input video's frames, else None (the config's guidance)."""
+        return self.context_guidance if self.guidance is None and inputs and self.context_guidance is not None \
+            else self.guidance
+
+    def _count(self, *plans: list[Chunk]) -> None:
+        self.total = sum(len(p) for p in plans) * self.steps
+
+    def _roll(self, tail: np.ndarray | None, plan: list[Chunk], whole_first: bool,
+              inputs: bool = False) -> Iterator[np.ndarray]:
+        """Forward chunks after ``tail`` (an input video's frames if ``inputs``); yields the new
+        frames (all of chunk 0 if ``whole_first``). Chunk 0's decoding of its given frames is
+        left in ``self.seam`` for fading."""
+        for i, c in enumerate(plan):
+            out = self.chunk(c.frames, inputs and i == 0, start=None if c.given == 0 else tail[-c.given:])
+            new = out[c.given : c.given + c.new]
+            if i == 0:
+                self.seam = out[: c.given]
+            yield out[: c.given + c.new] if i == 0 and whole_first else new
+            tail = new if tail is None else np.concatenate([tail, new])[-self.overlap:]
+
+    def forward(self, image: np.ndarray | None, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
+        """Text-to-video or image-to-video of ``n`` frames, in chunks past one chunk's length."""
+        k = 0 if image is None else 1
+        plan = plan_rollout(n - k, k, chunk, overlap, step)
+        self._count(plan)
+        return self._roll(image, plan, whole_first=True)
+
+    def extend(self, v: np.ndarray, new: int, chunk: int, overlap: int, step: int, backward: bool) -> Iterator[np.ndarray]:
+        """``v`` with ``new`` frames after (or before) it; v's frames given to the chunk at the seam fade."""
+        plan = plan_rollout(new, len(v), chunk, overlap, step, backward)
+        self._count(plan)
+        q = plan[0].given
+
+        def forward() -> Iterator[np.ndarray]:
+            blocks = self._roll(v[-overlap:], plan, whole_first=False, inputs=True)
+            first = next(blocks)  # chunk 0: its decoding of v's last q frames is the fade's target
+            yield from fade_into(v, self.seam)
+            yield first
+            yield from blocks
+
+        def backward_() -> Iterator[np.ndarray]:
+            head, blocks, decoded = v[:overlap], [], v[:q]
+            for i, c in enumerate(plan):
+                out = self.chunk(c.frames, i == 0, end=head[: c.given])
+                new = out[c.extra : c.extra + c.new]
+                if i == 0:
+                    decoded = out[c.extra + c.new :]
+                blocks.insert(0, new)
+                head = np.concatenate([new, head])[:overlap]
+            yield from blocks
+            yield from fade_from(decoded, v)
+
+        return backward_() if backward else forward()
+
+    def connect(self, a: np.ndarray, b: np.ndarray, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
+        """A, a transition of ``n`` new frames, B; the given frames next to each seam fade."""
+        pre, last, qb = plan_connect(n, len(a), len(b), chunk, overlap, step)
+        self._count(pre, [last])
+        return self._bridge(a[-overlap:], b[:overlap], pre, last, qb, ends=(a, b))
+
+    def _bridge(self, tail: np.ndarray, head: np.ndarray, pre: list[Chunk], last: Chunk, qb: int,
+                ends: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[np.ndarray]:
+        """The transition from ``tail`` into ``head``: forward chunks, then one that lands on
+        ``head``. With ``ends=(A, B)`` it comes with A before and B after, faded at the seams;
+        a side that sits on frames already in the output is joined to them by ``ramp``."""
+        a = None if ends is None else ends[0]  # A waits until a chunk has decoded its given frames
+        for block in self._roll(tail, pre, whole_first=False, inputs=ends is not None):
+            if a is not None:
+                yield from fade_into(a, self.seam)
+                a = None
+            tail = np.concatenate([tail, block])[-self.overlap:]
+            yield block
+        out = self.chunk(last.frames + qb, ends is not None, start=tail[-last.given:], end=head[:qb])
+        zero = np.zeros(out.shape[1:], np.float32)
+        start_fix = zero if a is not None else tail[-1].astype(np.float32) - out[last.given - 1]
+        end_fix = zero if ends is not None else head[0].astype(np.float32) - out[last.frames]
+        if a is not None:  # A fades into this chunk's decoding, which the transition continues
+            yield from fade_into(a, out[: last.given])
+        yield ramp(out[last.given : last.frames], start_fix, end_fix)
+        if ends is not None:  # B fades from this chunk's decoding of its head
+            yield from fade_from(out[last.frames :], ends[1])
+
+    def loop(self, image: np.ndarray | None, n: int, chunk: int, overlap: int, step: int) -> Iterator[np.ndarray]:
+        """A clip of about half the length, then the transition from its end back to its start."""
+        x = loop_split(n, chunk - 2 * overlap, step)
+        k = 0 if image is None else 1
+        first = plan_rollout(x - k, k, chunk, overlap, step)
+        pre, last, qb = plan_connect(n - x, x, x, chunk, overlap, step)
+        self._count(first, pre, [last])
+
+        def gen() -> Iterator[np.ndarray]:
+            head: np.ndarray | None = None
+            tail: np.ndarray | None = None
+            for block in self._roll(image, first, whole_first=True):
+                head = block[:overlap] if head is None else np.concatenate([head, block])[:overlap]
+                tail = block[-overlap:] if tail is None else np.concatenate([tail, block])[-overlap:]
+                yield block
+            yield from self._bridge(tail, head, pre, last, qb)
+
+        return gen()
+
