@@ -28,7 +28,7 @@ def files(tmp_path_factory, clip):
 def api(tmp_path_factory, serve_pipe, tiny_pipeline):
     cfg = ServeConfig(data_dir=tmp_path_factory.mktemp("serve") / "data", model=Path(tiny_pipeline), device="cpu",
                       workers=0, max_queue=1000)
-    with TestClient(create_app(cfg, pipe=serve_pipe)) as c:
+    with TestClient(create_app(cfg, pipe=serve_pipe), base_url="http://127.0.0.1") as c:  # a loopback Host (serve refuses others)
         yield c
 
 
