@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tenku.eval.tracking import COLORS, color_labels
+from tenku.eval.segment import COLORS, color_labels
 from tenku.io import save_contact_sheet
 from tenku.pipeline import Pipeline
 from tenku.prompts.expand import expand_prompt

@@ -94,7 +94,7 @@ def projection(pipe) -> dict[str, tuple[float, float]]:
 def read_shape(img: np.ndarray, colour: str) -> tuple[str, int]:
     """The shape of the largest piece of ``colour`` the tracker finds in one uint8 image ("none"
     without one), and how many pieces of that colour it finds."""
-    from tenku.eval.tracking import detect
+    from tenku.eval.segment import detect
 
     found = [d for d in detect(img[None])[0] if d.color == colour]
     return (max(found, key=lambda d: d.area).shape if found else "none"), len(found)

@@ -6,7 +6,7 @@ from tenku.eval.checks import (PSNR_CAP, RATIO_LIMIT, background_stability, conn
                                seam_ratio, temporal_flickering)
 from tenku.eval.run import reference_frames
 from tenku.eval.evaluate import object_mask
-from tenku.eval.tracking import detect
+from tenku.eval.segment import detect
 
 from .helpers import item, noise
 

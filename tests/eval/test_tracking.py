@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from tenku.eval.evaluate import Clip, evaluate_clip, reference
-from tenku.eval.tracking import PixelMap, centroid_offset, detect, track_video
+from tenku.eval.segment import detect
+from tenku.eval.tracking import PixelMap, centroid_offset, track_video
 from tenku.world.render import View, render_scene
 from tenku.world.spec import SHAPES, SIZES, BackgroundSpec, ObjectSpec, SceneSpec
 

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from paraphrases import PARAPHRASES  # noqa: E402
 
 from tenku.prompts import expand, expand_prompt  # noqa: E402
-from tenku.prompts.expand import plan_scene  # noqa: E402
+from tenku.prompts.scene import plan_scene  # noqa: E402
 from tenku.lang.parse import parse_prompt  # noqa: E402
 from tenku.world.render import render_scene  # noqa: E402
 

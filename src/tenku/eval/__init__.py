@@ -4,7 +4,8 @@ Modules, in the order data flows through them:
 
 - ``suites``: the fixed prompts (with seed, size, length and intended scene);
 - ``run``: generate or load each video, score it, aggregate (any ``generate(item)``);
-- ``tracking``: objects by colour in CIELAB, connected components, shapes, tracks;
+- ``segment``: objects by colour in CIELAB, connected components, shapes;
+- ``tracking``: detections linked into tracks; pixels <-> world units;
 - ``metrics`` / ``motion``: adherence, permanence, identity, laws of motion;
 - ``checks``: frame-level checks (VBench flickering, background, the modes' checks);
 - ``evaluate``: every metric of one clip; ``report``: metrics.json, report.md, plots.

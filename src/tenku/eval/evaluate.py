@@ -12,7 +12,8 @@ from tenku.eval.checks import background_stability, temporal_flickering
 from tenku.eval.metrics import (Context, ObjectTruth, attribute_match, count_consistency, identity, match_objects,
                                 near_other, near_wall, object_adherence, presence_events, samples, significant, step)
 from tenku.eval.motion import fit_law, motion_ok, physics_ok, returns, trajectory_error
-from tenku.eval.tracking import Detection, PixelMap, centroid_offset, color_labels, detect, link
+from tenku.eval.segment import Detection, color_labels, detect
+from tenku.eval.tracking import PixelMap, centroid_offset, link
 from tenku.world.spec import GroundTruth, SceneSpec
 
 RATES = ("object_adherence", "motion_adherence", "count_consistency", "permanence", "identity_stability",

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from tenku.eval.tracking import Detection, PixelMap, Track
+from tenku.eval.segment import Detection
+from tenku.eval.tracking import PixelMap, Track
 from tenku.world.spec import SIZES, ObjectSpec, shape_area
 
 GRAVITY = 1.5  # the world's gravity, units / s^2
