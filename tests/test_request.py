@@ -35,12 +35,20 @@ def test_defaults_rounding_and_modes():
     (Request("x", video=Input(64, 64, 3, 8.0), extend="forward"), "invalid_value", "video"),
     (Request("x", video=Input(64, 64, 9, 8.0), strength=1.5), "invalid_value", "strength"),
     (Request("x", seconds=100), "invalid_seconds", "seconds"),
+    (Request("x", seconds=1e308), "invalid_seconds", "seconds"),  # was an OverflowError: a 500 on the server
+    (Request("x", video=Input(64, 64, 9, 8.0), extend="forward", seconds=1e308), "invalid_seconds", "seconds"),
     (Request("x", sampler="ddim"), "invalid_value", "sampler"),
 ])
 def test_refusals_carry_code_and_param(req, code, param):
     with pytest.raises(RequestError) as e:
         resolve(req, GEO, Limits(max_seconds=60))
     assert (e.value.code, e.value.param) == (code, param) and "\n" not in str(e.value)
+
+
+def test_no_length_overflows_without_limits():
+    """The CLI has no seconds limit; an absurd length is still a one-line refusal."""
+    with pytest.raises(RequestError, match="at most 10000000"):
+        resolve(Request("x", seconds=1e308), GEO)
 
 
 def test_stored_dict_round_trip(tmp_path):

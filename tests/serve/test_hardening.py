@@ -95,3 +95,10 @@ def test_with_a_token_any_host_may_ask(tiny_pipeline, serve_pipe, tmp_path):
     with TestClient(create_app(cfg, pipe=serve_pipe), base_url="http://videos.example.org") as c:
         assert c.get("/v1/videos", headers={"authorization": "Bearer t"}).status_code == 200
         assert c.get("/v1/videos").status_code == 401
+
+
+def test_huge_seconds_is_a_400(c):
+    """Issue 35, finding 1: seconds x fps was rounded before max_seconds was checked (a 500)."""
+    r = c.post("/v1/videos", json={"prompt": "x", "seconds": "1e308"})
+    assert r.status_code == 400, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["param"]) == ("invalid_seconds", "seconds")

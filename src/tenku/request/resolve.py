@@ -13,6 +13,8 @@ from tenku.modes.plans import loop_split, plan_connect, plan_rollout
 from tenku.request.geometry import Geometry, check_aspect, parse_aspect, parse_size, size_for_aspect
 from tenku.request.spec import Input, Limits, Request, RequestError, check_types
 
+MAX_FRAMES = 10_000_000  # what any length must stay under: 87 days at 1 fps, streamed, is no one's request
+
 MODES = ("text-to-video", "image-to-video", "extend-forward", "extend-backward", "loop", "connect", "edit")
 
 
@@ -153,6 +155,13 @@ def _frames(r: Request, geo: Geometry, lim: Limits, fps: float, exact: bool, n: 
                 raise RequestError(str(e), "frames", "invalid_frames") from None
         count = r.frames
     elif r.seconds is not None:
+        # checked before any rounding: 1e308 s is a refusal, not an OverflowError (a 500)
+        if lim.max_seconds is not None and r.seconds > lim.max_seconds:
+            raise RequestError(f"{r.seconds:g} s is longer than {lim.where} makes (at most {lim.max_seconds:g} s)",
+                               "seconds", "invalid_seconds")
+        if r.seconds * fps > MAX_FRAMES:
+            raise RequestError(f"{r.seconds:g} s at {fps:g} fps is {r.seconds * fps:.3g} frames; at most {MAX_FRAMES}",
+                               "seconds", "invalid_seconds")
         count = round(r.seconds * fps) if exact else round(r.seconds * fps) + 1
         if exact:
             count = max(1, count)
