@@ -53,7 +53,8 @@ from tenku.text import MAX_TOKENS, TextEncoder, check_max_tokens, load_text_enco
 from tenku.train.checkpoint import (begin_step_folder, commit_folder, commit_step_folder, load_optimizer, resolve_resume,
                                     save_optimizer, write_json)
 from tenku.train.conditions import ConditionConfig, sample_condition_masks
-from tenku.train.dit_batch import flow_loss_sum, sample_rngs, step_noise, step_rng, text_batch
+from tenku.train.dit_batch import (LayoutConfig, LayoutLog, flow_loss_sum, layout_batch, sample_rngs, step_noise, step_rng,
+                                   text_batch)
 from tenku.train.dit_weights import gather_ema, load_init, load_sharded, sharded_state
 from tenku.train.distributed import (Dist, ParallelConfig, clean_name, grad_norm_clip, init_distributed, is_sharded,
                                      parallelize, sync_gradients, unwrap)
@@ -86,6 +87,7 @@ class TrainDiTConfig:
     object_weight: float = 0.0  # extra loss weight on the latent cells objects cover (world ground truth); 0: plain mean
     shape_head: float = 0.0  # weight of the shape head's loss (tenku.train.shape_head; world ground truth); 0: no head
     shape_head_block: int = 0  # the block whose output the head reads; 0: the middle one
+    layout: LayoutConfig = field(default_factory=LayoutConfig)  # grounded training (model.grounding; docs/layout.md)
     batch_size: int = 16  # the global batch (all ranks and micro-steps together)
     steps: int = 20000
     lr: float = 3e-4
@@ -257,7 +259,8 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
     data, caches = prepare_data(cfg, vae, dist, progress)
     empty = empty_states(caches[0])
     masks = None
-    if cfg.object_weight or cfg.shape_head:
+    grounded = bool(cfg.model.get("grounding"))
+    if cfg.object_weight or cfg.shape_head or grounded:
         try:
             masks = ObjectMasks(data, {str(c): d for c, d in zip(caches, cfg.data)}, vae.cfg.time_down, vae.cfg.space_down)
         except ValueError as e:
@@ -292,7 +295,9 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
 
         ema = {n: distribute_tensor(full_ema[n].to(dist.device), p.device_mesh, p.placements) for n, p in params}
     torch.manual_seed(cfg.seed + 1 + dist.rank)  # each rank its own stream for anything not drawn per sample
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    groups = [[p for n, p in params if not n.startswith("grounding.")], [p for n, p in params if n.startswith("grounding.")]]
+    opt = torch.optim.AdamW([{"params": groups[0]}, *([{"params": groups[1], "lr_mult": cfg.layout.lr_mult}] if groups[1] else [])],
+                            lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     try:
         head = ShapeHead(raw, cfg.shape_head, cfg.shape_head_block, cfg.lr, dist.device) if cfg.shape_head else None
     except ValueError as e:
@@ -328,6 +333,11 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
     last: dict[str, float] = {}
     busy, seen, tokens, flops = 0.0, 0, 0, 0.0  # throughput counts training time, not checkpoints or samples
     first = step
+    if grounded:  # each object's phrase pooled once (tenku.layout.pool_phrases); layouts kept per clip
+        from tenku.layout import pool_phrases
+
+        text, pooled, lay_cache, split = load_text_encoder(cfg.text_encoder, cfg.max_text_tokens), {}, {}, LayoutLog()
+        phrases = lambda ps: pool_phrases(text, ps, pooled)  # noqa: E731
     end = cfg.steps if stop_after is None else min(cfg.steps, step + stop_after)
     while step < end:
         if steer is not None and (said := steer(step)):
@@ -351,7 +361,7 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
         cond = sample_condition_masks(rngs, t, cfg.cond)  # (B, t) for the whole global batch
         keep = float((~cond).sum().clamp_min(1))  # the loss is a mean over the global batch's generated frames
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr_at(step, cfg) * g.get("lr_mult", 1.0)
         opt.zero_grad(set_to_none=True)
         if head:
             head.begin(lr_at(step, cfg))
@@ -366,9 +376,10 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
             x0 = x0.to(dist.device).float()
             ctx, ctx_mask = text_batch(data, idx[sl], rngs[sl], cfg, empty)
             weight = None if not cfg.object_weight else 1 + cfg.object_weight * masks.batch(idx[sl], t).to(dist.device)
+            lay = layout_batch(masks, idx[sl], rngs[sl], t, cfg, phrases, vae.cfg.time_down, lay_cache) if grounded else None
             with sync_gradients(model, micro == accum - 1):
                 part = flow_loss_sum(model, x0, noise[sl], sigma[sl], ctx.to(dist.device).float(), ctx_mask.to(dist.device),
-                                     cond_dev[sl], cfg, weight)
+                                     cond_dev[sl], cfg, weight, lay, split if grounded else None)
                 aux = head.loss_sum(masks.labels(idx[sl], t).to(dist.device), cond_dev[sl], sigma[sl]) if head else 0.0
                 ((part + aux) * (world / keep)).backward()  # DDP/FSDP average over ranks: this makes it the global mean
             local += part.detach().double()
@@ -403,6 +414,7 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
             last = {"step": step, "loss": loss, "grad_norm": gnorm, "lr": lr_at(step - 1, cfg), "samples/s": seen / dt,
                     "tokens/s": tokens / dt, "mfu": flops / dt / peak, "params": n_params, "skipped": counters["skipped"]}
             last.update(head.logged() if head else {})  # the shape head's cross-entropy and accuracy (this rank's)
+            last.update(split.logged() if grounded else {})  # loss with and without the layout (this rank's)
             log.write(json.dumps(last) + "\n")
             log.flush()
             for k in ("loss", "grad_norm", "lr", "samples/s", "tokens/s", "mfu"):

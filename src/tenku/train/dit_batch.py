@@ -5,7 +5,8 @@ matching loss. ``tenku.train.dit`` runs the loop around them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -72,16 +73,71 @@ def step_noise(rng: np.random.Generator, shape: tuple[int, ...], cond: torch.Ten
 
 def flow_loss_sum(model: torch.nn.Module, x0: torch.Tensor, noise: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor,
                   ctx_mask: torch.Tensor, cond: torch.Tensor, cfg: TrainDiTConfig,
-                  weight: torch.Tensor | None = None) -> torch.Tensor:
+                  weight: torch.Tensor | None = None, layout: list[Any] | None = None,
+                  split: LayoutLog | None = None) -> torch.Tensor:
     """Summed squared velocity error over the frames to generate (each frame's mean over C, H, W,
     or with ``weight`` (B, T', H', W') its weighted mean over H, W: the object cells weighed up);
-    condition frames (``cond``, (B, T')) are (nearly) clean inputs at their ``sigma``."""
+    condition frames (``cond``, (B, T')) are (nearly) clean inputs at their ``sigma``. ``layout``:
+    each sample's grounding (``layout_batch``), logged apart in ``split``."""
     x = add_noise(x0, noise, sigma)
     with torch.autocast(x0.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-        v = model(x, sigma, ctx, ctx_mask)
+        v = model(x, sigma, ctx, ctx_mask, layout) if layout is not None else model(x, sigma, ctx, ctx_mask)
     err = (v.float() - velocity(x0, noise)).pow(2).mean(dim=1)  # (B, T', H', W')
     if weight is None:
         err = err.mean(dim=(2, 3))
     else:
         err = (err * weight).sum(dim=(2, 3)) / weight.sum(dim=(2, 3))
+    if split is not None:
+        split.add(err.detach(), cond, sigma, [g is not None for g in layout or []])
     return (err * (~cond).float()).sum()
+
+
+@dataclass
+class LayoutConfig:
+    """Grounded training (a model with ``model.grounding``): each sample's layout from its world
+    ground truth, left out for ``dropout`` of the samples so one checkpoint does both."""
+
+    dropout: float = 0.3  # share of samples trained free (no layout)
+    lr_mult: float = 1.0  # the grounding parameters' learning rate over the schedule's
+
+
+def layout_batch(masks: Any, idx: list[int], rngs: list[np.random.Generator], t: int, cfg: TrainDiTConfig,
+                 phrases: Any, time_down: int, cache: dict[int, Any]) -> list[Any]:
+    """Per sample its grounding (``tenku.layout.to_model``, the first ``t`` latent frames) or None
+    (dropped: trained free), one draw from its own stream after the caption's."""
+    from tenku.layout import to_model
+
+    out = []
+    for i, rng in zip(idx, rngs):
+        if rng.random() < cfg.layout.dropout:
+            out.append(None)
+            continue
+        if i not in cache:
+            lay = masks.layout(i)
+            cache[i] = to_model(lay, phrases([o.phrase for o in lay.objects]), time_down)
+        g = cache[i]
+        out.append(type(g)(g.boxes[:, :t], g.phrases, g.depth))
+    return out
+
+
+@dataclass
+class LayoutLog:
+    """The flow loss of the logged steps split by layout given or not, and at noise >= 0.8
+    (where shape and place are decided)."""
+
+    sums: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, err: torch.Tensor, cond: torch.Tensor, sigma: torch.Tensor, grounded: list[bool]) -> None:
+        """``err`` (B, T') per-frame errors, ``cond`` (B, T') condition frames, ``sigma`` (B, T')."""
+        keep = (~cond).float()
+        for b, g in enumerate(grounded):
+            e, n = float((err[b] * keep[b]).sum()), float(keep[b].sum())
+            for key in ("loss_layout" if g else "loss_free",) + (("hi_layout" if g else "hi_free",) if float(sigma[b].max()) >= 0.8 else ()):
+                acc = self.sums.setdefault(key, [0.0, 0.0])
+                acc[0], acc[1] = acc[0] + e, acc[1] + n
+
+    def logged(self) -> dict[str, float]:
+        """The means since the last call (then reset)."""
+        out = {k: s / n for k, (s, n) in self.sums.items() if n}
+        self.sums = {}
+        return out
