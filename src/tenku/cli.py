@@ -10,7 +10,7 @@ import importlib
 import sys
 
 # module path of each subcommand group; each exposes add_parser(subparsers)
-COMMANDS = ["tenku.world.cli", "tenku.generate", "tenku.train.cli", "tenku.prompts.cli", "tenku.eval.cli", "tenku.serve.cli"]
+COMMANDS = ["tenku.world.cli", "tenku.generate", "tenku.train.cli", "tenku.prompts.cli", "tenku.eval.cli", "tenku.serve.cli", "tenku.layout"]
 
 
 class UsageError(Exception):

@@ -123,8 +123,12 @@ def load(path: str | Path) -> Layout:
 
 
 def save(layout: Layout, path: str | Path) -> None:
-    """Write a layout as JSON (one object a line block, readable and editable)."""
-    Path(path).write_text(json.dumps(layout.to_dict(), indent=1) + "\n")
+    """Write a layout as JSON, a box a line (readable and editable)."""
+    doc = layout.to_dict()
+    objs = ",\n".join("  {" + ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in o.items() if k != "boxes")
+                       + ', "boxes": [\n' + ",\n".join(f"    {json.dumps(b)}" for b in o["boxes"]) + "]}" for o in doc["objects"])
+    head = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items() if k != "objects")
+    Path(path).write_text("{" + head + ', "objects": [\n' + objs + "\n]}\n")
 
 
 def _interp(boxes: list[Box | None], t: float) -> Box | None:
@@ -231,3 +235,79 @@ def to_model(layout: Layout, phrase_states: Any, time_down: int = 4, latent_t: i
         boxes = boxes[:, :latent_t]
     depth = torch.tensor([float(o.depth or 0) for o in layout.objects])
     return ObjectLayout(boxes, phrase_states, depth)
+
+
+# ---- the planner ----------------------------------------------------------------------------
+
+PLAN_PIXELS = 256 * 256  # the simulator's boxes are read from a render of at most this many pixels a frame
+
+
+def from_scene(spec: Any, width: int, height: int, fps: float, frames: int) -> Layout:
+    """The layout of a world scene (``tenku.world.spec.SceneSpec``) over ``frames`` frames at
+    ``fps``: one simulation for the whole length. Boxes come from the renderer's ground truth
+    at this size, or for a frame over ``PLAN_PIXELS`` at a smaller one of the same aspect
+    (normalised boxes differ by under a pixel of that render)."""
+    from tenku.world.render import render_frames
+    from tenku.world.physics import simulate
+
+    scale = min(1.0, math.sqrt(PLAN_PIXELS / (width * height)))
+    w, h = max(2, int(round(width * scale))), max(2, int(round(height * scale)))
+    times = np.arange(frames) / float(fps)
+    _, st = render_frames(spec, w, h, times, simulate(spec, float(times[-1])))
+    gt = {"width": w, "height": h, "fps": fps, "frames": frames,
+          "bbox": [[None if np.isnan(b[0]) else list(b) for b in boxes] for boxes in st["bbox"]],
+          "visible": _visible(st)}
+    lay = from_ground_truth(gt, spec.to_dict())
+    return Layout(float(fps), frames, width, height, lay.objects)
+
+
+def _visible(st: dict[str, np.ndarray]) -> list[list[bool]]:
+    """The renderer's visibility (``render_scene``): in frame and not wholly hidden."""
+    from tenku.world.render import HIDDEN_ALPHA, IN_FRAME_AREA
+
+    return ((st["area"] >= IN_FRAME_AREA) & (st["peak"] >= HIDDEN_ALPHA)).tolist()
+
+
+def plan(prompt: str, seed: int = 0, *, width: int = 128, height: int = 128, fps: float = 8.0, frames: int = 33,
+         llm: Any = None) -> tuple[Layout, Any]:
+    """Prompt -> the expander's scene (``tenku.prompts.expand``, built-in or ``llm``) -> one
+    simulation of the whole clip -> its layout. Returns the layout and the expansion (its
+    caption, scene and warnings). Up to a minute of video."""
+    from tenku.prompts.expand import expand
+
+    if frames < 1 or (frames - 1) / fps > 60:
+        raise ValueError(f"a plan covers 1 frame to a minute; {frames} frames at {fps:g} fps is {(frames - 1) / fps:.1f} s")
+    exp = expand(prompt, seed, llm=llm, aspect=width / height, frames=frames, fps=fps)
+    return from_scene(exp.spec, width, height, fps, frames), exp
+
+
+def add_parser(sub: Any) -> None:
+    """``tenku layout PROMPT -o boxes.json``: see (and edit) the plan a prompt gets."""
+    from tenku.cli import fps_float, positive_float, seed_int
+
+    p = sub.add_parser("layout", help="plan a prompt's motion with the simulator: a layout JSON of every object's boxes")
+    p.add_argument("prompt")
+    p.add_argument("-o", "--out", default="layout.json", help="output .json (docs/layout.md)")
+    p.add_argument("--size", default="128x128", help="WxH of even integers")
+    p.add_argument("--fps", type=fps_float, default=8.0)
+    p.add_argument("--seconds", type=positive_float, default=4.0, help="length, up to 60")
+    p.add_argument("--seed", type=seed_int, default=0)
+    p.set_defaults(func=_cmd, command="layout")
+
+
+def _cmd(args: Any) -> int:
+    from tenku.cli import UsageError, parse_size
+
+    w, h = parse_size(args.size)
+    try:
+        lay, exp = plan(args.prompt, args.seed, width=w, height=h, fps=args.fps, frames=int(round(args.seconds * args.fps)) + 1)
+        save(lay, args.out)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"cannot write {args.out}: {e.strerror or e}") from None
+    for warning in exp.warnings:
+        print(f"warning: {warning}")
+    print(exp.caption)
+    print(f"wrote {args.out}: {len(lay.objects)} object(s), {lay.frames} frames at {lay.fps:g} fps, {w}x{h}")
+    return 0
