@@ -11,7 +11,7 @@ the pathway is skipped. ``DiTConfig.grounding`` picks the attention:
 - ``self``: GLIGEN's gated self-attention over [visual tokens; grounding tokens] of the same
   sample, with rotary codes at the token's cell and at the box's centre (the reference).
 - ``cross``: each visual token attends only to the grounding tokens of its own latent frame
-  whose box (grown by half a cell) covers it, and to a learned null token: the place is given by
+  whose box touches its cell, and to a learned null token: the place is given by
   the mask, the place within the box by the rotary codes. A few keys per token instead of the
   whole sequence, so it costs a few percent of a block where ``self`` costs a tenth or more.
 
@@ -59,13 +59,21 @@ class GroundingInput:
     batch (a row: a sample, or a packed sequence of several), padded; ``key_mask`` (R, 1, L, M)
     which visual token may read which grounding token; ``rope_k`` (R, 1, M, hd/2) the grounding
     tokens' rotary codes, ``rope_q`` (L, hd/2) the visual tokens'; ``active`` (R, L, 1) 1 on
-    the tokens of samples given a layout, 0 on the free ones (whose stream is left as it is)."""
+    the tokens of samples given a layout, 0 on the free ones (whose stream is left as it is).
+    ``cross`` reads only the tokens some box covers (the rest see the null token alone, one
+    vector for all): ``sel`` (S,) their flat indices into (R * L), ``sel_row`` (S,) their rows,
+    ``sel_mask`` (S, 1, 1, M + 1) their keys (the null last), ``sel_rope`` (S, 1, 1, hd/2)."""
 
     feats: torch.Tensor
     key_mask: torch.Tensor
     rope_q: torch.Tensor
     rope_k: torch.Tensor
     active: torch.Tensor
+    sel: torch.Tensor | None = None
+    sel_row: torch.Tensor | None = None
+    sel_mask: torch.Tensor | None = None
+    sel_rope: torch.Tensor | None = None
+    bounds: list[int] | None = None  # row r's covered tokens are sel[bounds[r]:bounds[r + 1]]
 
 
 def grounding_input(rows: list[list[tuple[ObjectLayout | None, tuple[int, int, int], int]]], n_tokens: int,
@@ -101,9 +109,9 @@ def grounding_input(rows: list[list[tuple[ObjectLayout | None, tuple[int, int, i
             if mode == "self":
                 mask[start : start + len(pos)] = True
             else:
-                inside = ((pos[:, None, 0] == t_idx[None].float())
-                          & (pos[:, None, 2] + 1 > b[None, :, 0] * wg - 0.5) & (pos[:, None, 2] < b[None, :, 2] * wg + 0.5)
-                          & (pos[:, None, 1] + 1 > b[None, :, 1] * hg - 0.5) & (pos[:, None, 1] < b[None, :, 3] * hg + 0.5))
+                inside = ((pos[:, None, 0] == t_idx[None].float())  # the cells the box touches, in its frame
+                          & (pos[:, None, 2] + 1 > b[None, :, 0] * wg) & (pos[:, None, 2] < b[None, :, 2] * wg)
+                          & (pos[:, None, 1] + 1 > b[None, :, 1] * hg) & (pos[:, None, 1] < b[None, :, 3] * hg))
                 mask[start : start + len(pos)] = inside
             m_row.append(mask)
         feats.append(torch.cat(f_row) if f_row else None)
@@ -126,7 +134,19 @@ def grounding_input(rows: list[list[tuple[ObjectLayout | None, tuple[int, int, i
     for lay, grid, start in rows[0] if len(rows) == 1 else [(None, rows[0][0][1], 0)]:
         g = grid_positions(*grid).to(device)
         pos_q[start : start + len(g)] = g
-    return GroundingInput(feat_t, mask_t, rope_freqs(rope_angles(pos_q, HEAD_DIM)), rope_k, active)
+    rope_q = rope_freqs(rope_angles(pos_q, HEAD_DIM))
+    inp = GroundingInput(feat_t, mask_t, rope_q, rope_k, active)
+    if mode == "cross":
+        covered = mask_t[:, 0].any(-1).view(-1)  # (R * L)
+        inp.sel = torch.nonzero(covered).view(-1)
+        inp.sel_row = torch.div(inp.sel, n_tokens, rounding_mode="floor")
+        inp.sel_mask = F.pad(mask_t[:, 0].reshape(r * n_tokens, m)[inp.sel], (0, 1), value=True)[:, None, None]
+        inp.sel_rope = rope_q[inp.sel % n_tokens][:, None, None]
+        inp.bounds = torch.searchsorted(inp.sel, torch.arange(r + 1, device=device) * n_tokens).tolist()
+        inp.rope_k = F.pad(torch.view_as_real(rope_k), (0, 0, 0, 0, 0, 1), value=0.0)  # the null: no rotation
+        inp.rope_k[..., -1, :, 0] = 1.0
+        inp.rope_k = torch.view_as_complex(inp.rope_k)
+    return inp
 
 
 class GroundingBlock(nn.Module):
@@ -142,6 +162,8 @@ class GroundingBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, g: torch.Tensor, inp: GroundingInput, self_mask: torch.Tensor | None,
                 null: torch.Tensor | None) -> torch.Tensor:
+        if self.mode == "cross":
+            return self._cross(x, g, inp, null)
         b, n, _ = x.shape
         h = F.layer_norm(x.float(), x.shape[-1:], eps=1e-6).to(g.dtype)
         q = self.q(h).view(b, n, self.heads, HEAD_DIM).transpose(1, 2)
@@ -154,12 +176,31 @@ class GroundingBlock(nn.Module):
             k, v = torch.cat([apply_rope(F.rms_norm(kx.float(), (HEAD_DIM,)), inp.rope_q), k], 2), torch.cat([vx, v], 2)
             vis = self_mask if self_mask is not None else torch.ones(1, 1, n, n, dtype=torch.bool, device=x.device)
             mask = torch.cat([vis.expand(b, 1, n, n), mask], -1)
-        else:  # the null token: every visual token has a key, boxes or not
-            kn, vn = self.kv(null.to(g.dtype)).view(1, 2, self.heads, 1, HEAD_DIM).expand(b, -1, -1, -1, -1).unbind(1)
-            k, v = torch.cat([k, F.rms_norm(kn.float(), (HEAD_DIM,))], 2), torch.cat([v, vn], 2)
-            mask = F.pad(mask, (0, 1), value=True)
         o = F.scaled_dot_product_attention(q.type_as(v), k.type_as(v), v, attn_mask=mask)
         return torch.addcmul(x, torch.tanh(self.gate.float()) * inp.active, self.out(o.transpose(1, 2).reshape(b, n, -1)).float())
+
+    def _cross(self, x: torch.Tensor, g: torch.Tensor, inp: GroundingInput, null: torch.Tensor) -> torch.Tensor:
+        """``cross``: a token no box covers reads the null token alone, whose output ``c`` is one
+        vector; only the covered tokens (``inp.sel``) attend, each to its row's keys."""
+        r, n, d = x.shape
+        kv = self.kv(torch.cat([g, null.to(g.dtype).expand(r, 1, -1)], 1)).view(r, -1, 2, self.heads, HEAD_DIM)
+        k = apply_rope(F.rms_norm(kv[:, :, 0].float(), (HEAD_DIM,)).transpose(1, 2), inp.rope_k)  # (R, h, M+1, hd)
+        v = kv[:, :, 1].transpose(1, 2)
+        c = self.out(v[0, :, -1].reshape(1, -1)).float()  # (1, D): the null's value, the same in every row
+        gate = torch.tanh(self.gate.float())
+        out = x + (gate * inp.active) * c
+        if len(inp.sel) == 0:
+            return out
+        h = F.layer_norm(x.reshape(-1, d)[inp.sel], (d,), eps=1e-6).to(g.dtype)  # (S, D)
+        q = self.q(h).view(-1, self.heads, HEAD_DIM).transpose(0, 1)[:, :, None]  # (h, S, 1, hd)
+        q = apply_rope(F.rms_norm(q.float(), (HEAD_DIM,)), inp.sel_rope[:, 0]).type_as(v)
+        o = torch.empty(self.heads, len(inp.sel), HEAD_DIM, dtype=v.dtype, device=x.device)
+        for i, (a, b) in enumerate(zip(inp.bounds[:-1], inp.bounds[1:])):  # each row's covered tokens against its keys
+            if b > a:
+                o[:, a:b] = F.scaled_dot_product_attention(q[:, a:b, 0][None], k[i : i + 1].type_as(v), v[i : i + 1],
+                                                           attn_mask=inp.sel_mask[a:b, 0, 0][None, None])[0]
+        o = self.out(o.transpose(0, 1).reshape(len(inp.sel), -1)).float()
+        return out.reshape(-1, d).index_add(0, inp.sel, gate * (o - c)).view(r, n, d)
 
 
 class Grounding(nn.Module):
