@@ -223,6 +223,11 @@ class Grounding(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
+    def untouched(self) -> torch.Tensor:
+        """0 times every parameter: added to a training forward's output, it puts them all in the
+        backward (with zero gradients where unused) so DDP and FSDP ranks reduce the same set."""
+        return sum(p.float().sum() for p in self.parameters()) * 0.0
+
     def tokens(self, inp: GroundingInput, dtype: torch.dtype) -> torch.Tensor:
         """The grounding tokens (R, M, dim) of a forward."""
         return self.embed(inp.feats.to(dtype))

@@ -196,7 +196,10 @@ class DiT(nn.Module):
         g = emb.shape[1]
         shift, scale = (self.final_table[None, None].float() + emb.float()[:, :, None]).unbind(2)  # (B, G, D)
         h = modulate(layer_norm(x.view(b, g, -1, d)), shift[:, :, None], scale[:, :, None]).to(tokens.dtype)
-        return self.final(h.view(b, n, d))  # (B, L, pt*ph*pw*C)
+        out = self.final(h.view(b, n, d))  # (B, L, pt*ph*pw*C)
+        if self.grounding is not None and self.training:  # every grounding parameter in every rank's backward
+            out = out + self.grounding.untouched()  # (a batch may have no layout: DDP and FSDP need them all)
+        return out
 
     # ---- latents in, latents out -------------------------------------------------
 
