@@ -3,8 +3,10 @@ started from an ungrounded run with the gates closed, the loss logged with and w
 
 import json
 
+import pytest
 import torch
 
+from tenku.config import ConfigError
 from tenku.dit.model import load_dit
 from tenku.train.dit import load_train_config, train
 
@@ -30,3 +32,9 @@ def test_grounded_run_resumes_exactly_from_an_ungrounded_init(tmp_path, tiny_wor
     assert float(ma.grounding.blocks[0].gate.detach().abs()) > 0  # the gates opened
     logs = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
     assert {"loss_layout", "loss_free"} <= set().union(*logs)
+
+
+def test_bad_layout_settings_are_clear_errors(tmp_path, tiny_world, tiny_vae):
+    for kw in ({"layout.dropout": 1.5}, {"layout.lr_mult": 0}):
+        with pytest.raises(ConfigError, match="layout.dropout must be in"):
+            cfg(tmp_path / "x", tiny_world, tiny_vae, **kw)

@@ -133,6 +133,8 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         raise ConfigError(f"parallel.mode: ddp or fsdp; got {cfg.parallel.mode!r}")
     if cfg.parallel.grad_accum < 1 or cfg.batch_size < 1 or cfg.max_bad_steps < 1:
         raise ConfigError("batch_size, parallel.grad_accum and max_bad_steps must be >= 1")
+    if not (0 <= cfg.layout.dropout <= 1 and cfg.layout.lr_mult > 0):
+        raise ConfigError(f"layout.dropout must be in [0, 1] and layout.lr_mult > 0; got {cfg.layout.dropout}, {cfg.layout.lr_mult}")
     try:
         check_max_tokens(cfg.max_text_tokens)
     except ValueError as e:
