@@ -35,6 +35,17 @@ def test_grounded_run_resumes_exactly_from_an_ungrounded_init(tmp_path, tiny_wor
 
 
 def test_bad_layout_settings_are_clear_errors(tmp_path, tiny_world, tiny_vae):
-    for kw in ({"layout.dropout": 1.5}, {"layout.lr_mult": 0}):
+    for kw in ({"layout.dropout": 1.5}, {"layout.lr_mult": 0}, {"layout.base_lr_mult": -1}):
         with pytest.raises(ConfigError, match="layout.dropout must be in"):
             cfg(tmp_path / "x", tiny_world, tiny_vae, **kw)
+
+
+def test_a_frozen_base_keeps_the_free_model_and_trains_the_grounding(tmp_path, tiny_world, tiny_vae):
+    train(cfg(tmp_path / "free", tiny_world, tiny_vae, steps=2), progress=False)
+    kw = {"model.grounding": "cross", "model.grounding_dim": 32, "init": tmp_path / "free" / "ckpt", "layout.base_lr_mult": 0,
+          "steps": 3}
+    train(cfg(tmp_path / "g", tiny_world, tiny_vae, **kw), progress=False)
+    base, got = load_dit(tmp_path / "free" / "ckpt" / "ema"), load_dit(tmp_path / "g" / "ckpt")
+    weights = got.state_dict()
+    assert all(torch.equal(v, weights[k]) for k, v in base.state_dict().items())
+    assert float(got.grounding.blocks[0].gate.detach().abs()) > 0

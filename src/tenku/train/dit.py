@@ -133,8 +133,9 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         raise ConfigError(f"parallel.mode: ddp or fsdp; got {cfg.parallel.mode!r}")
     if cfg.parallel.grad_accum < 1 or cfg.batch_size < 1 or cfg.max_bad_steps < 1:
         raise ConfigError("batch_size, parallel.grad_accum and max_bad_steps must be >= 1")
-    if not (0 <= cfg.layout.dropout <= 1 and cfg.layout.lr_mult > 0):
-        raise ConfigError(f"layout.dropout must be in [0, 1] and layout.lr_mult > 0; got {cfg.layout.dropout}, {cfg.layout.lr_mult}")
+    if not (0 <= cfg.layout.dropout <= 1 and cfg.layout.lr_mult > 0 and cfg.layout.base_lr_mult >= 0):
+        raise ConfigError(f"layout.dropout must be in [0, 1], layout.lr_mult > 0 and layout.base_lr_mult >= 0; got "
+                          f"{cfg.layout.dropout}, {cfg.layout.lr_mult}, {cfg.layout.base_lr_mult}")
     try:
         check_max_tokens(cfg.max_text_tokens)
     except ValueError as e:
@@ -298,8 +299,8 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
         ema = {n: distribute_tensor(full_ema[n].to(dist.device), p.device_mesh, p.placements) for n, p in params}
     torch.manual_seed(cfg.seed + 1 + dist.rank)  # each rank its own stream for anything not drawn per sample
     groups = [[p for n, p in params if not n.startswith("grounding.")], [p for n, p in params if n.startswith("grounding.")]]
-    opt = torch.optim.AdamW([{"params": groups[0]}, *([{"params": groups[1], "lr_mult": cfg.layout.lr_mult}] if groups[1] else [])],
-                            lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    mults = [cfg.layout.base_lr_mult, cfg.layout.lr_mult] if groups[1] else [1.0]  # the config's, also on resume
+    opt = torch.optim.AdamW([{"params": g} for g in groups if g], lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     try:
         head = ShapeHead(raw, cfg.shape_head, cfg.shape_head_block, cfg.lr, dist.device) if cfg.shape_head else None
     except ValueError as e:
@@ -362,8 +363,8 @@ def _train(cfg: TrainDiTConfig, dist: Dist, progress: bool, stop_after: int | No
         rngs = sample_rngs(cfg, step, len(idx))
         cond = sample_condition_masks(rngs, t, cfg.cond)  # (B, t) for the whole global batch
         keep = float((~cond).sum().clamp_min(1))  # the loss is a mean over the global batch's generated frames
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg) * g.get("lr_mult", 1.0)
+        for g, mult in zip(opt.param_groups, mults):
+            g["lr"] = lr_at(step, cfg) * mult
         opt.zero_grad(set_to_none=True)
         if head:
             head.begin(lr_at(step, cfg))

@@ -99,6 +99,7 @@ class LayoutConfig:
 
     dropout: float = 0.3  # share of samples trained free (no layout)
     lr_mult: float = 1.0  # the grounding parameters' learning rate over the schedule's
+    base_lr_mult: float = 1.0  # the rest of the transformer's (0: frozen, as GLIGEN trains; the free path stays the init's)
 
 
 def layout_batch(masks: Any, idx: list[int], rngs: list[np.random.Generator], t: int, cfg: TrainDiTConfig,
