@@ -88,3 +88,13 @@ def test_plan_is_the_simulators_ground_truth_for_the_expanded_scene():
     assert any("red" in o.phrase for o in lay.objects) and any("blue square" in o.phrase for o in lay.objects)
     with pytest.raises(ValueError, match="a minute"):
         plan("a red ball", frames=8 * 61 + 1, fps=8)
+
+
+def test_the_layout_command_writes_a_loadable_plan_and_refuses_more_than_a_minute(tmp_path, capsys):
+    from tenku.cli import main
+
+    assert main(["layout", "a red ball falls", "-o", str(tmp_path / "b.json"), "--seconds", "1", "--size", "96x64"]) == 0
+    lay = load(tmp_path / "b.json")
+    assert (lay.frames, lay.width, lay.height) == (9, 96, 64) and any("red" in o.phrase for o in lay.objects)
+    assert main(["layout", "a red ball", "-o", str(tmp_path / "c.json"), "--seconds", "61"]) == 2
+    assert "a minute" in capsys.readouterr().err
