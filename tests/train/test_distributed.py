@@ -194,3 +194,18 @@ def test_shape_head_on_two_ranks_and_compiled_blocks_equals_one_process(single, 
         assert_same_weights(root.joinpath("head1", *export), root.joinpath(run, *export), 1e-4)
         got = load_file(str(root / run / "ckpt" / WEIGHTS))
         assert all(torch.allclose(ref[k], got[k], atol=1e-5) for k in ref), run
+
+
+def test_grounding_on_two_ranks_ddp_and_fsdp_equals_one_process(single, tiny_world, tiny_vae):
+    """Grounded training (model.grounding; some samples without a layout, so a rank may leave the
+    grounding unused) trains the same weights on two DDP or FSDP ranks as in one process."""
+    root, cache = single
+    g = {"model.grounding": "cross", "model.grounding_dim": 32, "layout.dropout": 0.5, "layout.lr_mult": 10.0, "steps": 4}
+    train(load_train_config(None, overrides(root / "g1", tiny_world, tiny_vae, cache, **g)), progress=False)
+    torchrun(2, overrides(root / "g2", tiny_world, tiny_vae, cache, **g))
+    torchrun(2, overrides(root / "gf", tiny_world, tiny_vae, cache, **g, **{"parallel.mode": "fsdp"}))
+    gate = load_file(str(root / "g1" / "pipeline" / "transformer" / "model.safetensors"))["grounding.blocks.0.gate"]
+    assert gate.abs().max() > 0  # the pathway opened, so its gradients were compared too
+    for run in ("g2", "gf"):
+        assert losses(root / run) == pytest.approx(losses(root / "g1"), rel=1e-5)
+        assert_same_weights(root / "g1" / "pipeline" / "transformer", root / run / "pipeline" / "transformer", 1e-5)

@@ -117,6 +117,20 @@ class ObjectMasks:
             m = self.cells[i] = box_labels(gt, shape_classes(record, self.names), self.data.shapes[i], self.td, self.sd)
         return m
 
+    def layout(self, i: int) -> Any:
+        """Clip ``i``'s ``tenku.layout.Layout`` from its ground truth, its boxes normalised to the
+        latent's extent (the frames were cropped top-left to it)."""
+        from tenku.layout import LayoutObject, from_ground_truth
+
+        cache = self.data.sources[i]
+        record = self.records[cache][int(self.data.names[i])]
+        lay = from_ground_truth(read_gt(self.folders[cache], record), record["spec"])
+        sx, sy = lay.width / (self.data.shapes[i][3] * self.sd), lay.height / (self.data.shapes[i][2] * self.sd)
+        if (sx, sy) != (1.0, 1.0):
+            lay.objects = [LayoutObject(o.phrase, [None if b is None else (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)
+                                                   for b in o.boxes], o.depth) for o in lay.objects]
+        return lay
+
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.label(i) != 0
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tenku.dit.grounding import Grounding, GroundingInput, ObjectLayout, grounding_input
 from tenku.dit.patches import unpatchify
 from tenku.dit.rope import apply_rope, grid_positions, rope_angles, rope_freqs
 
@@ -37,6 +38,8 @@ class DiTConfig:
     text_dim: int = 384  # hidden size of the text encoder
     freq_dim: int = 256  # sinusoidal noise-level features
     rope_theta: float = 10000.0
+    grounding: str = ""  # layout grounding (tenku.dit.grounding): "" none, "cross" or "self"
+    grounding_dim: int = 64  # its attention's inner width
 
 
 # One model class, a registry of sizes (DiT's DiT_models).
@@ -150,6 +153,8 @@ class DiT(nn.Module):
         self.final_table = nn.Parameter(torch.randn(2, d) / math.sqrt(d))
         self.final = nn.Linear(d, pt * ph * pw * cfg.in_channels)
         self.reset_parameters()
+        # after the base init, so the base weights draw what they drew without grounding
+        self.grounding = Grounding(d, cfg.depth, cfg.text_dim, cfg.grounding_dim, cfg.grounding) if cfg.grounding else None
 
     def reset_parameters(self) -> None:
         for m in self.modules():
@@ -167,19 +172,26 @@ class DiT(nn.Module):
 
     def forward_tokens(self, tokens: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor,
                        ctx_mask: torch.Tensor | None, rope: torch.Tensor,
-                       self_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Transformer on embedded tokens (B, L, D); sigma (B, G) per token group -> (B, L, patch_out)."""
+                       self_mask: torch.Tensor | None = None, ground: GroundingInput | None = None) -> torch.Tensor:
+        """Transformer on embedded tokens (B, L, D); sigma (B, G) per token group -> (B, L, patch_out);
+        ``ground``: the layout's grounding (``grounding_input``), read after every block."""
         b, n, d = tokens.shape
         emb = self.t_embed(timestep_features(sigma, self.cfg.freq_dim))  # (B, G, D)
         mod = self.t_mod(emb).view(b, emb.shape[1], 6, d)  # (B, G, 6, D)
         ctx = self.text_proj(context)  # (B, Lc, D)
         x = tokens.float()  # the residual stream stays fp32; blocks cast their branch inputs to ctx's dtype
-        for blk in self.blocks:
+        g = self.grounding.tokens(ground, ctx.dtype) if ground is not None else None
+        for k, blk in enumerate(self.blocks):
             x = blk(x, mod, ctx, ctx_mask, self_mask, rope)  # (B, L, D)
+            if g is not None:
+                x = self.grounding.apply(k, x, g, ground, self_mask)
         g = emb.shape[1]
         shift, scale = (self.final_table[None, None].float() + emb.float()[:, :, None]).unbind(2)  # (B, G, D)
         h = modulate(layer_norm(x.view(b, g, -1, d)), shift[:, :, None], scale[:, :, None]).to(tokens.dtype)
-        return self.final(h.view(b, n, d))  # (B, L, pt*ph*pw*C)
+        out = self.final(h.view(b, n, d))  # (B, L, pt*ph*pw*C)
+        if self.grounding is not None and self.training:  # every grounding parameter in every rank's backward
+            out = out + self.grounding.untouched()  # (a batch may have no layout: DDP and FSDP need them all)
+        return out
 
     # ---- latents in, latents out -------------------------------------------------
 
@@ -207,17 +219,25 @@ class DiT(nn.Module):
         return sigma.view(sigma.shape[0], -1, pt).mean(-1) if pt > 1 else sigma
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor, context: torch.Tensor,
-                ctx_mask: torch.Tensor | None = None) -> torch.Tensor:
+                ctx_mask: torch.Tensor | None = None, layout: list[ObjectLayout | None] | None = None) -> torch.Tensor:
         """x (B, C, T, H, W) at noise ``sigma`` (B, T); text ``context`` (B, Lc, text_dim) with
-        ``ctx_mask`` (B, Lc) bool (True = a real token). Returns the velocity, shaped like x."""
+        ``ctx_mask`` (B, Lc) bool (True = a real token); ``layout`` per sample (None: free) for a
+        model with grounding. Returns the velocity, shaped like x."""
         tokens, grid = self._embed(x)  # (B, L, D)
         rope = self._rope(grid, x.device)
         cm = ctx_mask[:, None, None, :] if ctx_mask is not None else None  # (B, 1, 1, Lc)
-        out = self.forward_tokens(tokens, self._frame_sigma(sigma), context.to(tokens.dtype), cm, rope)
+        ground = self._ground([[(lay, grid, 0)] for lay in layout], tokens.shape[1], x.device) if layout else None
+        out = self.forward_tokens(tokens, self._frame_sigma(sigma), context.to(tokens.dtype), cm, rope, ground=ground)
         return self._unembed(out, grid).to(x.dtype)
 
+    def _ground(self, rows: list, n: int, device: torch.device) -> GroundingInput | None:
+        if self.grounding is None:
+            raise ValueError("this transformer has no grounding (DiTConfig.grounding): it cannot follow a layout")
+        return grounding_input(rows, n, self.cfg.patch, self.cfg.grounding, device)
+
     def forward_packed(self, xs: list[torch.Tensor], sigmas: list[torch.Tensor], contexts: list[torch.Tensor],
-                       ctx_masks: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+                       ctx_masks: list[torch.Tensor] | None = None,
+                       layouts: list[ObjectLayout | None] | None = None) -> list[torch.Tensor]:
         """Samples of different shapes in one sequence: xs[i] (C, T_i, H_i, W_i), sigmas[i] (T_i,),
         contexts[i] (Lc_i, text_dim). Attention is block-diagonal, so each output equals
         the sample run alone."""
@@ -237,8 +257,10 @@ class DiT(nn.Module):
         self_mask = (seg_t[:, None] == seg_t[None, :])[None, None]  # (1, 1, L, L) block-diagonal
         cross_mask = (seg_t[:, None] == cseg_t[None, :])[None, None]  # (1, 1, L, Lc)
         tokens = torch.cat(toks)[None]
+        starts = [0, *torch.tensor([g[0] * g[1] * g[2] for g in grids]).cumsum(0).tolist()]
+        ground = self._ground([list(zip(layouts, grids, starts))], tokens.shape[1], tokens.device) if layouts else None
         out = self.forward_tokens(tokens, torch.cat(sig)[None], torch.cat(ctx)[None].to(tokens.dtype),
-                                  cross_mask, torch.cat(rope), self_mask)[0]
+                                  cross_mask, torch.cat(rope), self_mask, ground)[0]
         res, start = [], 0
         for x, grid in zip(xs, grids):
             n = grid[0] * grid[1] * grid[2]

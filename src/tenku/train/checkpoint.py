@@ -213,12 +213,14 @@ def load_init(model: DiT, folder: str | Path) -> None:
                           f"ema/model.safetensors, a transformer folder or a pipeline folder)")
     weights = {k: v.float() for k, v in load_file(str(found)).items()}
     want = model.state_dict()
-    wrong = sorted(k for k in want if k not in weights or weights[k].shape != want[k].shape)
+    # a model with grounding may start from one without: its grounding starts as built (gates closed)
+    wrong = sorted(k for k in want if (k in weights or not k.startswith("grounding.")) and
+                   (k not in weights or weights[k].shape != want[k].shape))
     extra = sorted(set(weights) - set(want))
     if wrong or extra:
         raise ConfigError(f"init={folder}: its weights do not fit this model (size/model settings): "
                           f"{len(wrong)} missing or of another shape (e.g. {(wrong or extra)[0]}), {len(extra)} unknown")
-    model.load_state_dict(weights)
+    model.load_state_dict(weights, strict=not any(k.startswith("grounding.") for k in want))
 
 
 def sharded_state(model: torch.nn.Module, ema: dict[str, torch.Tensor], opt: torch.optim.Optimizer

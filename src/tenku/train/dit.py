@@ -50,6 +50,7 @@ from tenku.train.conditions import ConditionConfig, sample_condition_masks
 from tenku.train.dit_batch import conditioning, sample_rngs, step_noise, step_rng
 from tenku.train.dit_run import DiTRun, cache_dir, save, setup, steer_run, write_samples
 from tenku.train.distributed import Dist, ParallelConfig, grad_norm_clip, init_distributed, sync_gradients
+from tenku.train.layouts import LayoutConfig
 from tenku.train.loop import RunLog
 from tenku.train.schedule import lr_at
 from tenku.train.throughput import dit_train_flops, peak_flops
@@ -80,6 +81,7 @@ class TrainDiTConfig:
     object_weight: float = 0.0  # extra loss weight on the latent cells objects cover (world ground truth); 0: plain mean
     shape_head: float = 0.0  # weight of the shape head's loss (tenku.train.shape_head; world ground truth); 0: no head
     shape_head_block: int = 0  # the block whose output the head reads; 0: the middle one
+    layout: LayoutConfig = field(default_factory=LayoutConfig)  # grounded training (model.grounding; docs/layout.md)
     batch_size: int = 16  # the global batch (all ranks and micro-steps together)
     steps: int = 20000
     lr: float = 3e-4
@@ -153,6 +155,8 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
         raise ConfigError(f"parallel.mode: ddp or fsdp; got {cfg.parallel.mode!r}")
     if cfg.parallel.grad_accum < 1 or cfg.batch_size < 1 or cfg.max_bad_steps < 1:
         raise ConfigError("batch_size, parallel.grad_accum and max_bad_steps must be >= 1")
+    if (bad := cfg.layout.check()) is not None:
+        raise ConfigError(bad)
     try:
         check_max_tokens(cfg.max_text_tokens)
     except ValueError as e:
@@ -256,8 +260,8 @@ def train_step(run: DiTRun) -> tuple[float, float, int, int, int]:
     rngs = sample_rngs(cfg, step, len(idx))
     cond = sample_condition_masks(rngs, t, cfg.cond)  # (B, t) for the whole global batch
     keep = float((~cond).sum().clamp_min(1))  # the loss is a mean over the global batch's generated frames
-    for g in run.opt.param_groups:
-        g["lr"] = lr_at(step, cfg)
+    for g, mult in zip(run.opt.param_groups, run.lr_mults):
+        g["lr"] = lr_at(step, cfg) * mult
     run.opt.zero_grad(set_to_none=True)
     run.objectives.begin(lr_at(step, cfg))
     local = torch.zeros((), dtype=torch.float64, device=dist.device)
@@ -269,14 +273,15 @@ def train_step(run: DiTRun) -> tuple[float, float, int, int, int]:
         # moved in the cache's bf16 and widened there: half the copy, and no conversion on the host
         x0 = torch.stack([data.latents[i] if t == frames else data.latents[i][:, :t] for i in idx[sl]])
         x0 = x0.to(dist.device).float()
-        inputs = conditioning(data, idx[sl], rngs[sl], cfg, run.empty, dist.device)
+        inputs = conditioning(data, idx[sl], rngs[sl], cfg, run.empty, dist.device, run.layouts, t)
 
         def velocity(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
             with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
                 return run.model(x, s, **inputs)
 
         with sync_gradients(run.model, micro == accum - 1):
-            part = flow_loss_sum(velocity, x0, noise[sl], sigma[sl], cond_dev[sl], run.objectives.weight(idx[sl], t))
+            part = flow_loss_sum(velocity, x0, noise[sl], sigma[sl], cond_dev[sl], run.objectives.weight(idx[sl], t),
+                                 run.objectives.observer(cond_dev[sl], sigma[sl], inputs))
             aux = run.objectives.loss_sum(idx[sl], t, cond_dev[sl], sigma[sl])
             ((part + aux) * (world / keep)).backward()  # DDP/FSDP average over ranks: this makes it the global mean
         local += part.detach().double()

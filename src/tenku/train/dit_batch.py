@@ -6,7 +6,7 @@ loop around them; the loss is ``tenku.flow.flow_loss_sum``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from tenku.flow import logit_normal
 if TYPE_CHECKING:
     from tenku.data.latents import LatentSet
     from tenku.train.dit import TrainDiTConfig
+    from tenku.train.layouts import Layouts
 
 
 STEP_STREAM = 2**31 - 1  # the step's own draws: numpy seeds [seed, step] and [seed, step, 0] alike
@@ -49,12 +50,18 @@ def text_batch(data: LatentSet, idx: list[int], rngs: list[np.random.Generator],
 
 
 def conditioning(data: LatentSet, idx: list[int], rngs: list[np.random.Generator], cfg: TrainDiTConfig,
-                 empty: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+                 empty: torch.Tensor, device: torch.device, layouts: Layouts | None = None,
+                 t: int = 0) -> dict[str, Any]:
     """The model's inputs beside the latents and noise levels for the samples ``idx``, as
     keywords of ``DiT.forward``: the caption states ``context`` (B, L, D) float and ``ctx_mask``
-    (B, L). A new conditioning input is drawn here and passed the same way."""
+    (B, L), and in a grounded run (``layouts``) each sample's ``layout`` over the first ``t``
+    latent frames (None: trained free), drawn after its caption. A new conditioning input is
+    drawn here and passed the same way."""
     ctx, ctx_mask = text_batch(data, idx, rngs, cfg, empty)
-    return {"context": ctx.to(device).float(), "ctx_mask": ctx_mask.to(device)}
+    inputs: dict[str, Any] = {"context": ctx.to(device).float(), "ctx_mask": ctx_mask.to(device)}
+    if layouts is not None:
+        inputs["layout"] = layouts.batch(idx, rngs, t)
+    return inputs
 
 
 def pad_states(states: list[torch.Tensor], dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:

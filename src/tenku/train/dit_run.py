@@ -5,7 +5,7 @@ checkpoint and pipeline export (``save``), sample videos, and the steering hook'
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +22,7 @@ from tenku.text import TextEncoder, load_text_encoder
 from tenku.train.checkpoint import (commit_folder, gather_ema, load_init, load_optimizer, load_rng, load_sharded, read_state,
                                     resolve_resume, save_checkpoint, save_optimizer, save_sharded)
 from tenku.train.distributed import Dist, clean_name, is_sharded, parallelize, unwrap
+from tenku.train.layouts import Layouts, lr_groups
 from tenku.train.loop import BadSteps, Ema
 from tenku.train.objectives import Objectives
 from tenku.vae.model import VAE
@@ -94,6 +95,8 @@ class DiTRun:
     step: int
     src: Path | None  # the checkpoint resumed, if any
     n_params: int = 0  # the plain model's parameters (for the FLOP count)
+    lr_mults: list[float] = field(default_factory=lambda: [1.0])  # per optimizer group, over the schedule's rate
+    layouts: Layouts | None = None  # a grounded run's layout batches (model.grounding)
 
 
 def setup(cfg: TrainDiTConfig, dist: Dist, progress: bool) -> DiTRun:
@@ -112,11 +115,13 @@ def setup(cfg: TrainDiTConfig, dist: Dist, progress: bool) -> DiTRun:
     vae = VAE.load(cfg.vae).to(dist.device)
     data, caches = prepare_data(cfg, vae, dist, progress)
     masks = None
-    if cfg.object_weight or cfg.shape_head:
+    grounded = bool(cfg.model.get("grounding"))
+    if cfg.object_weight or cfg.shape_head or grounded:
         try:
             masks = ObjectMasks(data, {str(c): d for c, d in zip(caches, cfg.data)}, vae.cfg.time_down, vae.cfg.space_down)
         except ValueError as e:
-            raise ConfigError(f"{'object_weight' if cfg.object_weight else 'shape_head'}: {e}") from None
+            key = "object_weight" if cfg.object_weight else "shape_head" if cfg.shape_head else "model.grounding"
+            raise ConfigError(f"{key}: {e}") from None
     text_dim = data.captions[0][0].shape[-1]
     mcfg = DiTConfig(**{**DIT_SIZES[cfg.size], "in_channels": vae.cfg.latent_channels, "text_dim": text_dim, **cfg.model})
     check_geometry(data, mcfg, cfg, vae)
@@ -149,8 +154,13 @@ def setup(cfg: TrainDiTConfig, dist: Dist, progress: bool) -> DiTRun:
         start = {n: distribute_tensor(full_ema[n].to(dist.device), p.device_mesh, p.placements) for n, p in params}
     ema = Ema(params, cfg.ema, start)
     torch.manual_seed(cfg.seed + 1 + dist.rank)  # each rank its own stream for anything not drawn per sample
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    groups, mults = lr_groups(params, cfg.layout)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     objectives = Objectives(cfg.object_weight, masks, dist.device)
+    layouts = None
+    if grounded and masks is not None:
+        layouts = Layouts(cfg.layout, masks, cfg.text_encoder, cfg.max_text_tokens, vae.cfg.time_down)
+        objectives.log_layout_split()
     if cfg.shape_head:
         objectives.add_shape_head(raw, cfg.shape_head, cfg.shape_head_block, cfg.lr)
     if src:
@@ -164,7 +174,7 @@ def setup(cfg: TrainDiTConfig, dist: Dist, progress: bool) -> DiTRun:
         load_rng(src, dist.rank)
     run = DiTRun(cfg, dist, out, vae, data, empty_states(caches[0]), mcfg, raw, model, ema, opt, objectives,
                  BucketSampler(data.buckets, cfg.batch_size, cfg.seed), BadSteps(cfg.max_bad_steps, int(state.get("skipped", 0))),
-                 int(state.get("step", 0)), src, sum(p.numel() for p in raw.parameters()))
+                 int(state.get("step", 0)), src, sum(p.numel() for p in raw.parameters()), mults, layouts)
     if dist.main:
         print(f"DiT {run.n_params / 1e6:.2f}M params, {len(data)} clips in {len(data.buckets)} shapes, {world} rank(s) x "
               f"{accum} micro-step(s), {'resuming ' + str(src) if src else ('from ' + cfg.init if cfg.init else 'from scratch')} -> {out}")

@@ -6,13 +6,16 @@ beside the model; a new auxiliary term is added here, not in the loop."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from tenku.config import ConfigError
 from tenku.data.objects import ObjectMasks
 from tenku.dit.model import DiT
+from tenku.train.layouts import LayoutLog
 from tenku.train.shape_head import ShapeHead
 
 
@@ -20,6 +23,19 @@ class Objectives:
     def __init__(self, object_weight: float, masks: ObjectMasks | None, device: torch.device) -> None:
         self.object_weight, self.masks, self.device = object_weight, masks, device
         self.head: ShapeHead | None = None
+        self.split: LayoutLog | None = None  # a grounded run's loss with and without the layout
+
+    def log_layout_split(self) -> None:
+        """Log the flow loss apart for the samples trained with a layout and without."""
+        self.split = LayoutLog()
+
+    def observer(self, cond: torch.Tensor, sigma: torch.Tensor, inputs: dict[str, Any]
+                 ) -> Callable[[torch.Tensor], None] | None:
+        """What ``flow_loss_sum`` hands its per-frame errors to for this micro-batch (None: nothing)."""
+        if self.split is None or inputs.get("layout") is None:
+            return None
+        split, grounded = self.split, [g is not None for g in inputs["layout"]]
+        return lambda err: split.add(err, cond, sigma, grounded)
 
     def add_shape_head(self, model: DiT, weight: float, block: int, lr: float) -> None:
         """The shape head reads ``model``'s block ``block`` (a forward hook) and trains beside it."""
@@ -51,7 +67,9 @@ class Objectives:
             self.head.step(ranks)
 
     def logged(self) -> dict[str, float]:
-        return self.head.logged() if self.head is not None else {}
+        """This rank's values since the last call: the shape head's, the layout split's."""
+        out = self.head.logged() if self.head is not None else {}
+        return {**out, **(self.split.logged() if self.split is not None else {})}
 
     def save(self, folder: Path, main: bool) -> None:
         if self.head is not None and main:
