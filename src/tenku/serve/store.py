@@ -19,6 +19,8 @@ checked against that pattern before any path is built from one.
 
 from __future__ import annotations
 
+import abc
+
 import fcntl
 import json
 import os
@@ -65,7 +67,7 @@ def migrate(engine: Any) -> None:
     engine.dispose()
 
 
-class Store:
+class Store(abc.ABC):
     """What the API and the workers need from a store. Subclasses give ``_q`` (rows), ``_w``
     (rowcount), ``NOW`` (the database's clock in epoch seconds, SQL) and ``LOCK`` (the row lock
     ``claim`` takes: ``FOR UPDATE SKIP LOCKED`` where several processes claim at once)."""
@@ -80,14 +82,17 @@ class Store:
         self.videos.mkdir(parents=True, exist_ok=True)
         self.max_attempts, self.lease_s = max_attempts, lease_s
 
+    @abc.abstractmethod
     def _q(self, sql: str, args: tuple = ()) -> list[Any]:
-        raise NotImplementedError
+        """Rows of a read."""
 
+    @abc.abstractmethod
     def _w(self, sql: str, args: tuple = ()) -> int:
-        raise NotImplementedError
+        """Rows a write changed."""
 
+    @abc.abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Release the connection."""
 
     def folder(self, video_id: str) -> Path:
         """The job's folder; the id must be a valid one (never a client's path)."""
