@@ -72,3 +72,60 @@ def test_input_background_is_described(kind, colors, floor, want):
     text = describe_background(render_one(spec, 96, 96, 8.0, 5, 1)[0])
     floor_said = f"a {spec.background.floor_color} floor" if floor else "no floor"
     assert all(w in text for w in want) and floor_said in text, text
+
+
+# ---- bounded work (issue 35, findings 3 and 5) --------------------------------------------------
+
+SERVER = Limits(max_pixels=16 * 64 * 64, max_seconds=60, max_steps=200, max_input_frames=20_000, max_work=2e8,
+                where="this server")
+
+
+def test_work_counts_every_sampled_frame():
+    """The work is frames sampled (every chunk's, context frames included) x pixels x steps."""
+    assert resolve(Request("x", frames=9), GEO).work == 9 * 64 * 64 * 20
+    long = resolve(Request("x", frames=41, steps=2), GEO)  # chunks of 17 with 5 context frames: 17 + 17 + 17
+    assert long.work == (17 + 17 + 17) * 64 * 64 * 2
+    edit = resolve(Request("x", video=Input(64, 64, 13, 8.0), strength=0.5, steps=4), GEO)
+    assert edit.work == 13 * 64 * 64 * 4
+
+
+def test_limits_multiply_into_one_budget():
+    """Finding 5: seconds, fps, steps and size each within its own limit, together far over."""
+    with pytest.raises(RequestError) as e:
+        resolve(Request("x", seconds=60, fps=120, steps=200, size=(256, 256)), GEO, SERVER)
+    msg = str(e.value)
+    assert e.value.code == "over_budget" and "2e+08" in msg and "lower" in msg and "\n" not in msg
+    assert "x 256x256 x 200 steps" in msg  # the request's cost, spelled out
+    resolve(Request("x", seconds=4, size=(256, 256)), GEO, SERVER)  # a large but ordinary request passes
+
+
+def test_max_seconds_counts_the_whole_output_after_resampling():
+    """Finding 3: an edit or extension of a long upload was queued past max_seconds."""
+    long = Input(16, 16, 2000, fps=8.0)  # 250 s
+    with pytest.raises(RequestError) as e:
+        resolve(Request("x", video=long, strength=0.5), GEO, SERVER)
+    assert (e.value.code, e.value.param) == ("invalid_seconds", "video")
+    with pytest.raises(RequestError) as e:
+        resolve(Request("x", video=long, extend="forward", seconds=1), GEO, SERVER)
+    assert (e.value.code, e.value.param) == ("invalid_seconds", "video")
+    short = Input(16, 16, 400, fps=8.0)  # 50 s: its extension by 20 s is 70 s
+    with pytest.raises(RequestError) as e:
+        resolve(Request("x", video=short, extend="forward", seconds=20), GEO, SERVER)
+    assert (e.value.code, e.value.param) == ("invalid_seconds", "seconds")
+    resolve(Request("x", video=short, extend="forward", seconds=2), GEO, SERVER)
+
+
+def test_input_frame_cap_applies_after_the_fps_change():
+    """Finding 3: 20,000 frames at 1 fps asked at 120 fps are 2.4 million frames."""
+    with pytest.raises(RequestError) as e:
+        resolve(Request("x", video=Input(16, 16, 20_000, fps=1.0), extend="forward", fps=120), GEO,
+                Limits(max_input_frames=20_000))
+    assert (e.value.code, e.value.param) == ("invalid_file", "video") and "2399" in str(e.value)
+
+
+def test_seconds_shorter_than_a_frame_is_refused():
+    """Finding 7: seconds 1e-300 was made as a 1-frame video."""
+    for req in (Request("x", seconds=1e-300), Request("x", video=Input(64, 64, 9, 8.0), extend="forward", seconds=1e-300)):
+        with pytest.raises(RequestError) as e:
+            resolve(req, GEO)
+        assert (e.value.code, e.value.param) == ("invalid_seconds", "seconds") and "shorter than one frame" in str(e.value)

@@ -48,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--sampler", default=None, choices=["euler", "dpm++2m"], help="sampler (default: the model's)")
     g.add_argument("--seed", type=seed_int, default=None, help="noise seed (default 0; an upscale reuses the draft's)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--max-work", type=positive_float, default=None, metavar="N",
+                   help="refuse a request over N frames sampled x width x height x steps (default: no limit; "
+                   "tenku serve has one)")
     m = g.add_argument_group("modes")
     m.add_argument("--image", default=None, help="image-to-video: the video starts with this image")
     m.add_argument("--video", default=None, help="a video to --extend or to --edit")
@@ -130,7 +133,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     from tenku.pipeline import Pipeline
     from tenku.prompts.cli import llm_config
-    from tenku.request import RequestError
+    from tenku.request import Limits, RequestError
     from tenku.request.make import expand, make, stream
     from tenku.request.resolve import check_combination
 
@@ -158,8 +161,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
         if args.autoguidance > 0 and pipe.guide is None:
             raise UsageError(f"--autoguidance {args.autoguidance}: the model {model} has no guide transformer (guide/); only 0 works with it")
         pipe.cfg.autoguidance = args.autoguidance
+    budget = Limits(max_work=args.max_work, where="--max-work") if args.max_work else None
     try:
-        req = resolve_args(args, pipe, draft_side)
+        req = resolve_args(args, pipe, draft_side, budget)
     except RequestError as e:
         raise UsageError(str(e)) from None
     for note in req.notes:

@@ -48,6 +48,7 @@ class Resolved:
     input_caption: str | None = None  # what the input shows, where expansion starts (request.make)
     notes: list[str] = field(default_factory=list)
     conditioning: dict[str, Any] = field(default_factory=dict)
+    work: int = 0  # frames sampled (every chunk's, context included) x pixels x steps: what the budget counts
 
     @property
     def inputs(self) -> dict[str, Input]:
@@ -156,16 +157,17 @@ def _frames(r: Request, geo: Geometry, lim: Limits, fps: float, exact: bool, n: 
         count = r.frames
     elif r.seconds is not None:
         # checked before any rounding: 1e308 s is a refusal, not an OverflowError (a 500)
+        if r.seconds * fps < 0.5:  # 1e-300 s: no frame interval at all
+            raise RequestError(f"{r.seconds:g} s is shorter than one frame at {fps:g} fps; at least {0.5 / fps:g} s "
+                               f"(or {n('frames')} 1)", "seconds", "invalid_seconds")
         if lim.max_seconds is not None and r.seconds > lim.max_seconds:
             raise RequestError(f"{r.seconds:g} s is longer than {lim.where} makes (at most {lim.max_seconds:g} s)",
                                "seconds", "invalid_seconds")
         if r.seconds * fps > MAX_FRAMES:
             raise RequestError(f"{r.seconds:g} s at {fps:g} fps is {r.seconds * fps:.3g} frames; at most {MAX_FRAMES}",
                                "seconds", "invalid_seconds")
-        count = round(r.seconds * fps) if exact else round(r.seconds * fps) + 1
-        if exact:
-            count = max(1, count)
-        else:
+        count = max(1, round(r.seconds * fps)) if exact else round(r.seconds * fps) + 1
+        if not exact:
             fitted = geo.fit_frames(count)
             if fitted != count:
                 notes.append(f"{r.seconds:g} s at {fps:g} fps rounded to {fitted} frames (the model makes "
@@ -179,22 +181,62 @@ def _frames(r: Request, geo: Geometry, lim: Limits, fps: float, exact: bool, n: 
     return count
 
 
-def _plan(kind: str, geo: Geometry, count: int, given: int = 0, b: int = 0, backward: bool = False) -> None:
-    """The chunk plan the runner will make, so that a request the model's chunk geometry cannot
-    do is refused now rather than failing after sampling began."""
+def _plan(kind: str, geo: Geometry, count: int, given: int = 0, b: int = 0, backward: bool = False) -> int:
+    """The chunk plan the runner (``tenku.modes.Runner``) will make, so that a request the
+    model's chunk geometry cannot do is refused now rather than failing after sampling began.
+    Returns the frames it samples: every chunk's, given context frames included."""
     chunk, ov, st = geo.frames, geo.overlap, geo.frame_step
     try:
         if kind == "loop":
             x = loop_split(count, chunk - 2 * ov, st)
-            plan_rollout(x - given, given, chunk, ov, st)
-            plan_connect(count - x, x, x, chunk, ov, st)
+            pre, last, qb = plan_connect(count - x, x, x, chunk, ov, st)
+            chunks, tail = plan_rollout(x - given, given, chunk, ov, st) + pre, last.frames + qb
         elif kind == "connect":
-            plan_connect(count, given, b, chunk, ov, st)
+            pre, last, qb = plan_connect(count, given, b, chunk, ov, st)
+            chunks, tail = pre, last.frames + qb
         else:
-            plan_rollout(count, given, chunk, ov, st, backward)
+            chunks, tail = plan_rollout(count, given, chunk, ov, st, backward), 0
     except ValueError as e:
         raise RequestError(f"{kind}: {e} (this model samples {chunk}-frame chunks with up to {ov} context frames)",
                            None, "unsupported_request") from None
+    return sum(c.frames for c in chunks) + tail
+
+
+def _check_inputs(r: Request, lim: Limits, fps: float, n: Any) -> None:
+    """Each input's frames after resampling to ``fps`` within ``lim.max_input_frames`` (20,000
+    frames at 1 fps asked at 120 fps are 2.4 million)."""
+    cap = lim.max_input_frames
+    named = [("video", r.video)] + ([] if r.connect is None else [("connect", c) for c in r.connect])
+    for what, given in named:
+        if cap is not None and given is not None and (k := given.length(fps)) > cap:
+            rate = f" at {given.fps:g} fps" if given.fps else ""
+            raise RequestError(f"{n(what)} has {given.count} frames{rate}: {k} frames at {fps:g} fps; at most {cap} "
+                               f"(on {lim.where})", what, "invalid_file")
+
+
+def _check_total(res: Resolved, lim: Limits, given: int, what: str) -> None:
+    """The whole output (an extension's input included, an edit's whole length) within
+    ``lim.max_seconds``; ``given``: the input frames in it, whose field ``what`` is at fault
+    when they alone are too long."""
+    if lim.max_seconds is None or (res.total - 1) / res.fps <= lim.max_seconds:
+        return
+    param = what if (given - 1) / res.fps > lim.max_seconds else "seconds"
+    raise RequestError(f"the output would be {res.total} frames at {res.fps:g} fps ({(res.total - 1) / res.fps:g} s, "
+                       f"{given} of them from the input); {lim.where} makes at most {lim.max_seconds:g} s", param,
+                       "invalid_seconds")
+
+
+def _budget(res: Resolved, sampled: int, lim: Limits) -> Resolved:
+    """``res`` with its work (frames sampled x pixels x steps), refused over ``lim.max_work``
+    with what it costs and what to lower."""
+    w, h = res.size
+    res.work = sampled * w * h * res.steps
+    if lim.max_work is not None and res.work > lim.max_work:
+        fit = int(lim.max_work // (w * h * res.steps))
+        raise RequestError(f"this request is {res.work:.3g} units of work ({sampled} frames sampled x {w}x{h} x "
+                           f"{res.steps} steps); {lim.where} allows at most {lim.max_work:.3g}: lower seconds, fps, "
+                           f"steps or size (at {w}x{h} and {res.steps} steps, {fit} frames fit)", None, "over_budget")
+    return res
 
 
 def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict[str, str] | None = None) -> Resolved:
@@ -213,6 +255,7 @@ def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict
         raise RequestError(f"steps: at most {lim.max_steps} on {lim.where}", "steps")
     fps = float(r.fps or geo.fps)
     steps = r.steps or geo.steps
+    _check_inputs(r, lim, fps, n)
     notes: list[str] = []
     w, h = _size(r, geo, lim, n, notes)
     full = None
@@ -228,32 +271,40 @@ def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict
             raise RequestError(f"an edit keeps the video's length; drop {n('frames')}/{n('seconds')}", "seconds",
                                "invalid_combination")
         count = geo.usable_frames(r.video.length(fps))
-        return Resolved("edit", r.label or "edit", frames=count, total=count, strength=r.strength, video=r.video,
-                        caption_frames=geo.frames, **base)
+        res = Resolved("edit", r.label or "edit", frames=count, total=count, strength=r.strength, video=r.video,
+                       caption_frames=geo.frames, **base)
+        _check_total(res, lim, count, "video")
+        return _budget(res, count, lim)  # the whole video in one sampling call
     if r.video is not None:
         have = r.video.length(fps)
         if have < ov:
             raise RequestError(f"the video has {have} frames at {fps:g} fps; extending needs at least {ov}", "video")
         new = asked if asked is not None else geo.frames - ov
-        _plan(f"extend {r.extend}", geo, new, have, backward=r.extend == "backward")
+        sampled = _plan(f"extend {r.extend}", geo, new, have, backward=r.extend == "backward")
         mode = f"extend-{r.extend}"
-        return Resolved(mode, r.label or mode, frames=new, total=have + new, video=r.video,
-                        caption_frames=geo.frames if asked is None else have + new, **base)
+        res = Resolved(mode, r.label or mode, frames=new, total=have + new, video=r.video,
+                       caption_frames=geo.frames if asked is None else have + new, **base)
+        _check_total(res, lim, have, "video")
+        return _budget(res, sampled, lim)
     if r.connect is not None:
         lens = [c.length(fps) for c in r.connect]
         for name, k in zip("AB", lens):
             if k < ov:
                 raise RequestError(f"clip {name} has {k} frames; connect needs at least {ov}", "connect")
         new = asked if asked is not None else geo.frames - 2 * ov
-        _plan("connect", geo, new, lens[0], lens[1])
-        return Resolved("connect", r.label or "connect", frames=new, total=sum(lens) + new, connect=r.connect,
-                        caption_frames=asked or geo.frames, **base)
+        sampled = _plan("connect", geo, new, lens[0], lens[1])
+        res = Resolved("connect", r.label or "connect", frames=new, total=sum(lens) + new, connect=r.connect,
+                       caption_frames=asked or geo.frames, **base)
+        _check_total(res, lim, sum(lens), "connect")
+        return _budget(res, sampled, lim)
     count = asked or geo.frames
     if r.loop:
         if count < 2 * ov - 1:
             raise RequestError(f"a loop needs at least {2 * ov - 1} frames ({(2 * ov - 2) / fps:g} s at {fps:g} fps); "
                                f"got {count}", "seconds", "invalid_frames")
-        _plan("loop", geo, count, 0 if r.image is None else 1)
+    k = 0 if r.image is None else 1
+    sampled = _plan("loop", geo, count, k) if r.loop else _plan("forward", geo, count - k, k) if count > k else k
     mode = "loop" if r.loop else "image-to-video" if r.image is not None else "text-to-video"
     label = r.label or ("preview" if r.preview and mode == "text-to-video" else mode)
-    return Resolved(mode, label, frames=count, total=count, image=r.image, caption_frames=count, **base)
+    res = Resolved(mode, label, frames=count, total=count, image=r.image, caption_frames=count, **base)
+    return _budget(res, sampled, lim)

@@ -129,11 +129,16 @@ class Request:
 @dataclass(frozen=True)
 class Limits:
     """A front end's limits beyond the model's: pixels (None: the model's ``max_pixels``; 0: no
-    limit, as for Python callers), seconds and steps (None: none); ``where`` names who refuses."""
+    limit, as for Python callers), seconds of the whole output, steps, frames of an input after
+    it is resampled to the request's fps, and ``max_work``: the one budget the others multiply
+    into, in frames sampled x pixels x steps (``Resolved.work``); None: no limit. ``where``
+    names who refuses."""
 
     max_pixels: int | None = None
     max_seconds: float | None = None
     max_steps: int | None = None
+    max_input_frames: int | None = None
+    max_work: float | None = None
     where: str = "this model"
 
 

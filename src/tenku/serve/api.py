@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from tenku import FPS_RANGE, SEED_MAX
 
@@ -37,6 +37,15 @@ def bad(code: str, message: str, param: str | None = None) -> ApiError:
 
 # ---- request bodies ------------------------------------------------------------------------------
 
+def _no_bool(v: Any) -> Any:
+    if isinstance(v, bool):  # pydantic would take true as 1 (frames: true was a 1-frame video)
+        raise ValueError("must be a number, not true or false")
+    return v
+
+
+Num = BeforeValidator(_no_bool)  # on every numeric field: a number (or, in a form, its text), never a boolean
+
+
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -58,10 +67,10 @@ class InputReferenceObject(_Body):
 class TenkuOptions(_Body):
     """tenku's own options (extra body fields for the openai client: ``extra_body={...}``)."""
 
-    seed: int | None = Field(None, ge=0, le=SEED_MAX, description="noise seed (default: random, reported back)")
-    steps: int | None = Field(None, ge=1, le=1000, description="sampling steps per chunk (default: the model's)")
-    guidance: float | None = Field(None, ge=0, le=50, description="classifier-free guidance scale (1 = off)")
-    fps: float | None = Field(None, ge=FPS_RANGE[0], le=FPS_RANGE[1], description="frames per second (default: the model's)")
+    seed: Annotated[int | None, Num] = Field(None, ge=0, le=SEED_MAX, description="noise seed (default: random, reported back)")
+    steps: Annotated[int | None, Num] = Field(None, ge=1, le=1000, description="sampling steps per chunk (default: the model's)")
+    guidance: Annotated[float | None, Num] = Field(None, ge=0, le=50, description="classifier-free guidance scale (1 = off)")
+    fps: Annotated[float | None, Num] = Field(None, ge=FPS_RANGE[0], le=FPS_RANGE[1], description="frames per second (default: the model's)")
     expand: bool = Field(True, description="expand the prompt into a detailed caption first")
 
 
@@ -76,7 +85,7 @@ def _seconds(v: Any) -> Any:
     return v
 
 
-Seconds = Annotated[float | str, AfterValidator(_seconds)]  # a number, or a string such as "4" (OpenAI sends strings)
+Seconds = Annotated[float | str, Num, AfterValidator(_seconds)]  # a number, or a string such as "4" (OpenAI sends strings)
 
 
 class VideoCreate(TenkuOptions):
@@ -88,10 +97,10 @@ class VideoCreate(TenkuOptions):
     seconds: Seconds | None = Field(None, description="duration in seconds (a number, or a string such as \"4\")")
     size: str | None = Field(None, max_length=20, description="WIDTHxHEIGHT, e.g. 128x128")
     input_reference: InputReferenceObject | None = None
-    frames: int | None = Field(None, ge=1, le=100_000, description="frame count (instead of seconds)")
+    frames: Annotated[int | None, Num] = Field(None, ge=1, le=100_000, description="frame count (instead of seconds)")
     loop: bool = Field(False, description="a seamless loop: the last frame flows into the first")
     extend: Literal["forward", "backward"] | None = Field(None, description="with a video input_reference: continue it")
-    strength: float | None = Field(None, gt=0, le=1, description="with a video input_reference: edit it (SDEdit strength)")
+    strength: Annotated[float | None, Num] = Field(None, gt=0, le=1, description="with a video input_reference: edit it (SDEdit strength)")
     connect: list[str] | None = Field(None, min_length=2, max_length=2,
                                       description="ids of two finished videos: a transition from the first to the second")
 
@@ -100,7 +109,7 @@ class VideoRemix(TenkuOptions):
     """``POST /v1/videos/{id}/remix``: the finished video redone to follow a new prompt."""
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
-    strength: float | None = Field(None, gt=0, le=1, description="how far from the original (default: the model's)")
+    strength: Annotated[float | None, Num] = Field(None, gt=0, le=1, description="how far from the original (default: the model's)")
 
 
 class VideoExtend(TenkuOptions):
@@ -110,7 +119,7 @@ class VideoExtend(TenkuOptions):
     seconds: Seconds = Field(description="length of the new part in seconds")
     video: VideoRef | None = None
     extend: Literal["forward", "backward"] = Field("forward", description="add after the end or before the start")
-    frames: int | None = Field(None, ge=1, le=100_000, description="new frames (instead of seconds)")
+    frames: Annotated[int | None, Num] = Field(None, ge=1, le=100_000, description="new frames (instead of seconds)")
 
 
 class VideoEdit(TenkuOptions):
@@ -118,7 +127,7 @@ class VideoEdit(TenkuOptions):
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT)
     video: VideoRef | None = None
-    strength: float | None = Field(None, gt=0, le=1, description="SDEdit strength (default: the model's)")
+    strength: Annotated[float | None, Num] = Field(None, gt=0, le=1, description="SDEdit strength (default: the model's)")
 
 
 # ---- responses (for the OpenAPI schema; handlers return plain dicts of this shape) -----------------

@@ -34,6 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-pixels", type=positive_int, default=None, help="largest width x height (default 16x the model's)")
     s.add_argument("--max-upload-mb", type=positive_float, default=64.0, help="largest upload (default 64)")
     s.add_argument("--max-steps", type=positive_int, default=200)
+    s.add_argument("--max-work", type=positive_float, default=None, metavar="N",
+                   help="most work per request: frames sampled x width x height x steps, e.g. 3e9 (default: 16x a "
+                   "--max-seconds video at the model's size, fps and steps)")
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_llm_args(s, timeout=30.0)
     s.set_defaults(func=cmd_serve, command="serve")
@@ -81,7 +84,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = ServeConfig(data_dir=Path(args.data_dir), model=model, device=args.device, host=args.host, port=args.port,
                       token=token, workers=args.workers, max_queue=args.max_queue, ttl_hours=args.ttl_hours,
                       max_seconds=args.max_seconds, max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb,
-                      max_steps=args.max_steps, llm=llm_config(args), store=args.store)
+                      max_steps=args.max_steps, max_work=args.max_work, llm=llm_config(args), store=args.store)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(cfg)

@@ -23,6 +23,7 @@ class ServeConfig:
     max_pixels: int | None = None  # width x height; default 16x the model's default size
     max_upload_mb: float = 64.0
     max_steps: int = 200
+    max_work: float | None = None  # frames sampled x pixels x steps per request; default: 16x a max_seconds default video
     max_attempts: int = 2  # starts of a job that a crash interrupts before it is failed
     poll_ms: int = 500  # openai-poll-after-ms: how often the openai client's poll() asks
     expire_every_s: float = 60.0

@@ -38,6 +38,15 @@ def sniff(data: bytes) -> tuple[str, str] | None:
     return None
 
 
+def default_work(geo: Any, max_seconds: float) -> float:
+    """The default budget: 16 times the work of a ``max_seconds`` video at the model's default
+    size, fps and steps. Each limit alone (16x the pixels, 10x the steps, 15x the fps) fits in
+    it; two of them at once do not (a 60 s 512x512 video at 120 fps and 200 steps is ~1000x)."""
+    from tenku.request import Request, resolve
+
+    return 16.0 * resolve(Request("budget", seconds=max_seconds), geo).work
+
+
 class Submitter:
     """Turns requests into queued jobs. ``pipe`` is a loaded pipeline (only its geometry is
     read here); ``notify`` wakes the workers."""
@@ -53,7 +62,8 @@ class Submitter:
         w, h = self.geo.size
         if self.max_pixels < w * h:
             raise ValueError(f"--max-pixels {self.max_pixels} is below the model's default size {w}x{h} ({w * h} pixels)")
-        self.limits = Limits(self.max_pixels, cfg.max_seconds, cfg.max_steps, "this server")
+        self.max_work = cfg.max_work or default_work(self.geo, cfg.max_seconds)
+        self.limits = Limits(self.max_pixels, cfg.max_seconds, cfg.max_steps, MAX_INPUT_FRAMES, self.max_work, "this server")
 
     def defaults(self) -> dict[str, Any]:
         """What the page and clients need to know: default and aspect sizes, lengths, limits."""
@@ -68,7 +78,8 @@ class Submitter:
                 sizes[name] = f"{sw}x{sh}"
         return {"size": f"{w}x{h}", "sizes": sizes, "fps": g.fps, "frames": g.frames, "steps": g.steps,
                 "guidance": self.guidance, "strength": g.strength, "size_multiple": g.size_multiple,
-                "frame_step": g.frame_step, "max_seconds": self.cfg.max_seconds, "max_pixels": self.max_pixels}
+                "frame_step": g.frame_step, "max_seconds": self.cfg.max_seconds, "max_pixels": self.max_pixels,
+                "max_steps": self.cfg.max_steps, "max_work": self.max_work}
 
     # ---- checks -------------------------------------------------------------------------------
 
