@@ -129,3 +129,26 @@ def test_seconds_shorter_than_a_frame_is_refused():
         with pytest.raises(RequestError) as e:
             resolve(req, GEO)
         assert (e.value.code, e.value.param) == ("invalid_seconds", "seconds") and "shorter than one frame" in str(e.value)
+
+
+def test_a_file_input_is_decoded_frame_by_frame_at_the_output_size(tmp_path):
+    """Issue 35, finding 4: the worker decoded a whole upload at full resolution (300 black
+    1024x1024 frames, 16 KB, took 6 GB). Now each frame is fitted as it is decoded and decoding
+    stops after the frames needed; the result is what fitting the whole video gives."""
+    import tracemalloc
+
+    from tenku.io import read_video, write_video
+    from tenku.modes.frames import cover_resize, resample_fps
+
+    path = write_video(tmp_path / "big.mp4", np.zeros((40, 512, 512, 3), np.uint8), 16.0)  # 30 MB decoded
+    tracemalloc.start()
+    try:
+        frames = Input(0, 0, 0, path=path).frames(8.0, (64, 64))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert frames.shape == (20, 64, 64, 3) and peak < 6e6, peak  # a few frames, never the 30 MB
+    whole, fps = read_video(path)
+    assert np.array_equal(frames, cover_resize(resample_fps(whole, fps, 8.0), 64, 64))
+    short = Input(0, 0, 0, path=path)
+    assert np.array_equal(short.frames(8.0, (64, 64), count=5), frames[:5]) and short.fps == 16.0

@@ -23,7 +23,7 @@ from tenku.config import load_config, save_config
 from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
 from tenku.io import from_uint8, to_uint8
-from tenku.modes import Runner, cover_resize, end_latents, start_latents
+from tenku.modes import Runner, end_latents, start_latents
 from tenku.request import PYTHON_NAMES, Geometry, Input, Limits, Request, RequestError, Resolved, resolve
 from tenku.text import MAX_TOKENS, TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
@@ -310,7 +310,7 @@ class Pipeline:
         w, h = req.size
         geo, fps = self.geometry, req.fps
         chunk, overlap, step = geo.frames, geo.overlap, geo.frame_step
-        fit = lambda i: cover_resize(i.frames(fps), w, h)  # noqa: E731
+        fit = lambda i, count=None: i.frames(fps, (w, h), count)  # noqa: E731 - resampled, fitted (decoded lazily)
         sampling = dict(negative_prompt=req.negative_prompt, sampler=req.sampler)
         if req.conditioning:
             sampling["conditioning"] = req.conditioning
@@ -322,7 +322,7 @@ class Pipeline:
         run = Runner(sample, req.seed, req.steps, req.guidance, self.cfg.context_guidance, overlap, callback)
         if req.mode == "edit":  # the whole (fitted) video in one call
             run.total = req.steps
-            return iter([run.chunk(req.frames, x_start=fit(req.video)[: req.frames], strength=req.strength)])
+            return iter([run.chunk(req.frames, x_start=fit(req.video, req.frames), strength=req.strength)])
         if req.video is not None:
             return run.extend(fit(req.video), req.frames, chunk, overlap, step, backward=req.mode == "extend-backward")
         if req.connect is not None:

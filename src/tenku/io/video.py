@@ -148,6 +148,29 @@ def read_video(path: PathLike, max_frames: int | None = None) -> tuple[np.ndarra
     return np.stack(frames), fps
 
 
+def iter_video(path: PathLike) -> tuple[float, Iterator[np.ndarray]]:
+    """A video's fps (``probe_video``'s, as ``read_video`` reports it) and its frames as uint8
+    ``(H, W, 3)`` RGB, decoded one at a time as the iterator is drawn from: a caller that
+    shrinks each frame or stops early never holds the whole video at its own resolution.
+    Raises like ``read_video`` (a decoding error: when the iterator reaches it)."""
+    path = _existing(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return 1.0, iter([read_image(path)])
+    fps = probe_video(path)["fps"]
+
+    def frames() -> Iterator[np.ndarray]:
+        try:
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                for frame in container.decode(stream):
+                    yield frame.to_ndarray(format="rgb24")
+        except (av.FFmpegError, OSError) as e:
+            raise ValueError(f"{path}: cannot decode video ({e}); allowed: {_ALLOWED}") from None
+
+    return fps, frames()
+
+
 def write_video(path: PathLike, frames: np.ndarray | Iterable[np.ndarray], fps: float, *, crf: int = 18,
                 odd: str = "pad") -> Path:
     """Write uint8 ``(T, H, W, 3)`` frames as browser-playable H.264 yuv420p (+faststart).

@@ -4,6 +4,7 @@ new frames at a seam (``tenku.modes.plans`` says why a seam's given frames are r
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,19 @@ def resample_fps(frames: np.ndarray, src: float | None, fps: float) -> np.ndarra
     time (so motion keeps its speed). Unknown or equal (within 1%) rates leave it as it is."""
     idx = _resample_index(len(frames), src, fps)
     return frames if idx is None else frames[idx]
+
+
+def resample_stream(frames: Iterator[np.ndarray], src: float | None, fps: float) -> Iterator[tuple[int, np.ndarray]]:
+    """``resample_fps`` over frames that come one at a time: (source index, frame) for each
+    output frame, in order (a frame shown twice comes twice), never looking ahead."""
+    if not src or abs(src - fps) / fps < 0.01:
+        yield from enumerate(frames)
+        return
+    want = 0  # the next output frame, shown at source index round(want * src / fps) (as _resample_index)
+    for j, f in enumerate(frames):
+        while round(want * src / fps) == j:
+            yield j, f
+            want += 1
 
 
 def resampled_length(n: int, src: float | None, fps: float) -> int:

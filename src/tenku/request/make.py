@@ -20,7 +20,7 @@ def input_caption(req: Resolved) -> str | None:
     from tenku.request.recaption import describe_background
 
     given = req.image or req.video or (req.connect[0] if req.connect is not None else None)
-    return None if given is None else describe_background(given.frames(req.fps))
+    return None if given is None else describe_background(given.frames(req.fps, req.size))
 
 
 def expand(req: Resolved, llm: Any = None) -> Any:

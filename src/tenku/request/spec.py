@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tenku import FPS_RANGE, SEED_MAX
-from tenku.modes.frames import as_frames, resample_fps, resampled_length
+from tenku.modes.frames import as_frames, cover_resize, resample_fps, resample_stream, resampled_length
 
 
 class RequestError(ValueError):
@@ -38,7 +38,7 @@ PYTHON_NAMES = {"video": "a video", "image": "an image"}
 class Input:
     """An input image or video: its size, frame count and rate (known before it is decoded, from
     a probe, so a server can check a request without reading the file), and the frames, given
-    or read from ``path`` when the request runs."""
+    or read from ``path`` when the request runs (a file: frame by frame, at the output's size)."""
 
     width: int
     height: int
@@ -47,6 +47,7 @@ class Input:
     path: Path | None = None
     array: np.ndarray | None = None
     still: bool = False
+    _fitted: Any = field(default=None, repr=False, compare=False)  # (fps, size, complete, frames) last made
 
     @classmethod
     def of_array(cls, x: Any, what: str, still: bool = False, fps: float | None = None) -> "Input":
@@ -79,17 +80,46 @@ class Input:
         """Frames after resampling to ``fps`` (as ``frames(fps)`` will have)."""
         return 1 if self.still else resampled_length(self.count, self.fps, fps)
 
-    def frames(self, fps: float) -> np.ndarray:
-        """The frames, resampled to ``fps`` (an image: one frame)."""
-        if self.array is None:
-            from tenku.io import read_image, read_video
+    def frames(self, fps: float, size: tuple[int, int] | None = None, count: int | None = None) -> np.ndarray:
+        """The frames, resampled to ``fps`` (an image: one frame), each fitted to ``size`` (width,
+        height; ``modes.cover_resize``) when given, the first ``count`` of them when given. A
+        file not yet read is decoded frame by frame, each frame fitted as soon as it is decoded
+        and the decoding stopped after the last frame needed: a 9 KB upload of 300 black
+        1024x1024 frames never takes the 900 MB (and 3.6 GB as floats) it would whole. The last
+        result is kept, so asking again (the caption, then the run) decodes nothing."""
+        key = (float(fps), None if size is None else tuple(size))
+        kept = self._fitted
+        if kept is not None and kept[0] == key and (kept[1] or (count is not None and len(kept[2]) >= count)):
+            return kept[2] if count is None else kept[2][:count]
+        if self.array is not None:  # in memory already (the CLI, Python callers)
+            out = self.array if self.still else resample_fps(self.array, self.fps, fps)
+            out = out if size is None else cover_resize(out, *size)
+            out = out if count is None else out[:count]
+        else:
+            out = self._decode(fps, key[1], count)
+        self._fitted = (key, count is None or len(out) < count, out)
+        return out
 
-            assert self.path is not None
-            if self.still:
-                self.array = read_image(self.path)[None]
-            else:  # the rate the decoder reports is the one resampling is from
-                self.array, self.fps = read_video(self.path)
-        return self.array if self.still else resample_fps(self.array, self.fps, fps)
+    def _decode(self, fps: float, size: tuple[int, int] | None, count: int | None) -> np.ndarray:
+        """``frames`` of ``path``: decoded, resampled and fitted one frame at a time."""
+        from tenku.io import iter_video
+
+        assert self.path is not None
+        src, decoded = iter_video(self.path)
+        if not self.still:
+            self.fps = src  # the rate the decoder reports is the one resampling is from
+        out: list[np.ndarray] = []
+        last: tuple[int, np.ndarray] | None = None  # a frame shown twice (a raised fps) is fitted once
+        picked = enumerate(decoded) if self.still else resample_stream(decoded, src, fps)
+        for j, f in picked:
+            if last is None or last[0] != j:
+                last = (j, f if size is None else cover_resize(f[None], *size)[0])
+            out.append(last[1])
+            if self.still or (count is not None and len(out) >= count):
+                break
+        if not out:
+            raise ValueError(f"{self.path}: video has no frames")
+        return np.stack(out)
 
 
 @dataclass
