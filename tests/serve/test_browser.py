@@ -43,3 +43,26 @@ def test_page_generates_and_plays(server, tmp_path):
         finally:
             browser.close()
     assert (shots / "serve-page.png").stat().st_size > 1000
+
+
+def test_page_fits_a_phone_and_clears_a_stale_error(server):
+    """Issue 35, finding 7: at 390 px the page was 600 px wide; an error from an earlier submit
+    stayed on the page when the browser itself blocked the next one."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            page.goto(server.url + "/")
+            page.wait_for_function("document.querySelectorAll('#aspect option').length > 0")
+            page.click("summary")  # the options open: the widest part of the form
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            page.fill("#prompt", "a ball")
+            page.fill("#seconds", "100000")  # over the server's limit: the server answers a 400
+            page.evaluate("document.querySelector('#seconds').removeAttribute('max')")
+            page.click("#submit")
+            page.wait_for_function("document.querySelector('#error').textContent.length > 0")
+            page.evaluate(f"document.querySelector('#seconds').max = '{httpx.get(server.url + '/ready').json()['defaults']['max_seconds']}'")
+            page.click("#submit")  # now the browser blocks it (seconds over max): no request is sent
+            page.wait_for_function("document.querySelector('#error').textContent === ''", timeout=5000)
+        finally:
+            browser.close()
