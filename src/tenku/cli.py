@@ -11,7 +11,7 @@ import sys
 
 # module path of each subcommand group; each exposes add_parser(subparsers)
 COMMANDS = ["tenku.world.cli", "tenku.generate", "tenku.train.cli", "tenku.prompts.cli", "tenku.eval.cli", "tenku.serve.cli",
-            "tenku.serve.worker_cli", "tenku.layout"]
+            "tenku.serve.worker_cli", "tenku.serve.keys_cli", "tenku.layout"]
 
 
 class UsageError(Exception):

@@ -131,7 +131,8 @@ def test_an_old_sqlite_data_dir_is_migrated(tmp_path):
     db.close()
     s = _store(None, tmp_path)
     assert s.claim("w")["id"] == "video_00000000000000000000000000000001"
-    assert s._q("SELECT version_num FROM alembic_version")[0][0] == "0002"
+    assert s._q("SELECT version_num FROM alembic_version")[0][0] == "0003"
+    assert (s.get("video_00000000000000000000000000000001")["owner"], s.used_bytes()) == (None, 0)  # keys, quota
     s.close()
 
 
@@ -146,7 +147,7 @@ def test_servers_starting_at_once_migrate_one_after_another(pg_dsn, tmp_path):
     errors = [p.communicate(timeout=120)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     s = _store(pg_dsn, tmp_path)
-    assert s._q("SELECT version_num FROM alembic_version") == [{"version_num": "0002"}]
+    assert s._q("SELECT version_num FROM alembic_version") == [{"version_num": "0003"}]
     s.close()
 
 

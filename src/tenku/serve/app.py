@@ -5,7 +5,6 @@ endpoint takes and returns (request bodies come from the models in api.py)."""
 from __future__ import annotations
 
 import copy
-import hmac
 import json
 import logging
 import shutil
@@ -23,7 +22,8 @@ from starlette.routing import Match
 
 from tenku.serve.api import (ApiError, ErrorResponse, Video, VideoCreate, VideoDeleted, VideoEdit, VideoExtend,
                              VideoList, VideoRemix, bad, form_fields, validate)
-from tenku.serve.config import ServeConfig, is_loopback
+from tenku.serve.auth import Guard, caller
+from tenku.serve.config import ServeConfig
 from tenku.serve.store import Store, open_store, valid_id
 from tenku.serve.submit import Submitter
 from tenku.serve.worker import Workers
@@ -33,84 +33,12 @@ log = logging.getLogger("tenku.serve")
 _ERRORS = {400: {"model": ErrorResponse, "description": "invalid request"},
            401: {"model": ErrorResponse, "description": "missing or wrong bearer token"},
            403: {"model": ErrorResponse, "description": "no token set, and a Host or Origin that is not this server's"}}
-_404 = {404: {"model": ErrorResponse, "description": "no such video"}}
-_429 = {429: {"model": ErrorResponse, "description": "the queue is full; see Retry-After",
-              "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}}}
+_404 = {404: {"model": ErrorResponse, "description": "no such video (or another key's)"}}
+_429 = {429: {"model": ErrorResponse, "description": "the queue is full (see Retry-After), or this key's disk quota",
+              "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}},
+        507: {"model": ErrorResponse, "description": "the server's disk quota is full"}}
 _CONTENT = {"video": ("video.mp4", "video/mp4"), "thumbnail": ("thumbnail.png", "image/png"),
             "spritesheet": ("spritesheet.png", "image/png")}
-
-
-class _Guard:
-    """ASGI middleware: bearer-token check on /v1, a cap on request body size, and with no token
-    (loopback) a Host and Origin check: a page elsewhere cannot reach the server through DNS
-    rebinding (its own name resolving to 127.0.0.1) nor post a form to it (CSRF). It also turns
-    an unhandled error into a 500 itself: an exception that reaches uvicorn drops the keep-alive
-    connection, and the client's next request on it is reset."""
-
-    def __init__(self, app: Any, token: str | None, limit: int):
-        self.app, self.token, self.limit = app, token, limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        err = None if self.token else _foreign(headers)
-        if err is None and self.token and scope["path"].startswith("/v1"):
-            auth = headers.get("authorization", "")
-            given = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-            if not hmac.compare_digest(given.encode(), self.token.encode()):
-                err = ApiError(401, "invalid_api_key", "missing or wrong bearer token (Authorization: Bearer TOKEN)")
-        length = headers.get("content-length", "")
-        if err is None and length.isdigit() and int(length) > self.limit:
-            err = bad("file_too_large", f"the request body is {length} bytes; at most {self.limit}")
-        if err is not None:
-            return await JSONResponse(err.body(), err.status, headers=err.headers)(scope, receive, send)
-        seen, started = 0, False
-
-        async def counted() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise bad("file_too_large", f"the request body is over {self.limit} bytes")
-            return message
-
-        async def sending(message: dict) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, sending)
-        except Exception as e:  # noqa: BLE001 - answered here, not re-raised (see the class doc)
-            log.exception("unhandled error on %s %s", scope.get("method"), scope["path"])
-            if not started:
-                body = {"error": {"type": "server_error", "code": "internal_error",
-                                  "message": f"{type(e).__name__}: {e}", "param": None}}
-                await JSONResponse(body, 500)(scope, receive, send)
-
-
-def _loopback_host(host: str) -> bool:
-    """``Host`` (or an origin's host[:port]) names this machine's loopback."""
-    if host.startswith("["):  # [v6]:port
-        name = host[1:host.find("]")] if "]" in host else host
-    else:
-        name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    return is_loopback(name.lower())
-
-
-def _foreign(headers: dict[str, str]) -> ApiError | None:
-    """With no token: a request whose Host is not a loopback name, or whose Origin is not the
-    server itself (same scheme-less host:port as Host), is refused."""
-    host = headers.get("host", "")
-    if not _loopback_host(host):
-        return ApiError(403, "invalid_host", f"Host {host!r}: without a token this server answers only to "
-                        "loopback names (127.0.0.1, localhost, [::1])")
-    origin = headers.get("origin")
-    if origin is not None and origin.split("://", 1)[-1].rstrip("/").lower() != host.lower():
-        return ApiError(403, "invalid_origin", f"Origin {origin!r}: a page from another origin cannot use this server "
-                        "(without a token only its own page at / can)")
-    return None
 
 
 def video_object(row: Any, store: Store) -> dict[str, Any]:
@@ -203,7 +131,7 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
                   description="Text-to-video in the shape of OpenAI's Videos API. Errors are "
                   '`{"error": {"type", "code", "message", "param"}}`.')
     app.state.store, app.state.workers, app.state.submitter, app.state.cfg = store, workers, sub, cfg
-    app.add_middleware(_Guard, token=cfg.token, limit=cfg.max_upload_bytes + 1024 * 1024)
+    app.add_middleware(Guard, token=cfg.token, limit=cfg.max_upload_bytes + 1024 * 1024, store=store)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, e: ApiError) -> JSONResponse:
@@ -226,8 +154,9 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
         where = str(err["loc"][-1]) if err.get("loc") else None
         return await _api_error(request, bad("invalid_value", f"{where}: {err['msg']}", where))
 
-    def found(video_id: str, param: str = "video_id") -> Any:
-        row = store.get(video_id) if valid_id(video_id) else None
+    def found(request: Request, video_id: str, param: str = "video_id") -> Any:
+        """The video, if the caller may see it (another key's is not found, as one that never was)."""
+        row = store.get(video_id, caller(request).owner) if valid_id(video_id) else None
         if row is None:
             raise ApiError(404, "video_not_found", f"no video {video_id!r}", param)
         return row
@@ -259,12 +188,12 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
               responses=_ERRORS | _404 | _429)
     async def create(request: Request) -> JSONResponse:
         body, upload = await _read_body(request, VideoCreate, "input_reference", cfg.max_upload_bytes)
-        return queued(await run_in_threadpool(sub.create, body, upload))
+        return queued(await run_in_threadpool(sub.create, body, upload, caller(request)))
 
     @app.get("/v1/videos", summary="list videos", response_model=VideoList, responses=_ERRORS | _404)
-    def list_videos(after: str | None = Query(None, max_length=64), limit: int = Query(20, ge=1, le=100),
-                    order: Literal["asc", "desc"] = "desc") -> JSONResponse:
-        page = store.list(after, limit, order)
+    def list_videos(request: Request, after: str | None = Query(None, max_length=64),
+                    limit: int = Query(20, ge=1, le=100), order: Literal["asc", "desc"] = "desc") -> JSONResponse:
+        page = store.list(after, limit, order, caller(request).owner)
         if page is None:
             raise ApiError(404, "video_not_found", f"after: no video {after!r}", "after")
         rows, more = page
@@ -274,13 +203,13 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
 
     @app.get("/v1/videos/{video_id}", summary="a video's status and progress", response_model=Video,
              responses=_ERRORS | _404)
-    def retrieve(video_id: str) -> JSONResponse:
-        return JSONResponse(video_object(found(video_id), store), headers={"openai-poll-after-ms": str(cfg.poll_ms)})
+    def retrieve(request: Request, video_id: str) -> JSONResponse:
+        return JSONResponse(video_object(found(request, video_id), store), headers={"openai-poll-after-ms": str(cfg.poll_ms)})
 
     @app.delete("/v1/videos/{video_id}", summary="delete a video (a running one is stopped)", response_model=VideoDeleted,
                 responses=_ERRORS | _404)
-    def delete(video_id: str) -> dict[str, Any]:
-        found(video_id)
+    def delete(request: Request, video_id: str) -> dict[str, Any]:
+        found(request, video_id)
         workers.cancel(video_id)
         store.delete(video_id)
         shutil.rmtree(store.folder(video_id), ignore_errors=True)
@@ -290,8 +219,9 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
              responses=_ERRORS | _404 | {200: {"description": "the file", "content": {
                  "video/mp4": {"schema": {"type": "string", "format": "binary"}},
                  "image/png": {"schema": {"type": "string", "format": "binary"}}}}})
-    def content(video_id: str, variant: Literal["video", "thumbnail", "spritesheet"] = "video") -> FileResponse:
-        row = found(video_id)
+    def content(request: Request, video_id: str,
+                variant: Literal["video", "thumbnail", "spritesheet"] = "video") -> FileResponse:
+        row = found(request, video_id)
         if row["status"] != "completed":
             raise bad("video_not_ready", f"video {video_id} is {row['status']}; content exists once it is completed")
         name, media = _CONTENT[variant]
@@ -306,19 +236,19 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
               openapi_extra=_request_body("VideoRemix", False), responses=_ERRORS | _404 | _429)
     async def remix(video_id: str, request: Request) -> JSONResponse:
         body, _ = await _read_body(request, VideoRemix, None, cfg.max_upload_bytes)
-        return queued(await run_in_threadpool(sub.remix, video_id, body))
+        return queued(await run_in_threadpool(sub.remix, video_id, body, caller(request)))
 
     @app.post("/v1/videos/extensions", summary="continue a video", response_model=Video,
               openapi_extra=_request_body("VideoExtend", True), responses=_ERRORS | _404 | _429)
     async def extend(request: Request) -> JSONResponse:
         body, upload = await _read_body(request, VideoExtend, "video", cfg.max_upload_bytes)
-        return queued(await run_in_threadpool(sub.extend, body, upload))
+        return queued(await run_in_threadpool(sub.extend, body, upload, caller(request)))
 
     @app.post("/v1/videos/edits", summary="video-to-video: redo a video to follow a prompt", response_model=Video,
               openapi_extra=_request_body("VideoEdit", True), responses=_ERRORS | _404 | _429)
     async def edit(request: Request) -> JSONResponse:
         body, upload = await _read_body(request, VideoEdit, "video", cfg.max_upload_bytes)
-        return queued(await run_in_threadpool(sub.edit, body, upload))
+        return queued(await run_in_threadpool(sub.edit, body, upload, caller(request)))
 
     app.openapi = lambda: _openapi(app, cfg)  # type: ignore[method-assign]
     return app

@@ -34,6 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--max-pixels", type=positive_int, default=None, help="largest width x height (default 16x the model's)")
     s.add_argument("--max-upload-mb", type=positive_float, default=64.0, help="largest upload (default 64)")
     s.add_argument("--max-steps", type=positive_int, default=200)
+    s.add_argument("--quota-gb", type=positive_float, default=None,
+                   help="disk quota for videos and uploads: past it, expired videos go first, then new requests get 507")
+    s.add_argument("--key-quota-gb", type=positive_float, default=None,
+                   help="disk quota of each API key's videos (tenku keys): past it, its new requests get 429")
     s.add_argument("--max-work", type=positive_float, default=None, metavar="N",
                    help="most work per request: frames sampled x width x height x steps, e.g. 3e9 (default: 16x a "
                    "--max-seconds video at the model's size, fps and steps)")
@@ -84,7 +88,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = ServeConfig(data_dir=Path(args.data_dir), model=model, device=args.device, host=args.host, port=args.port,
                       token=token, workers=args.workers, max_queue=args.max_queue, ttl_hours=args.ttl_hours,
                       max_seconds=args.max_seconds, max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb,
-                      max_steps=args.max_steps, max_work=args.max_work, llm=llm_config(args), store=args.store)
+                      max_steps=args.max_steps, max_work=args.max_work, quota_gb=args.quota_gb,
+                      key_quota_gb=args.key_quota_gb, llm=llm_config(args), store=args.store)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         app = create_app(cfg)

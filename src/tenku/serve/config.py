@@ -23,6 +23,8 @@ class ServeConfig:
     max_pixels: int | None = None  # width x height; default 16x the model's default size
     max_upload_mb: float = 64.0
     max_steps: int = 200
+    quota_gb: float | None = None  # videos + uploads on disk; past it (expired content evicted first) 507
+    key_quota_gb: float | None = None  # the same for each API key's own videos; past it 429
     max_work: float | None = None  # frames sampled x pixels x steps per request; default: 16x a max_seconds default video
     max_attempts: int = 2  # starts of a job that a crash interrupts before it is failed
     poll_ms: int = 500  # openai-poll-after-ms: how often the openai client's poll() asks
@@ -34,6 +36,14 @@ class ServeConfig:
     @property
     def ttl_s(self) -> float | None:
         return self.ttl_hours * 3600 if self.ttl_hours > 0 else None
+
+    @property
+    def quota_bytes(self) -> int | None:
+        return int(self.quota_gb * 2**30) if self.quota_gb else None
+
+    @property
+    def key_quota_bytes(self) -> int | None:
+        return int(self.key_quota_gb * 2**30) if self.key_quota_gb else None
 
     @property
     def max_upload_bytes(self) -> int:

@@ -14,17 +14,21 @@ placeholders and the row lock of ``claim``. The schema is made and upgraded by a
 (migrations/), so an old data dir or database is brought up to date when it is opened.
 
 Files live in ``<data>/videos/<id>/``; ids are server-made (``video_`` + 32 hex digits) and
-checked against that pattern before any path is built from one.
+checked against that pattern before any path is built from one. Each video records its
+``owner`` (the API key that made it) and ``bytes`` (its files on disk, for the quota). API keys
+are rows of ``keys`` holding each key's sha256, never the key: a key is 32 random bytes, so a
+fast hash is as safe as a slow one, and a stolen database gives no key that works.
 """
 
 from __future__ import annotations
 
 import abc
-
 import fcntl
+import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import sqlite3
@@ -102,9 +106,12 @@ class Store(abc.ABC):
 
     # ---- writes ------------------------------------------------------------------------------
 
-    def add(self, video_id: str, info: dict[str, Any], params: dict[str, Any]) -> None:
-        self._w("INSERT INTO videos (id, created_at, status, info, params) VALUES (?, ?, 'queued', ?, ?)",
-                (video_id, int(time.time()), json.dumps(info), json.dumps(params)))
+    def add(self, video_id: str, info: dict[str, Any], params: dict[str, Any], owner: str | None = None,
+            nbytes: int = 0) -> None:
+        """Queue a job made by key ``owner`` (None: the admin token, or no auth), whose inputs
+        take ``nbytes`` on disk."""
+        self._w("INSERT INTO videos (id, created_at, status, info, params, owner, bytes) VALUES (?, ?, 'queued', ?, ?, ?, ?)",
+                (video_id, int(time.time()), json.dumps(info), json.dumps(params), owner, int(nbytes)))
 
     def claim(self, worker: str | None = None) -> Any | None:
         """The oldest queued job, now in_progress and leased to ``worker`` (one statement: two
@@ -127,14 +134,17 @@ class Store(abc.ABC):
                        "AND status = 'in_progress' AND worker = ?",
                        (int(progress), self.lease_s, video_id, worker or worker_name())) == 1
 
-    def complete(self, video_id: str, result: dict[str, Any], ttl: float | None, worker: str | None = None) -> bool:
-        """Mark done; False if the job was deleted (or taken by another worker) meanwhile: the
-        caller then leaves the record alone (and removes its files if the job is gone)."""
+    def complete(self, video_id: str, result: dict[str, Any], ttl: float | None, worker: str | None = None,
+                 nbytes: int | None = None) -> bool:
+        """Mark done (its files now ``nbytes``; None: its folder's size); False if the job was
+        deleted (or taken by another worker) meanwhile: the caller then leaves the record alone
+        (and removes its files if the job is gone)."""
         now = time.time()
         expires = int(now + ttl) if ttl else None
+        nbytes = self.folder_bytes(video_id) if nbytes is None else nbytes
         return self._w("UPDATE videos SET status = 'completed', progress = 100, finished_at = ?, completed_at = ?, "
-                       "expires_at = ?, result = ?, lease_until = NULL WHERE id = ? AND status = 'in_progress' "
-                       "AND worker = ?", (now, int(now), expires, json.dumps(result), video_id,
+                       "expires_at = ?, result = ?, bytes = ?, lease_until = NULL WHERE id = ? AND status = 'in_progress' "
+                       "AND worker = ?", (now, int(now), expires, json.dumps(result), nbytes, video_id,
                                           worker or worker_name())) == 1
 
     def fail(self, video_id: str, code: str, message: str, worker: str | None = None) -> bool:
@@ -142,7 +152,7 @@ class Store(abc.ABC):
         now = time.time()
         mine = " AND status = 'in_progress' AND worker = ?" if worker else ""
         return self._w("UPDATE videos SET status = 'failed', finished_at = ?, completed_at = ?, error_code = ?, "
-                       f"error_message = ?, lease_until = NULL WHERE id = ?{mine}",
+                       f"error_message = ?, bytes = 0, lease_until = NULL WHERE id = ?{mine}",
                        (now, int(now), code, message[:2000], video_id) + ((worker,) if worker else ())) == 1
 
     def requeue(self, video_id: str, count_attempt: bool = False, worker: str | None = None) -> None:
@@ -186,33 +196,80 @@ class Store(abc.ABC):
         those whose lease ran out for a shared one). Returns (requeued ids, failed ids)."""
         return self.reap(everything=self.exclusive)
 
-    def expire(self, now: float | None = None) -> list[str]:
-        """Remove the files of completed videos past ``expires_at``; the record stays."""
+    def expire(self, now: float | None = None, free: int | None = None) -> list[str]:
+        """Remove the files of completed videos past ``expires_at``, the oldest first; the record
+        stays. ``free``: stop once that many bytes are freed (the quota's eviction)."""
         now = time.time() if now is None else now
-        rows = self._q("SELECT id FROM videos WHERE status = 'completed' AND expired = 0 AND expires_at IS NOT NULL "
-                       "AND expires_at <= ?", (now,))
+        rows = self._q("SELECT id, bytes FROM videos WHERE status = 'completed' AND expired = 0 AND expires_at IS NOT NULL "
+                       "AND expires_at <= ? ORDER BY expires_at, seq", (now,))
+        gone, freed = [], 0
         for r in rows:
+            if free is not None and freed >= free:
+                break
             shutil.rmtree(self.videos / r["id"], ignore_errors=True)
             self._w("UPDATE videos SET expired = 1 WHERE id = ?", (r["id"],))
-        return [r["id"] for r in rows]
+            gone.append(r["id"])
+            freed += r["bytes"]
+        return gone
+
+    def folder_bytes(self, video_id: str) -> int:
+        """What a job's files take on disk now."""
+        folder = self.folder(video_id)
+        return sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) if folder.is_dir() else 0
+
+    def used_bytes(self, owner: str | None = None) -> int:
+        """Bytes the videos' files take (those not expired), all or one key's."""
+        mine = " AND owner = ?" if owner is not None else ""
+        return int(self._q(f"SELECT COALESCE(SUM(bytes), 0) AS n FROM videos WHERE expired = 0{mine}",
+                           (owner,) if owner is not None else ())[0]["n"])
+
+    # ---- API keys ----------------------------------------------------------------------------
+
+    def add_key(self, name: str, admin: bool = False) -> tuple[str, str]:
+        """A new key: (its id, the key itself, shown once; only its sha256 is kept)."""
+        key_id, secret = "key_" + secrets.token_hex(6), "tk_" + secrets.token_urlsafe(32)
+        self._w("INSERT INTO keys (id, name, hash, admin, created_at) VALUES (?, ?, ?, ?, ?)",
+                (key_id, name, _digest(secret), int(admin), int(time.time())))
+        return key_id, secret
+
+    def keys(self) -> list[Any]:
+        """Every key (id, name, admin, created_at, revoked_at), oldest first; never a hash."""
+        return self._q("SELECT id, name, admin, created_at, revoked_at FROM keys ORDER BY created_at, id")
+
+    def revoke_key(self, key_id: str) -> bool:
+        """Revoke a key at once (its videos stay, for an admin to see); False if no such live key."""
+        return self._w("UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                       (int(time.time()), key_id)) == 1
+
+    def key_for(self, secret: str) -> Any | None:
+        """The live key whose sha256 ``secret`` has, or None."""
+        rows = self._q("SELECT id, name, admin FROM keys WHERE hash = ? AND revoked_at IS NULL", (_digest(secret),))
+        return rows[0] if rows else None
+
+    def has_keys(self) -> bool:
+        """Any live key: then every /v1 request needs one (or the admin token)."""
+        return bool(self._q("SELECT 1 AS x FROM keys WHERE revoked_at IS NULL LIMIT 1"))
 
     # ---- reads -------------------------------------------------------------------------------
 
-    def get(self, video_id: str) -> Any | None:
+    def get(self, video_id: str, owner: str | None = None) -> Any | None:
+        """A job; with ``owner``, only if that key made it (another key's video is not there)."""
         rows = self._q("SELECT * FROM videos WHERE id = ?", (video_id,))
-        return rows[0] if rows else None
+        return rows[0] if rows and (owner is None or rows[0]["owner"] == owner) else None
 
-    def list(self, after: str | None, limit: int, order: str) -> tuple[list[Any], bool] | None:
-        """A page of jobs by creation order; None if ``after`` names no job."""
+    def list(self, after: str | None, limit: int, order: str, owner: str | None = None) -> tuple[list[Any], bool] | None:
+        """A page of jobs by creation order (with ``owner``: that key's only); None if ``after``
+        names no job (of that key)."""
         op, direction = (">", "ASC") if order == "asc" else ("<", "DESC")
+        mine, args = ("owner = ? AND ", (owner,)) if owner is not None else ("", ())
         if after:
-            anchor = self._q("SELECT seq FROM videos WHERE id = ?", (after,))
+            anchor = self._q(f"SELECT seq FROM videos WHERE {mine}id = ?", args + (after,))
             if not anchor:
                 return None
-            rows = self._q(f"SELECT * FROM videos WHERE seq {op} ? ORDER BY seq {direction} LIMIT ?",
-                           (anchor[0]["seq"], limit + 1))
+            rows = self._q(f"SELECT * FROM videos WHERE {mine}seq {op} ? ORDER BY seq {direction} LIMIT ?",
+                           args + (anchor[0]["seq"], limit + 1))
         else:
-            rows = self._q(f"SELECT * FROM videos ORDER BY seq {direction} LIMIT ?", (limit + 1,))
+            rows = self._q(f"SELECT * FROM videos WHERE {mine}1 = 1 ORDER BY seq {direction} LIMIT ?", args + (limit + 1,))
         return rows[:limit], len(rows) > limit
 
     def active(self) -> int:
@@ -242,13 +299,15 @@ class JobStore(Store):
     NOW = "((julianday('now') - 2440587.5) * 86400.0)"
     exclusive = True
 
-    def __init__(self, data_dir: str | Path, max_attempts: int = 2, lease_s: float = LEASE_S):
+    def __init__(self, data_dir: str | Path, max_attempts: int = 2, lease_s: float = LEASE_S, lock: bool = True):
         super().__init__(data_dir, max_attempts, lease_s)
         # one server per data dir: a second one would "recover" the first one's running jobs.
         # flock is released by the kernel when the holder dies, so kill -9 leaves no stale lock.
-        self._lockfile = open(self.root / ".lock", "w")
+        # ``lock=False`` (tenku keys, beside a running server) touches no job and takes no lock.
+        self._lockfile = open(self.root / ".lock", "w") if lock else None
         try:
-            fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if self._lockfile is not None:
+                fcntl.flock(self._lockfile, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             self._lockfile.close()
             raise ValueError(f"{self.root}: another tenku serve is using this data dir") from None
@@ -265,7 +324,8 @@ class JobStore(Store):
     def close(self) -> None:
         with self._lock:
             self._db.close()
-        self._lockfile.close()
+        if self._lockfile is not None:
+            self._lockfile.close()
 
     def _q(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -276,11 +336,17 @@ class JobStore(Store):
             return self._db.execute(sql, args).rowcount
 
 
-def open_store(url: str | None, data_dir: str | Path, max_attempts: int = 2, lease_s: float = LEASE_S) -> Store:
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def open_store(url: str | None, data_dir: str | Path, max_attempts: int = 2, lease_s: float = LEASE_S,
+               lock: bool = True) -> Store:
     """The store a ``--store`` value names: none for SQLite in ``data_dir``, ``postgresql://...``
-    for PostgreSQL (files still in ``data_dir``, a folder every process can reach)."""
+    for PostgreSQL (files still in ``data_dir``, a folder every process can reach). ``lock``:
+    the SQLite store's one-server lock (off for ``tenku keys`` beside a running server)."""
     if not url:
-        return JobStore(data_dir, max_attempts, lease_s)
+        return JobStore(data_dir, max_attempts, lease_s, lock)
     if url.startswith(("postgresql://", "postgres://")):
         from tenku.serve.store_pg import PgStore
 

@@ -140,9 +140,9 @@ class Submitter:
                       f"{MAX_INPUT_SIDE} pixels a side and {MAX_INPUT_FRAMES} frames", param)
         return kind[0], path.name, info
 
-    def _source(self, video_id: str, param: str) -> Any:
-        """A finished video of this server, by id."""
-        row = self.store.get(video_id) if valid_id(video_id) else None
+    def _source(self, video_id: str, param: str, who: Any) -> Any:
+        """A finished video of this server, by id, that the caller ``who`` may see."""
+        row = self.store.get(video_id, who.owner) if valid_id(video_id) else None
         if row is None:
             raise ApiError(404, "video_not_found", f"no video {video_id!r}", param)
         if row["status"] != "completed":
@@ -174,14 +174,32 @@ class Submitter:
 
     # ---- the endpoints --------------------------------------------------------------------------
 
-    def _queue(self, vid: str, req: Any, **extra: Any) -> str:
+    def check_room(self, folder: Path, who: Any) -> int:
+        """The bytes a new job's inputs take, if the disk quotas have room for them: past the
+        server's quota, expired videos' files go first (the oldest first), then it is a 507;
+        past a key's own quota, a 429 (its oldest videos are its to delete)."""
+        size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file()) if folder.is_dir() else 0
+        quota, mine = self.cfg.quota_bytes, self.cfg.key_quota_bytes
+        if quota is not None and self.store.used_bytes() + size > quota:
+            self.store.expire(free=self.store.used_bytes() + size - quota)
+            used = self.store.used_bytes()
+            if used + size > quota:
+                raise ApiError(507, "server_full", f"the server's disk quota is full ({used} of {quota} bytes used, "
+                               f"this request's files {size}); try again once older videos expire or are deleted")
+        if mine is not None and who.key is not None and (used := self.store.used_bytes(who.key)) + size > mine:
+            raise ApiError(429, "quota_exceeded", f"this API key's disk quota is full ({used} of {mine} bytes used, "
+                           f"this request's files {size}); delete some of its videos")
+        return size
+
+    def _queue(self, vid: str, req: Any, who: Any, **extra: Any) -> str:
         """Store the resolved request as the job's parameters, and what clients see of it."""
         w, h = req.size
         info = {"model": self.model_name, "prompt": req.prompt, "size": f"{w}x{h}", "mode": req.label,
                 "seed": req.seed, "steps": req.steps, "guidance": self.guidance if req.guidance is None else req.guidance,
                 "fps": req.fps, "frames": req.total} | ({"strength": req.strength} if req.strength is not None else {}) | extra
         info["seconds"] = f"{(req.total - 1) / req.fps:g}"
-        self.store.add(vid, info, req.to_dict())
+        size = self.check_room(self.store.folder(vid), who)
+        self.store.add(vid, info, req.to_dict(), who.key, size)
         self.notify()
         return vid
 
@@ -196,16 +214,16 @@ class Submitter:
             shutil.rmtree(folder, ignore_errors=True)
             raise
 
-    def create(self, body: VideoCreate, upload: bytes | None) -> str:
+    def create(self, body: VideoCreate, upload: bytes | None, who: Any) -> str:
         self._model(body.model)
         if body.input_reference is not None:
             ref = body.input_reference
             why = ("tenku does not fetch URLs" if ref.image_url else "tenku has no Files API") if (ref.image_url or ref.file_id) else "empty reference"
             raise bad("unsupported_input_reference", f"input_reference: {why}; upload the image or video file as "
                       "multipart/form-data field input_reference", "input_reference")
-        return self._run(lambda vid, folder: self._create(vid, folder, body, upload))
+        return self._run(lambda vid, folder: self._create(vid, folder, body, upload, who))
 
-    def _create(self, vid: str, folder: Path, body: VideoCreate, upload: bytes | None) -> str:
+    def _create(self, vid: str, folder: Path, body: VideoCreate, upload: bytes | None, who: Any) -> str:
         kind, fields = None, {}
         if upload is not None:
             kind, fname, info = self._upload(upload, folder, "input-reference", "input_reference")
@@ -214,49 +232,49 @@ class Submitter:
             if kind:
                 raise bad("invalid_combination", "connect takes two video ids and nothing else (no input_reference)",
                           "connect")
-            rows = [self._source(i, f"connect[{n}]") for n, i in enumerate(body.connect)]
+            rows = [self._source(i, f"connect[{n}]", who) for n, i in enumerate(body.connect)]
             fields["connect"] = tuple(self._input(folder, *self._link(r, folder, f"input-{k}")) for r, k in zip(rows, "ab"))
         if kind == "image" and (body.extend or body.strength is not None):
             raise bad("invalid_combination", "extend and strength need a video input_reference, not an image", "input_reference")
         extend = body.extend or ("forward" if kind == "video" and body.strength is None else None)
         req = self.request(body, **fields, extend=extend, loop=body.loop, strength=body.strength, size=body.size,
                            frames=body.frames, seconds=body.seconds)
-        return self._queue(vid, self.resolve(req))
+        return self._queue(vid, self.resolve(req), who)
 
-    def remix(self, source_id: str, body: VideoRemix) -> str:
+    def remix(self, source_id: str, body: VideoRemix, who: Any) -> str:
         def build(vid: str, folder: Path) -> str:
-            row = self._source(source_id, "video_id")
+            row = self._source(source_id, "video_id", who)
             name, info = self._link(row, folder, "input-video")
             req = self.request(body, video=self._input(folder, name, info), strength=body.strength or self.geo.strength,
                                label="remix")
             req.fps = float(info["fps"]) if body.fps is None else body.fps
-            return self._queue(vid, self.resolve(req), remixed_from_video_id=source_id)
+            return self._queue(vid, self.resolve(req), who, remixed_from_video_id=source_id)
 
         return self._run(build)
 
-    def _video_input(self, ref: Any, upload: bytes | None, folder: Path) -> Any:
+    def _video_input(self, ref: Any, upload: bytes | None, folder: Path, who: Any) -> Any:
         if (ref is None) == (upload is None):
             raise bad("missing_required_parameter" if ref is None else "invalid_combination",
                       "video: upload a file or give {\"id\": ...} of a finished video (one of them)", "video")
         if ref is not None:
-            return self._input(folder, *self._link(self._source(ref.id, "video.id"), folder, "input-video"))
+            return self._input(folder, *self._link(self._source(ref.id, "video.id", who), folder, "input-video"))
         kind, name, info = self._upload(upload, folder, "input-video", "video")
         if kind != "video":
             raise bad("unsupported_file_type", "video: an image was uploaded; this needs a video", "video")
         return self._input(folder, name, info)
 
-    def extend(self, body: VideoExtend, upload: bytes | None) -> str:
+    def extend(self, body: VideoExtend, upload: bytes | None, who: Any) -> str:
         def build(vid: str, folder: Path) -> str:
-            req = self.request(body, video=self._video_input(body.video, upload, folder), extend=body.extend,
+            req = self.request(body, video=self._video_input(body.video, upload, folder, who), extend=body.extend,
                                frames=body.frames, seconds=body.seconds)
-            return self._queue(vid, self.resolve(req))
+            return self._queue(vid, self.resolve(req), who)
 
         return self._run(build)
 
-    def edit(self, body: VideoEdit, upload: bytes | None) -> str:
+    def edit(self, body: VideoEdit, upload: bytes | None, who: Any) -> str:
         def build(vid: str, folder: Path) -> str:
-            req = self.request(body, video=self._video_input(body.video, upload, folder),
+            req = self.request(body, video=self._video_input(body.video, upload, folder, who),
                                strength=body.strength or self.geo.strength)
-            return self._queue(vid, self.resolve(req))
+            return self._queue(vid, self.resolve(req), who)
 
         return self._run(build)
