@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
@@ -148,23 +148,25 @@ def read_video(path: PathLike, max_frames: int | None = None) -> tuple[np.ndarra
     return np.stack(frames), fps
 
 
-def iter_video(path: PathLike) -> tuple[float, Iterator[np.ndarray]]:
-    """A video's fps (``probe_video``'s, as ``read_video`` reports it) and its frames as uint8
-    ``(H, W, 3)`` RGB, decoded one at a time as the iterator is drawn from: a caller that
-    shrinks each frame or stops early never holds the whole video at its own resolution.
+def iter_video(path: PathLike) -> tuple[float, Iterator[Callable[[], np.ndarray]]]:
+    """A video's fps (``probe_video``'s, as ``read_video`` reports it) and its frames, decoded
+    one at a time as the iterator is drawn from, each as a function that returns it as uint8
+    ``(H, W, 3)`` RGB: a caller that skips frames (a lower fps) never converts them, and one
+    that shrinks each frame or stops early never holds the video at its own resolution.
     Raises like ``read_video`` (a decoding error: when the iterator reaches it)."""
     path = _existing(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return 1.0, iter([read_image(path)])
+        image = read_image(path)
+        return 1.0, iter([lambda: image])
     fps = probe_video(path)["fps"]
 
-    def frames() -> Iterator[np.ndarray]:
+    def frames() -> Iterator[Callable[[], np.ndarray]]:
         try:
             with av.open(str(path)) as container:
                 stream = container.streams.video[0]
                 stream.thread_type = "AUTO"
                 for frame in container.decode(stream):
-                    yield frame.to_ndarray(format="rgb24")
+                    yield lambda frame=frame: frame.to_ndarray(format="rgb24")
         except (av.FFmpegError, OSError) as e:
             raise ValueError(f"{path}: cannot decode video ({e}); allowed: {_ALLOWED}") from None
 

@@ -28,9 +28,10 @@ def resample_fps(frames: np.ndarray, src: float | None, fps: float) -> np.ndarra
     return frames if idx is None else frames[idx]
 
 
-def resample_stream(frames: Iterator[np.ndarray], src: float | None, fps: float) -> Iterator[tuple[int, np.ndarray]]:
-    """``resample_fps`` over frames that come one at a time: (source index, frame) for each
-    output frame, in order (a frame shown twice comes twice), never looking ahead."""
+def resample_stream(frames: Iterator[Any], src: float | None, fps: float) -> Iterator[tuple[int, Any]]:
+    """``resample_fps`` over frames that come one at a time (anything: arrays, or functions
+    that decode one): (source index, frame) for each output frame, in order (a frame shown
+    twice comes twice), never looking ahead."""
     if not src or abs(src - fps) / fps < 0.01:
         yield from enumerate(frames)
         return

@@ -112,8 +112,9 @@ class Input:
         last: tuple[int, np.ndarray] | None = None  # a frame shown twice (a raised fps) is fitted once
         picked = enumerate(decoded) if self.still else resample_stream(decoded, src, fps)
         for j, f in picked:
-            if last is None or last[0] != j:
-                last = (j, f if size is None else cover_resize(f[None], *size)[0])
+            if last is None or last[0] != j:  # only frames shown are converted from the decoder's
+                rgb = f()  # a copy of the fitted frame: the view cover_resize returns holds on to its work buffers
+                last = (j, rgb if size is None else cover_resize(rgb[None], *size)[0].copy())
             out.append(last[1])
             if self.still or (count is not None and len(out) >= count):
                 break
