@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import shutil
 from contextlib import asynccontextmanager
 from importlib.resources import files as package_files
 from typing import Any, Literal
@@ -15,7 +14,7 @@ from typing import Any, Literal
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -105,7 +104,7 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
     shared store: those whose lease ran out)."""
     from tenku.pipeline import Pipeline
 
-    store = open_store(cfg.store, cfg.data_dir, cfg.max_attempts, cfg.lease_s)  # first: refuses a data dir in use
+    store = open_store(cfg.store, cfg.data_dir, cfg.max_attempts, cfg.lease_s, bucket=cfg.bucket, endpoint=cfg.s3_endpoint)  # first: refuses a data dir in use
     loader = loader or (lambda: Pipeline.load(cfg.model, device=cfg.device))
     pipe = pipe if pipe is not None else loader()
     requeued, failed = store.recover()
@@ -212,7 +211,7 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
         found(request, video_id)
         workers.cancel(video_id)
         store.delete(video_id)
-        shutil.rmtree(store.folder(video_id), ignore_errors=True)
+        store.remove_files(video_id)
         return {"id": video_id, "object": "video.deleted", "deleted": True}
 
     @app.get("/v1/videos/{video_id}/content", summary="the mp4, or a thumbnail or spritesheet (PNG)",
@@ -226,11 +225,15 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
             raise bad("video_not_ready", f"video {video_id} is {row['status']}; content exists once it is completed")
         name, media = _CONTENT[variant]
         path = store.folder(video_id) / name
-        if row["expired"] or not path.exists():
+        remote = None if row["expired"] or path.exists() or store.bucket is None else store.bucket.stream(video_id, name)
+        if row["expired"] or not (path.exists() or remote):
             raise ApiError(404, "video_expired", f"video {video_id}'s files have expired")
-        suffix = name.rsplit(".", 1)[1]
-        return FileResponse(path, media_type=media, filename=f"{video_id}{'' if variant == 'video' else '-' + variant}.{suffix}",
-                            content_disposition_type="inline")
+        filename = f"{video_id}{'' if variant == 'video' else '-' + variant}.{name.rsplit('.', 1)[1]}"
+        if remote is not None:  # from the bucket, through this server (clients need not reach the bucket)
+            chunks, length = remote
+            return StreamingResponse(chunks, media_type=media, headers={
+                "content-length": str(length), "content-disposition": f'inline; filename="{filename}"'})
+        return FileResponse(path, media_type=media, filename=filename, content_disposition_type="inline")
 
     @app.post("/v1/videos/{video_id}/remix", summary="redo a finished video to follow a new prompt", response_model=Video,
               openapi_extra=_request_body("VideoRemix", False), responses=_ERRORS | _404 | _429)

@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--store", default=None, metavar="postgresql://...",
                    help="keep jobs in PostgreSQL, shared with other servers and `tenku worker`s (then --data-dir holds "
                    "only the videos: a folder they all reach); default: SQLite in --data-dir")
+    add_bucket_args(s)
     s.add_argument("--model", default=None, help="pipeline folder (default: the bundled model)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--token", default=None,
@@ -44,6 +45,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_llm_args(s, timeout=30.0)
     s.set_defaults(func=cmd_serve, command="serve")
+
+
+def add_bucket_args(s: argparse.ArgumentParser) -> None:
+    """--bucket and --s3-endpoint, the same on tenku serve and tenku worker."""
+    s.add_argument("--bucket", default=None, metavar="s3://BUCKET/PREFIX",
+                   help="keep the videos in an S3-compatible bucket (credentials: boto3's usual AWS_* variables or "
+                   "~/.aws); --data-dir then only stages them on this machine")
+    s.add_argument("--s3-endpoint", default=None, metavar="URL", help="the bucket's server, if not AWS (MinIO, R2...)")
 
 
 def port_int(text: str) -> int:
@@ -89,6 +98,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                       token=token, workers=args.workers, max_queue=args.max_queue, ttl_hours=args.ttl_hours,
                       max_seconds=args.max_seconds, max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb,
                       max_steps=args.max_steps, max_work=args.max_work, quota_gb=args.quota_gb,
+                      bucket=args.bucket, s3_endpoint=args.s3_endpoint,
                       key_quota_gb=args.key_quota_gb, llm=llm_config(args), store=args.store)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -30,6 +30,8 @@ class ServeConfig:
     poll_ms: int = 500  # openai-poll-after-ms: how often the openai client's poll() asks
     expire_every_s: float = 60.0
     store: str | None = None  # postgresql://... to share the queue with other processes; None: SQLite in data_dir
+    bucket: str | None = None  # s3://BUCKET/PREFIX: videos there, data_dir only stages them (serve.bucket)
+    s3_endpoint: str | None = None  # an S3-compatible server's URL (None: AWS)
     lease_s: float = 30.0  # a running job is another worker's this long after its worker's last heartbeat
     llm: Any = None  # prompts.llm.LLMConfig for prompt expansion (the operator's, never a client's URL)
 

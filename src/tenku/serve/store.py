@@ -85,6 +85,7 @@ class Store(abc.ABC):
         self.videos = self.root / "videos"
         self.videos.mkdir(parents=True, exist_ok=True)
         self.max_attempts, self.lease_s = max_attempts, lease_s
+        self.bucket: Any = None  # a serve.bucket.Bucket when the videos live in S3 (open_store sets it)
 
     @abc.abstractmethod
     def _q(self, sql: str, args: tuple = ()) -> list[Any]:
@@ -97,6 +98,12 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release the connection."""
+
+    def remove_files(self, video_id: str) -> None:
+        """A video's files: its folder here and, with a bucket, its objects there."""
+        shutil.rmtree(self.folder(video_id), ignore_errors=True)
+        if self.bucket is not None:
+            self.bucket.delete(video_id)
 
     def folder(self, video_id: str) -> Path:
         """The job's folder; the id must be a valid one (never a client's path)."""
@@ -206,7 +213,7 @@ class Store(abc.ABC):
         for r in rows:
             if free is not None and freed >= free:
                 break
-            shutil.rmtree(self.videos / r["id"], ignore_errors=True)
+            self.remove_files(r["id"])
             self._w("UPDATE videos SET expired = 1 WHERE id = ?", (r["id"],))
             gone.append(r["id"])
             freed += r["bytes"]
@@ -341,15 +348,27 @@ def _digest(secret: str) -> str:
 
 
 def open_store(url: str | None, data_dir: str | Path, max_attempts: int = 2, lease_s: float = LEASE_S,
-               lock: bool = True) -> Store:
+               lock: bool = True, bucket: str | None = None, endpoint: str | None = None) -> Store:
     """The store a ``--store`` value names: none for SQLite in ``data_dir``, ``postgresql://...``
-    for PostgreSQL (files still in ``data_dir``, a folder every process can reach). ``lock``:
-    the SQLite store's one-server lock (off for ``tenku keys`` beside a running server)."""
+    for PostgreSQL (files still in ``data_dir``, a folder every process can reach, or with
+    ``bucket`` (s3://...) in that bucket, ``data_dir`` only staging them). ``lock``: the SQLite
+    store's one-server lock (off for ``tenku keys`` beside a running server)."""
     if not url:
-        return JobStore(data_dir, max_attempts, lease_s, lock)
-    if url.startswith(("postgresql://", "postgres://")):
+        store: Store = JobStore(data_dir, max_attempts, lease_s, lock)
+    elif url.startswith(("postgresql://", "postgres://")):
         from tenku.serve.store_pg import PgStore
 
-        return PgStore(url, data_dir, max_attempts, lease_s)
-    raise ValueError(f"--store {url.split('://')[0]}://...: not a store (give postgresql://USER:PASS@HOST/DB, "
-                     "or leave it out for SQLite in --data-dir)")
+        store = PgStore(url, data_dir, max_attempts, lease_s)
+    else:
+        raise ValueError(f"--store {url.split('://')[0]}://...: not a store (give postgresql://USER:PASS@HOST/DB, "
+                         "or leave it out for SQLite in --data-dir)")
+    if bucket:
+        from tenku.serve.bucket import Bucket
+
+        try:
+            store.bucket = Bucket(bucket, endpoint)
+        except ValueError:
+            store.close()
+            raise
+    return store
+

@@ -157,7 +157,11 @@ class Submitter:
         folder.mkdir(parents=True, exist_ok=True)
         src, dst = self.store.folder(row["id"]) / "video.mp4", folder / f"{name}.mp4"
         try:
-            os.link(src, dst)  # the job keeps its input even if the source is deleted
+            if not src.exists() and self.store.bucket is not None:  # in the bucket (it is put back with the job's inputs)
+                if not self.store.bucket.get(row["id"], "video.mp4", dst):
+                    raise FileNotFoundError(src)
+            else:
+                os.link(src, dst)  # the job keeps its input even if the source is deleted
         except FileNotFoundError:  # deleted or expired meanwhile
             raise bad("video_expired", f"video {row['id']}'s files are gone", "video") from None
         except OSError:
@@ -199,6 +203,9 @@ class Submitter:
                 "fps": req.fps, "frames": req.total} | ({"strength": req.strength} if req.strength is not None else {}) | extra
         info["seconds"] = f"{(req.total - 1) / req.fps:g}"
         size = self.check_room(self.store.folder(vid), who)
+        if self.store.bucket is not None:  # the worker may run on another machine: the inputs go first
+            self.store.bucket.put(vid, self.store.folder(vid))
+            shutil.rmtree(self.store.folder(vid), ignore_errors=True)
         self.store.add(vid, info, req.to_dict(), who.key, size)
         self.notify()
         return vid
@@ -211,7 +218,7 @@ class Submitter:
         try:
             return build(vid, folder)
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            self.store.remove_files(vid)
             raise
 
     def create(self, body: VideoCreate, upload: bytes | None, who: Any) -> str:

@@ -169,11 +169,17 @@ class Workers:
                     raise _Stop()
 
         log.info("job %s started by %s (attempt %d)", vid, name, job["attempts"])
+        bucket = self.store.bucket
         try:
+            if bucket is not None:
+                bucket.fetch(vid, folder)
             result = run_job(pipe, json.loads(job["params"]), folder, progress, self.llm)
+            nbytes = self.store.folder_bytes(vid)
+            if bucket is not None:  # the outputs are in the bucket before the job is completed
+                bucket.put(vid, folder, prefix="")
         except _Stop:
             if vid in self._cancel:  # deleted through this process
-                shutil.rmtree(folder, ignore_errors=True)
+                self.store.remove_files(vid)
             elif vid in self._lost:  # deleted elsewhere (the files go), or another worker's now (they stay)
                 self._gone(vid, folder)
                 log.warning("job %s is no longer %s's: stopped", vid, name)
@@ -188,17 +194,19 @@ class Workers:
             log.exception("job %s failed", vid)
             self._failed(vid, folder, "internal_error", f"{type(e).__name__}: {e}", name)
             return
-        if not self.store.complete(vid, result, self.ttl, name):
+        if not self.store.complete(vid, result, self.ttl, name, nbytes):
             self._gone(vid, folder)  # deleted as it finished, or taken by another worker
             return
+        if bucket is not None:  # this machine's staging copy
+            shutil.rmtree(folder, ignore_errors=True)
         log.info("job %s completed by %s: %d frames", vid, name, result["frames"])
 
     def _gone(self, vid: str, folder: Path) -> None:
         if self.store.get(vid) is None:
-            shutil.rmtree(folder, ignore_errors=True)
+            self.store.remove_files(vid)
 
     def _failed(self, vid: str, folder: Path, code: str, message: str, name: str) -> None:
         if self.store.fail(vid, code, message, name):
-            shutil.rmtree(folder, ignore_errors=True)  # inputs are not kept for failed jobs
+            self.store.remove_files(vid)  # inputs are not kept for failed jobs
         else:
             self._gone(vid, folder)

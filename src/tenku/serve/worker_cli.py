@@ -24,7 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--store", required=True, metavar="postgresql://...",
                    help="the job store the API servers use (a password may come from $PGPASSWORD or ~/.pgpass)")
     s.add_argument("--videos", "--data-dir", dest="data_dir", required=True, metavar="DIR",
-                   help="the folder the API servers were given as --data-dir (shared: any mount)")
+                   help="the folder the API servers were given as --data-dir (shared: any mount; with --bucket, any local folder)")
+    from tenku.serve.cli import add_bucket_args
+
+    add_bucket_args(s)
     s.add_argument("--model", default=None, help="pipeline folder: the servers' model (default: the bundled model)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--workers", type=positive_int, default=1, help="videos made at once (each loads the model; default 1)")
@@ -59,7 +62,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise UsageError(f"--videos {args.data_dir}: no such folder (give the servers' --data-dir, mounted here)")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        store = open_store(args.store, args.data_dir, args.max_attempts, args.lease_seconds)
+        store = open_store(args.store, args.data_dir, args.max_attempts, args.lease_seconds, bucket=args.bucket,
+                           endpoint=args.s3_endpoint)
     except ValueError as e:
         raise UsageError(str(e)) from None
     stop = threading.Event()
