@@ -52,10 +52,9 @@ def child(model: str, clip: str, mode: str) -> None:
     """One job as the worker runs it; prints JSON: peak bytes over the job, output frames and size."""
     from tenku.io import probe_video
     from tenku.pipeline import Pipeline
-    from tenku.request import Input, Request, resolve
+    from tenku.request import Input, Limits, Request, resolve
     from tenku.serve.submit import MAX_INPUT_FRAMES, default_work
     from tenku.serve.worker import run_job
-    from tenku.request import Limits
 
     pipe = Pipeline.load(model, device="cpu")
     geo = pipe.geometry
