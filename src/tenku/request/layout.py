@@ -18,8 +18,10 @@ KEY = "layout"  # its name in Request.conditioning / Resolved.conditioning
 
 
 def read(path: str | Path) -> dict[str, Any]:
-    """The layout document in a layout file, or in a video's sidecar (its ``layout``); a
-    ValueError naming the file otherwise."""
+    """The layout document in a layout file, or in a video's sidecar (its ``layout``; a video
+    file stands for the sidecar beside it); a ValueError naming the file otherwise."""
+    if Path(path).suffix.lower() in (".mp4", ".gif"):
+        path = Path(path).with_suffix(".json")
     try:
         doc = json.loads(Path(path).read_text())
     except OSError as e:

@@ -37,7 +37,7 @@ _404 = {404: {"model": ErrorResponse, "description": "no such video"}}
 _429 = {429: {"model": ErrorResponse, "description": "the queue is full; see Retry-After",
               "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}}}
 _CONTENT = {"video": ("video.mp4", "video/mp4"), "thumbnail": ("thumbnail.png", "image/png"),
-            "spritesheet": ("spritesheet.png", "image/png")}
+            "spritesheet": ("spritesheet.png", "image/png"), "sidecar": ("video.json", "application/json")}
 
 
 class _Guard:
@@ -286,11 +286,12 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
         shutil.rmtree(store.folder(video_id), ignore_errors=True)
         return {"id": video_id, "object": "video.deleted", "deleted": True}
 
-    @app.get("/v1/videos/{video_id}/content", summary="the mp4, or a thumbnail or spritesheet (PNG)",
+    @app.get("/v1/videos/{video_id}/content", summary="the mp4, a thumbnail or spritesheet (PNG), or the sidecar (JSON)",
              responses=_ERRORS | _404 | {200: {"description": "the file", "content": {
                  "video/mp4": {"schema": {"type": "string", "format": "binary"}},
+                 "application/json": {"schema": {"type": "object"}},
                  "image/png": {"schema": {"type": "string", "format": "binary"}}}}})
-    def content(video_id: str, variant: Literal["video", "thumbnail", "spritesheet"] = "video") -> FileResponse:
+    def content(video_id: str, variant: Literal["video", "thumbnail", "spritesheet", "sidecar"] = "video") -> FileResponse:
         row = found(video_id)
         if row["status"] != "completed":
             raise bad("video_not_ready", f"video {video_id} is {row['status']}; content exists once it is completed")

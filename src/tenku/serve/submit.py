@@ -68,7 +68,8 @@ class Submitter:
                 sizes[name] = f"{sw}x{sh}"
         return {"size": f"{w}x{h}", "sizes": sizes, "fps": g.fps, "frames": g.frames, "steps": g.steps,
                 "guidance": self.guidance, "strength": g.strength, "size_multiple": g.size_multiple,
-                "frame_step": g.frame_step, "max_seconds": self.cfg.max_seconds, "max_pixels": self.max_pixels}
+                "frame_step": g.frame_step, "max_seconds": self.cfg.max_seconds, "max_pixels": self.max_pixels,
+                "grounding": g.grounding}
 
     # ---- checks -------------------------------------------------------------------------------
 
@@ -209,7 +210,8 @@ class Submitter:
             raise bad("invalid_combination", "extend and strength need a video input_reference, not an image", "input_reference")
         extend = body.extend or ("forward" if kind == "video" and body.strength is None else None)
         req = self.request(body, **fields, extend=extend, loop=body.loop, strength=body.strength, size=body.size,
-                           frames=body.frames, seconds=body.seconds)
+                           frames=body.frames, seconds=body.seconds, plan=body.plan,
+                           conditioning={} if body.layout is None else {"layout": body.layout})
         return self._queue(vid, self.resolve(req))
 
     def remix(self, source_id: str, body: VideoRemix) -> str:
