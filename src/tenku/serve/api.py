@@ -94,7 +94,8 @@ def _layout(v: Any) -> Any:
     return v
 
 
-Layout = Annotated[dict[str, Any] | str, AfterValidator(_layout)]  # an object, or its JSON text in a form
+# an object, or its JSON text in a form (Any, so that a wrong type is this one message, not pydantic's union)
+Layout = Annotated[Any, AfterValidator(_layout)]
 
 
 class VideoCreate(TenkuOptions):
