@@ -123,3 +123,30 @@ def test_a_model_without_grounding_says_so(tiny_pipeline, tmp_path, capsys):
         assert main(["generate", "a ball", *extra, "--model", str(tiny_pipeline), "-o", str(tmp_path / "o.mp4"), "--quiet"]) == 2
         err = capsys.readouterr().err.strip()
         assert "this model has no grounding" in err and len(err.splitlines()) == 1
+
+
+def test_plan_continues_the_objects_of_the_given_frames_across_the_seam(gpipe):
+    """Extending the simulator's own clip with --plan: the object tracked in the given frames
+    keeps its place and velocity, so the planned boxes after the seam are the simulator's
+    ground truth of the whole clip (to two pixels of 64), where a plan from the prompt alone is not."""
+    from tenku.eval.suites import build_suite
+    from tenku.layout import from_scene
+    from tenku.request.make import expand
+
+    item = build_suite("world", 4, 64)[3]  # a yellow box moves to the right
+    truth = from_scene(item.spec, item.width, item.height, item.fps, item.frames)
+    given = Input.of_array(item.reference()[0][:13], "video", fps=item.fps)
+    r = resolve(Request(item.prompt, video=given, extend="forward", frames=item.frames - 13, size=(64, 64), fps=item.fps,
+                        plan=True), gpipe.geometry, Limits(max_pixels=0))
+    exp = expand(r)
+    lay, alone = r.conditioning["layout"], from_scene(exp.spec, 64, 64, item.fps, item.frames)
+    assert lay.frames == item.frames and [o.phrase for o in lay.objects] == [o.phrase for o in truth.objects]
+
+    def err(a):  # the largest coordinate error after the seam where both are visible; frames seen by one only
+        pairs = list(zip(a.objects[0].boxes[13:], truth.objects[0].boxes[13:]))
+        both = [np.abs(np.subtract(p, q)).max() for p, q in pairs if p is not None and q is not None]
+        return max(both, default=1.0), sum((p is None) != (q is None) for p, q in pairs)
+
+    (e, odd), (e_alone, odd_alone) = err(lay), err(alone)
+    assert e < 2.5 / 64 and odd <= 1 and (e_alone > 8 / 64 or odd_alone > 3), (e, odd, e_alone, odd_alone)
+    assert lay.objects[0].boxes[5] == pytest.approx(truth.objects[0].boxes[5], abs=1.5 / 64)  # the given frames: tracked
