@@ -57,10 +57,11 @@ def settle(req: Any, given: Any, plan: bool, grounding: bool, names: dict[str, s
                            "(DiTConfig.grounding, docs/layout.md)", param, "unsupported_request")
     if plan:
         return
-    try:
-        lay = given if isinstance(given, Layout) else from_dict(given)
-    except ValueError as e:
-        raise RequestError(str(e), "layout", "invalid_layout") from None
+    try:  # a Layout made in Python is checked too (canonical reads its JSON back)
+        lay = canonical(given) if isinstance(given, Layout) else from_dict(given)
+    except (ValueError, TypeError, AttributeError) as e:
+        raise RequestError(str(e) if isinstance(e, ValueError) else f"layout: not a layout ({e})", "layout",
+                           "invalid_layout") from None
     w, h = req.size
     if abs(lay.width / lay.height - w / h) > 0.01 * w / h:
         req.notes.append(f"the layout is for {lay.width}x{lay.height}, the video {w}x{h}: its boxes (normalised "
