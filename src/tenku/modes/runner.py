@@ -22,8 +22,9 @@ class Runner:
     one sampling call that returns the whole decoded chunk (``Pipeline.sample_chunk`` with the
     request's prompt, size and sampler bound); ``at`` is the output frame the chunk's first
     frame is (negative for frames made only to be dropped, past the end where a loop's last
-    chunk lands on its start), so that a layout of the whole video can be sliced per chunk. ``context_guidance``: the scale of chunks given
-    an input video's frames when the request sets no ``guidance`` (None: ``guidance``).
+    chunk lands on its start), so that a layout of the whole video can be sliced per chunk.
+    ``context_guidance``: the scale of chunks given an input video's frames when the request
+    sets no ``guidance`` (None: ``guidance``).
     ``overlap``: most given frames a chunk is conditioned on."""
 
     def __init__(self, sample_chunk: Callable[..., np.ndarray], seed: int, steps: int, guidance: float | None,
@@ -123,7 +124,6 @@ class Runner:
         a side that sits on frames already in the output is joined to them by ``ramp``. ``pos``:
         the output frame after ``tail``."""
         a = None if ends is None else ends[0]  # A waits until a chunk has decoded its given frames
-        self.pos = pos
         for block in self._roll(tail, pre, whole_first=False, inputs=ends is not None, pos=pos):
             if a is not None:
                 yield from fade_into(a, self.seam)
