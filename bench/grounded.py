@@ -127,29 +127,12 @@ def cmd_loss(a: argparse.Namespace) -> None:
 # ---- sample -----------------------------------------------------------------------------------
 
 
-@torch.no_grad()
 def grounded_latents(pipe: Any, caption: str, seed: int, shape: tuple[int, ...], layout: Any | None,
                      steps: int | None = None) -> torch.Tensor:
-    """The pipeline's text-to-video sampling (its sigmas, guidance, autoguidance) through
-    tenku.flow.sample, the transformer given ``layout`` (a ``to_model`` input) on both branches
-    of guidance; the guide sees none (it has no grounding)."""
-    from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
-
-    steps = steps or pipe.cfg.steps
-    noise = torch.randn((1, *shape), generator=torch.Generator().manual_seed(int(seed)))
-    tokens = math.prod(shape[1:]) // math.prod(pipe.dit.cfg.patch)
-    sigmas = sampling_sigmas(steps, resolution_shift(tokens, pipe.cfg.base_tokens, 1.0, 16 * pipe.cfg.base_tokens,
-                                                     pipe.cfg.max_shift))
-
-    def velocity(x: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        lay = None if layout is None else [layout] * x.shape[0]
-        return (pipe.dit(x, sigma, ctx, mask, layout=lay) if lay else pipe.dit(x, sigma, ctx, mask)).float()
-
-    guide = (lambda x, s, c, m: pipe.guide(x, s, c, m).float()) if pipe.guide is not None else None
-    model = GuidedModel(velocity, pipe.encode_text([caption]), pipe.encode_text([pipe.cfg.negative_prompt]),
-                        pipe.cfg.guidance, guide, pipe.cfg.autoguidance)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        return sample(model, noise, sigmas, method=pipe.cfg.sampler)
+    """The pipeline's text-to-video sampling (``Pipeline.sample_latents``: its sigmas, guidance,
+    autoguidance), the transformer given ``layout`` (a ``to_model`` input) on both branches of
+    guidance; the guide sees none (it has no grounding)."""
+    return pipe.sample_latents(caption, seed, shape, steps, conditioning=None if layout is None else {"layout": layout})
 
 
 def cmd_sample(a: argparse.Namespace) -> None:

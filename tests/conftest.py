@@ -45,6 +45,29 @@ def tiny_pipeline(tmp_path_factory, tiny_vae):
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_grounded_pipeline(tmp_path_factory, tiny_vae):
+    """The tiny pipeline's kind with a transformer that follows layouts (``grounding: cross``,
+    gates open, so a layout changes the video)."""
+    from tenku.dit.model import build_dit
+    from tenku.pipeline import Pipeline, PipelineConfig
+    from tenku.text import load_text_encoder
+    from tenku.vae.model import VAE
+
+    vae = VAE.load(tiny_vae)
+    dit = build_dit("tiny", in_channels=vae.cfg.latent_channels, text_dim=384, grounding="cross", grounding_dim=32)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+        for b in dit.grounding.blocks:
+            b.gate.fill_(0.5)
+    cfg = PipelineConfig(size=(64, 64), frames=9, steps=2, guidance=3.0)
+    folder = tmp_path_factory.mktemp("gpipe") / "pipeline"
+    Pipeline(vae, dit, load_text_encoder(), cfg, torch.device("cpu")).save(folder)
+    return folder
+
+
 def _clip(n, seed=0, w=64, h=64):
     """A smooth synthetic clip (a moving bright square), not noise, so round trips mean something."""
     y, x = np.mgrid[0:h, 0:w]

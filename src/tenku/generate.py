@@ -27,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        '  tenku generate "..." --connect a.mp4 b.mp4      a transition (written as A + transition + B)\n'
                        '  tenku generate --video v.mp4 --edit "a blue ball bounces" --strength 0.6\n'
                        '  tenku generate "..." --seconds 60               a long video, chunk by chunk\n'
-                       '  tenku generate "..." --preview -o d.mp4; tenku generate --upscale d.mp4 -o full.mp4',
+                       '  tenku generate "..." --preview -o d.mp4; tenku generate --upscale d.mp4 -o full.mp4\n'
+                       '  tenku generate "..." --plan                     the simulator plans the motion (a grounded model)\n'
+                       '  tenku generate "..." --layout boxes.json        your boxes (tenku layout; docs/layout.md)',
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     g.add_argument("prompt", nargs="?", help="what to show (not needed with --edit or --upscale)")
     g.add_argument("-o", "--out", default="video.mp4", help="output .mp4 or .gif; a .json sidecar goes beside it")
@@ -61,6 +63,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--strength", type=positive_float, default=None, help="edit/upscale strength in (0, 1] (default 0.6)")
     m.add_argument("--preview", action="store_true", help="a fast draft at half size (then --upscale it)")
     m.add_argument("--upscale", default=None, metavar="DRAFT", help="refine a --preview draft at full size, same prompt and seed")
+    m.add_argument("--plan", action="store_true",
+                   help="the built-in simulator plans every object's boxes and the model follows them (a grounded model)")
+    m.add_argument("--layout", default=None, metavar="JSON",
+                   help="the boxes to follow: a layout file (tenku layout, docs/layout.md) or a video's sidecar .json")
     g.add_argument("--no-expand", action="store_true", help="use the prompt verbatim (default: expand it into a detailed caption)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     add_llm_args(g, timeout=30.0)
@@ -111,11 +117,15 @@ def _request(args: argparse.Namespace, draft_side: dict[str, Any], geo: Any = No
     strength = args.strength
     if strength is None and (args.edit is not None or args.upscale):
         strength = geo.strength if geo else 0.5
+    layout = None  # read with the inputs; the draft's own when an upscale names none
+    if geo is not None and (args.layout or (args.upscale and not args.plan)):
+        layout = _layout(args.layout) if args.layout else draft_side.get("layout")
     return Request(prompt, read("--image", args.image, True) if args.image else None, video, connect,  # type: ignore[arg-type]
                    args.extend, args.loop, strength, size, args.aspect, args.width, args.height,  # type: ignore[arg-type]
                    args.frames, args.seconds, args.fps or draft_side.get("fps"),
                    args.seed if args.seed is not None else int(draft_side.get("seed", 0)), args.steps, args.guidance,
-                   args.negative, args.sampler, expand, args.preview, "upscale" if args.upscale else None)
+                   args.negative, args.sampler, expand, args.preview, "upscale" if args.upscale else None,
+                   {} if layout is None else {"layout": layout}, args.plan)
 
 
 def resolve_args(args: argparse.Namespace, pipe: Any, draft_side: dict[str, Any] | None = None, limits: Any = None) -> Any:
@@ -203,6 +213,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if args.preview:
         print(f"full size: tenku generate --upscale {out} -o {out.with_name(out.stem + '-full' + out.suffix)}")
     return 0
+
+
+def _layout(path: str) -> Any:
+    """--layout's document (a layout file or a sidecar); a UsageError naming the file."""
+    from tenku.request.layout import read
+
+    try:
+        return read(path)
+    except ValueError as e:
+        raise UsageError(f"--layout {e}") from None
 
 
 def _draft_sidecar(draft: Path, need_prompt: bool) -> dict[str, Any]:

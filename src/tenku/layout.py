@@ -153,6 +153,22 @@ def resample(layout: Layout, fps: float, frames: int | None = None) -> Layout:
     return Layout(float(fps), n, layout.width, layout.height, objs)
 
 
+def window(layout: Layout, start: int, frames: int, wrap: bool = False) -> Layout:
+    """Frames ``start .. start + frames - 1`` of ``layout`` (one chunk of a long video): indices
+    before the start or past the end take the first or last frame's box, or with ``wrap`` (a
+    loop, whose last chunk lands on its first frames) wrap around."""
+    n = layout.frames
+    idx = [(start + k) % n if wrap else min(max(start + k, 0), n - 1) for k in range(frames)]
+    objs = [LayoutObject(o.phrase, [o.boxes[i] for i in idx], o.depth) for o in layout.objects]
+    return Layout(layout.fps, frames, layout.width, layout.height, objs)
+
+
+def canonical(layout: Layout) -> Layout:
+    """The layout as its JSON has it (boxes rounded by ``to_dict``), so that a layout read back
+    from a sidecar gives the model exactly what the one it records gave."""
+    return from_dict(layout.to_dict())
+
+
 def latent_frames(frames: int, time_down: int = 4) -> int:
     """Latent frames of a video of ``frames`` frames under the causal VAE: 1 + ceil((frames - 1) / time_down)."""
     return 1 + -(-(frames - 1) // time_down)

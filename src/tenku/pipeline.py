@@ -150,7 +150,7 @@ class Pipeline:
         c = self.cfg
         return Geometry(self.vae.cfg.space_down * max(self.dit.cfg.patch[1], self.dit.cfg.patch[2]),
                         self.vae.cfg.time_down * self.dit.cfg.patch[0], tuple(c.size), c.frames, c.fps, c.context_frames,
-                        c.steps, c.strength)
+                        c.steps, c.strength, bool(self.dit.cfg.grounding))
 
     # ---- sampling ------------------------------------------------------------------------
 
@@ -160,6 +160,14 @@ class Pipeline:
 
     def _velocity(self, x: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.dit(x, sigma, ctx, mask).float()  # under sample_latents' bf16 autocast
+
+    def _grounded(self, layout: Any) -> Callable[..., torch.Tensor]:
+        """The velocity of the transformer given ``layout`` (an ``ObjectLayout``) on both branches
+        of guidance, as it was trained; the guide (no grounding) sees none."""
+        def velocity(x: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return self.dit(x, sigma, ctx, mask, layout=[layout] * x.shape[0]).float()
+
+        return velocity
 
     def _guide_velocity(self, x: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.guide(x, sigma, ctx, mask).float()  # type: ignore[misc]
@@ -174,11 +182,18 @@ class Pipeline:
         """Sample a normalised latent (1, C, T', H', W') for ``prompt``; ``cond``/``cond_mask``
         fix clean frames, ``x_start``/``start_sigma`` start from a noised latent (SDEdit);
         guidance pushes away from ``negative_prompt`` (default: the config's, normally empty).
-        ``conditioning``: a request's extra conditioning inputs by name (none is taken yet: the
-        place where one, such as a layout, reaches the model)."""
-        if conditioning:
-            raise RequestError(f"this model takes no extra conditioning; got {', '.join(sorted(conditioning))}",
-                               "conditioning")
+        ``conditioning``: a request's extra conditioning inputs by name: ``layout`` (the chunk's
+        ``tenku.dit.grounding.ObjectLayout``, ``tenku.layout.to_model``) for a transformer with
+        grounding."""
+        velocity = self._velocity
+        extra = {k: v for k, v in (conditioning or {}).items() if k != "layout"}
+        if extra:
+            raise RequestError(f"this model takes no extra conditioning; got {', '.join(sorted(extra))}", "conditioning")
+        if conditioning and conditioning.get("layout") is not None:
+            if not self.dit.cfg.grounding:
+                raise RequestError("this model has no grounding; a layout needs a transformer trained to follow one "
+                                   "(DiTConfig.grounding, docs/layout.md)", "layout", "unsupported_request")
+            velocity = self._grounded(conditioning["layout"])
         steps = steps or self.cfg.steps
         guidance = self.cfg.guidance if guidance is None else guidance
         g = torch.Generator().manual_seed(int(seed))
@@ -187,7 +202,7 @@ class Pipeline:
         shift = resolution_shift(tokens, self.cfg.base_tokens, 1.0, 16 * self.cfg.base_tokens, self.cfg.max_shift)
         sigmas = sampling_sigmas(steps, shift, start_sigma)
         negative = self.cfg.negative_prompt if negative_prompt is None else negative_prompt
-        model = GuidedModel(self._velocity, self.encode_text([prompt]), self.encode_text([negative]), guidance,
+        model = GuidedModel(velocity, self.encode_text([prompt]), self.encode_text([negative]), guidance,
                             self._guide_velocity if self.guide is not None else None, self.cfg.autoguidance)
         dev = lambda t: None if t is None else t.to(self.device)  # noqa: E731
         # one autocast context for all steps: the bf16 copies of the weights are made once, not per step
@@ -314,8 +329,15 @@ class Pipeline:
         sampling = dict(negative_prompt=req.negative_prompt, sampler=req.sampler)
         if req.conditioning:
             sampling["conditioning"] = req.conditioning
+        layout = req.conditioning.get("layout")
+        if layout is not None and not self.dit.cfg.grounding:  # a request resolved elsewhere (a stored job)
+            raise RequestError("this model has no grounding; a layout needs a transformer trained to follow one "
+                               "(DiTConfig.grounding, docs/layout.md)", "layout", "unsupported_request")
 
-        def sample(seed: int, frames: int, guidance: float | None, tick: Callable[[int, int], None], **kw: Any) -> np.ndarray:
+        def sample(seed: int, frames: int, guidance: float | None, tick: Callable[[int, int], None], at: int = 0,
+                   **kw: Any) -> np.ndarray:
+            if layout is not None:  # this chunk's slice of the one layout of the whole video
+                sampling["conditioning"] = {**req.conditioning, "layout": self.chunk_layout(layout, at, frames, req.mode)}
             return self.sample_chunk(req.prompt, seed, (w, h), frames, steps=req.steps, guidance=guidance, callback=tick,
                                      **kw, **sampling)
 
@@ -331,6 +353,18 @@ class Pipeline:
         if req.mode == "loop":
             return run.loop(img, req.frames, chunk, overlap, step)
         return run.forward(img, req.frames, chunk, overlap, step)
+
+    def chunk_layout(self, layout: Any, at: int, frames: int, mode: str) -> Any:
+        """The transformer's input (``ObjectLayout``) for the chunk of output frames ``at`` ..
+        ``at + frames - 1`` of ``layout`` (a ``tenku.layout.Layout`` of the whole output; a loop's
+        last chunk wraps onto its start). Phrase states are kept by phrase for the next chunk."""
+        from tenku.layout import latent_frames, pool_phrases, to_model, window
+
+        td = self.vae.cfg.time_down
+        part = window(layout, at, frames, wrap=mode == "loop")
+        cache = self.__dict__.setdefault("_phrase_states", {})
+        states = pool_phrases(self.text, [o.phrase for o in part.objects], cache)
+        return to_model(part, states.to(self.device), td, latent_frames(frames, td))
 
     def context_guidance_for(self, guidance: float | None, with_input: bool) -> float | None:
         """The scale the chunks given an input video's frames get when a request asks for

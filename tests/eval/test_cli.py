@@ -161,3 +161,36 @@ def test_autoencoder_run_scores_the_round_trip_of_the_reference(tiny_pipeline, t
         want = to_uint8(vae.decode(vae.encode(from_uint8(ref)[None])).float().clamp(-1, 1)[0])
     got = np.load(next((out / "videos").glob("world-000-*.npz")))["frames"]
     assert np.array_equal(got, want) and not np.array_equal(got, ref)
+
+
+def test_plan_and_layout_runs_follow_the_items_scenes(tiny_grounded_pipeline, tiny_pipeline, tmp_path, capsys):
+    """--plan gives each item the simulator's layout of its own scene; --layout DIR the item's
+    ID.json (a sidecar too); both name the run and need a model with grounding."""
+    import numpy as np
+
+    from tenku.eval.run import PipelineGenerator
+    from tenku.eval.suites import build_suite
+    from tenku.layout import from_scene, save
+
+    item = build_suite("world", 1, 64)[0]
+    planned = PipelineGenerator(tiny_grounded_pipeline, steps=1, plan=True)
+    want = from_scene(item.spec, item.width, item.height, item.fps, item.frames)
+    assert planned.request(item).conditioning["layout"] == want
+    (tmp_path / "lay").mkdir()
+    save(want, tmp_path / "lay" / f"{item.id}.json")
+    given = PipelineGenerator(tiny_grounded_pipeline, steps=1, layouts=tmp_path / "lay")
+    free = PipelineGenerator(tiny_grounded_pipeline, steps=1)
+    assert np.array_equal(planned(item), given(item)) and not np.array_equal(planned(item), free(item))
+    out = tmp_path / "p"
+    base = ["eval", "--model", str(tiny_grounded_pipeline), "--suite", "world", "--limit", "1", "--height", "64",
+            "--steps", "1", "--quiet"]
+    assert main(base + ["--out", str(out), "--plan"]) == 0, capsys.readouterr().err
+    assert json.loads((out / "metrics.json").read_text())["generator"].endswith(":plan")
+    for argv, says in ((base + ["--out", str(tmp_path / "q"), "--layout", str(tmp_path)], "no layout for 1 item(s)"),
+                       (base + ["--out", str(tmp_path / "r"), "--plan", "--layout", str(tmp_path)], "not both"),
+                       (["eval", "--model", str(tiny_pipeline), "--out", str(tmp_path / "s"), "--plan"], "no grounding"),
+                       (["eval", "--reference", "--out", str(tmp_path / "t"), "--plan"], "--plan applies to --model")):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert says in err and "\n" not in err, err

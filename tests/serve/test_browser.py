@@ -66,3 +66,48 @@ def test_page_fits_a_phone_and_clears_a_stale_error(server):
             page.wait_for_function("document.querySelector('#error').textContent === ''", timeout=5000)
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def grounded_server(tiny_grounded_pipeline, tmp_path_factory):
+    from tenku.pipeline import Pipeline
+    from tenku.serve import ServeConfig, create_app
+
+    from .conftest import free_port, start_server
+
+    cfg = ServeConfig(data_dir=tmp_path_factory.mktemp("gpage") / "data", model=Path(tiny_grounded_pipeline), device="cpu",
+                      poll_ms=50)
+    port = free_port()
+    srv, thread = start_server(create_app(cfg, pipe=Pipeline.load(tiny_grounded_pipeline, device="cpu")), port)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(15)
+
+
+def test_page_plans_and_draws_the_boxes_over_the_video(grounded_server, tmp_path):
+    """On a grounded model the page offers --plan; the finished card's "boxes" checkbox draws the
+    sidecar's layout on a canvas over the video."""
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 700})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(grounded_server + "/")
+            page.wait_for_function("document.querySelectorAll('#aspect option').length > 0")
+            page.fill("#prompt", "a red ball bounces on the floor")
+            page.fill("#seconds", "1")
+            page.click("summary")
+            page.fill("#steps", "1")
+            assert page.is_visible("#plan")
+            page.check("#plan")
+            page.click("#submit")
+            page.wait_for_selector("#queue .card .boxes input", timeout=60_000)
+            page.check("#queue .card .boxes input")
+            page.wait_for_function("""() => { const c = document.querySelector('#queue .card canvas');
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                for (let i = 3; i < d.length; i += 4) if (d[i]) return true; return false; }""", timeout=10_000)
+            page.screenshot(path=str(tmp_path / "boxes.png"))
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--expand", action="store_true",
                    help="expand each prompt into a detailed caption first, as tenku generate does by default "
                         "(the sample's seed; default: the prompt verbatim)")
+    p.add_argument("--plan", action="store_true",
+                   help="each item follows the simulator's layout of its scene (a model with grounding; docs/layout.md)")
+    p.add_argument("--layout", metavar="DIR", help="each item follows DIR/ID.json (a layout or a sidecar), ID its id")
     p.add_argument("--height", type=positive_int,
                    help="rescale every item to this height (a multiple of 16, or of the model's size multiple); "
                         "widths are rounded to the same multiple")
@@ -64,8 +67,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--worst must be >= 0, got {args.worst}")
     if (args.steps or args.guidance) and not args.model:
         raise UsageError("--steps and --guidance apply to --model, not --reference or --autoencoder")
-    if args.expand and not args.model:
-        raise UsageError("--expand applies to --model, not --reference or --autoencoder")
+    if args.plan and args.layout:
+        raise UsageError("give --plan (the simulator's layouts) or --layout DIR (yours), not both")
+    if (args.expand or args.plan or args.layout) and not args.model:
+        flag = "--expand" if args.expand else "--plan" if args.plan else "--layout"
+        raise UsageError(f"{flag} applies to --model, not --reference or --autoencoder")
     if args.samples > 1 and not args.model:
         raise UsageError("--samples applies to --model: the simulator and the autoencoder give the same video "
                          "every time")
@@ -77,7 +83,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         try:
             generate = (AutoencoderGenerator(args.autoencoder) if args.autoencoder
-                        else PipelineGenerator(args.model, args.steps, args.device, args.expand, args.guidance))
+                        else PipelineGenerator(args.model, args.steps, args.device, args.expand, args.guidance,
+                                               args.plan, args.layout))
         except GeneratorUnavailable as e:
             raise UsageError(str(e)) from None
         tag = generate.tag
@@ -93,6 +100,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if missing:  # the pipeline does not have every mode yet: score what it can
                 print(f"skipping suite {name}: the pipeline has no {', '.join(missing)} mode")
                 continue
+            absent = getattr(generate, "missing_layouts", lambda i: [])(items)
+            if absent:
+                raise UsageError(f"--layout {args.layout}: no layout for {len(absent)} item(s) of suite {name}: "
+                                 f"{', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''} (ID.json each)")
             runs[name] = run_suite(items, generate, out, tag, progress=not args.quiet)
         if not runs:
             raise UsageError(f"nothing to score: the model supports none of the suites {', '.join(names)}")

@@ -64,11 +64,14 @@ class PipelineGenerator:
     ``expand``, the prompt is first expanded into a detailed caption (seed, size and
     length), as ``tenku generate`` does by default; the item is still judged on its prompt.
     The seed is the item's ``gen_seed``, one per sample (``tenku eval --samples``) and never
-    the seed that drew the item's scene.
+    the seed that drew the item's scene. ``plan``: each item follows the simulator's layout of
+    its own scene (``tenku.layout.from_scene``: the scene the item is judged on, so a grounded
+    and a free run score the same items); ``layouts``: a folder of ``ID.json`` layouts (or
+    sidecars), one per item id. Both need a model with grounding.
     """
 
     def __init__(self, model_dir: str | Path, steps: int | None = None, device: str = "cpu", expand: bool = False,
-                 guidance: float | None = None):
+                 guidance: float | None = None, plan: bool = False, layouts: str | Path | None = None):
         try:
             from tenku.pipeline import Pipeline  # type: ignore[import-not-found]
         except ImportError as e:
@@ -77,9 +80,16 @@ class PipelineGenerator:
         if not Path(model_dir).is_dir():
             raise GeneratorUnavailable(f"model folder {model_dir} does not exist")
         self.pipe = Pipeline.load(str(model_dir), device=device)
+        if (plan or layouts) and not self.pipe.dit.cfg.grounding:
+            raise GeneratorUnavailable(f"this model has no grounding; --{'plan' if plan else 'layout'} needs a "
+                                       "transformer trained to follow layouts (docs/layout.md)")
+        if layouts is not None and not Path(layouts).is_dir():
+            raise GeneratorUnavailable(f"--layout {layouts}: no such folder (one ID.json layout per suite item)")
         self.steps, self.expand, self.guidance = steps, expand, guidance
+        self.plan, self.layouts = plan, None if layouts is None else Path(layouts)
         self.tag = (f"model:{Path(model_dir).resolve()}:steps={steps}" + (":expand" if expand else "")
-                    + (f":guidance={guidance:g}" if guidance is not None else ""))
+                    + (f":guidance={guidance:g}" if guidance is not None else "") + (":plan" if plan else "")
+                    + (f":layout={self.layouts.resolve()}" if self.layouts is not None else ""))
 
     def __call__(self, item: SuiteItem) -> np.ndarray:
         from tenku.request import Limits, resolve
@@ -103,7 +113,26 @@ class PipelineGenerator:
             elif item.mode == "connect":
                 r.connect = (Input.of_array(ref[: item.cond], "video"), Input.of_array(ref[-item.cond:], "video"))
                 r.frames = item.frames - 2 * item.cond
+        layout = self.layout(item)
+        if layout is not None:
+            r.conditioning = {"layout": layout}
         return r
+
+    def layout(self, item: SuiteItem) -> Any:
+        """The layout ``item`` follows over its whole video (``plan``, ``layouts``), or None."""
+        if self.plan:
+            from tenku.layout import from_scene
+
+            return from_scene(item.spec, item.width, item.height, item.fps, item.frames)
+        if self.layouts is None:
+            return None
+        from tenku.request.layout import read
+
+        return read(self.layouts / f"{item.id}.json")
+
+    def missing_layouts(self, items: list[SuiteItem]) -> list[str]:
+        """Ids of ``items`` with no layout file in ``layouts``."""
+        return [] if self.layouts is None else sorted({i.id for i in items if not (self.layouts / f"{i.id}.json").is_file()})
 
     def caption(self, item: SuiteItem) -> str:
         """What the model is given: the prompt, or (``expand``) its detailed caption."""

@@ -18,10 +18,13 @@ class Runner:
     """Runs the chunk plans of one request (``plans`` makes them), one ``sample_chunk`` call
     per chunk, and counts steps for the progress callback. Chunk i > 0 draws its own noise.
 
-    ``sample_chunk(seed, frames, guidance, callback, start=, end=, x_start=, strength=)`` is one
-    sampling call that returns the whole decoded chunk (``Pipeline.sample_chunk`` with the
-    request's prompt, size and sampler bound). ``context_guidance``: the scale of chunks given
-    an input video's frames when the request sets no ``guidance`` (None: ``guidance``).
+    ``sample_chunk(seed, frames, guidance, callback, at=, start=, end=, x_start=, strength=)`` is
+    one sampling call that returns the whole decoded chunk (``Pipeline.sample_chunk`` with the
+    request's prompt, size and sampler bound); ``at`` is the output frame the chunk's first
+    frame is (negative for frames made only to be dropped, past the end where a loop's last
+    chunk lands on its start), so that a layout of the whole video can be sliced per chunk.
+    ``context_guidance``: the scale of chunks given an input video's frames when the request
+    sets no ``guidance`` (None: ``guidance``).
     ``overlap``: most given frames a chunk is conditioned on."""
 
     def __init__(self, sample_chunk: Callable[..., np.ndarray], seed: int, steps: int, guidance: float | None,
@@ -30,10 +33,12 @@ class Runner:
         self.guidance, self.context_guidance, self.overlap = guidance, context_guidance, overlap
         self.total = self.done = self.calls = 0
         self.seam = np.zeros((0,), np.uint8)  # _roll: chunk 0's decoding of its given frames
+        self.pos = 0  # _roll, _bridge: the output frame of the next new frame
 
-    def chunk(self, frames: int, inputs: bool = False, **kw: Any) -> np.ndarray:
-        """One sampling call; ``inputs``: its given frames include an input video's (not only
-        an image or frames this request made), so ``context_guidance`` applies."""
+    def chunk(self, frames: int, inputs: bool = False, at: int = 0, **kw: Any) -> np.ndarray:
+        """One sampling call of the output's frames ``at`` .. ``at + frames - 1``; ``inputs``: its
+        given frames include an input video's (not only an image or frames this request made),
+        so ``context_guidance`` applies."""
         seed = self.seed if self.calls == 0 else self.seed * 1_000_003 + self.calls
         self.calls += 1
 
@@ -41,7 +46,7 @@ class Runner:
             if self.callback is not None:
                 self.callback(self.done + i, self.total)
 
-        out = self.sample_chunk(seed, frames, self._guidance(inputs), tick, **kw)
+        out = self.sample_chunk(seed, frames, self._guidance(inputs), tick, at=at, **kw)
         self.done += self.steps
         return out
 
@@ -55,12 +60,16 @@ class Runner:
         self.total = sum(len(p) for p in plans) * self.steps
 
     def _roll(self, tail: np.ndarray | None, plan: list[Chunk], whole_first: bool,
-              inputs: bool = False) -> Iterator[np.ndarray]:
-        """Forward chunks after ``tail`` (an input video's frames if ``inputs``); yields the new
-        frames (all of chunk 0 if ``whole_first``). Chunk 0's decoding of its given frames is
-        left in ``self.seam`` for fading."""
+              inputs: bool = False, pos: int = 0) -> Iterator[np.ndarray]:
+        """Forward chunks after ``tail`` (an input video's frames if ``inputs``), whose end is
+        output frame ``pos``; yields the new frames (all of chunk 0 if ``whole_first``). Chunk 0's
+        decoding of its given frames is left in ``self.seam`` for fading; ``self.pos`` follows
+        the output frame the next new frame is."""
+        self.pos = pos
         for i, c in enumerate(plan):
-            out = self.chunk(c.frames, inputs and i == 0, start=None if c.given == 0 else tail[-c.given:])
+            out = self.chunk(c.frames, inputs and i == 0, at=self.pos - c.given,
+                             start=None if c.given == 0 else tail[-c.given:])
+            self.pos += c.new
             new = out[c.given : c.given + c.new]
             if i == 0:
                 self.seam = out[: c.given]
@@ -72,25 +81,26 @@ class Runner:
         k = 0 if image is None else 1
         plan = plan_rollout(n - k, k, chunk, overlap, step)
         self._count(plan)
-        return self._roll(image, plan, whole_first=True)
+        return self._roll(image, plan, whole_first=True, pos=k)
 
     def extend(self, v: np.ndarray, new: int, chunk: int, overlap: int, step: int, backward: bool) -> Iterator[np.ndarray]:
         """``v`` with ``new`` frames after (or before) it; v's frames given to the chunk at the seam fade."""
         plan = plan_rollout(new, len(v), chunk, overlap, step, backward)
         self._count(plan)
-        q = plan[0].given
+        q, count = plan[0].given, new
 
         def forward() -> Iterator[np.ndarray]:
-            blocks = self._roll(v[-overlap:], plan, whole_first=False, inputs=True)
+            blocks = self._roll(v[-overlap:], plan, whole_first=False, inputs=True, pos=len(v))
             first = next(blocks)  # chunk 0: its decoding of v's last q frames is the fade's target
             yield from fade_into(v, self.seam)
             yield first
             yield from blocks
 
         def backward_() -> Iterator[np.ndarray]:
-            head, blocks, decoded = v[:overlap], [], v[:q]
+            head, blocks, decoded, pos = v[:overlap], [], v[:q], count  # pos: the output frame head starts at
             for i, c in enumerate(plan):
-                out = self.chunk(c.frames, i == 0, end=head[: c.given])
+                out = self.chunk(c.frames, i == 0, at=pos - c.new - c.extra, end=head[: c.given])
+                pos -= c.new
                 new = out[c.extra : c.extra + c.new]
                 if i == 0:
                     decoded = out[c.extra + c.new :]
@@ -105,21 +115,23 @@ class Runner:
         """A, a transition of ``n`` new frames, B; the given frames next to each seam fade."""
         pre, last, qb = plan_connect(n, len(a), len(b), chunk, overlap, step)
         self._count(pre, [last])
-        return self._bridge(a[-overlap:], b[:overlap], pre, last, qb, ends=(a, b))
+        return self._bridge(a[-overlap:], b[:overlap], pre, last, qb, ends=(a, b), pos=len(a))
 
     def _bridge(self, tail: np.ndarray, head: np.ndarray, pre: list[Chunk], last: Chunk, qb: int,
-                ends: tuple[np.ndarray, np.ndarray] | None = None) -> Iterator[np.ndarray]:
+                ends: tuple[np.ndarray, np.ndarray] | None = None, pos: int = 0) -> Iterator[np.ndarray]:
         """The transition from ``tail`` into ``head``: forward chunks, then one that lands on
         ``head``. With ``ends=(A, B)`` it comes with A before and B after, faded at the seams;
-        a side that sits on frames already in the output is joined to them by ``ramp``."""
+        a side that sits on frames already in the output is joined to them by ``ramp``. ``pos``:
+        the output frame after ``tail``."""
         a = None if ends is None else ends[0]  # A waits until a chunk has decoded its given frames
-        for block in self._roll(tail, pre, whole_first=False, inputs=ends is not None):
+        for block in self._roll(tail, pre, whole_first=False, inputs=ends is not None, pos=pos):
             if a is not None:
                 yield from fade_into(a, self.seam)
                 a = None
             tail = np.concatenate([tail, block])[-self.overlap:]
             yield block
-        out = self.chunk(last.frames + qb, ends is not None, start=tail[-last.given:], end=head[:qb])
+        out = self.chunk(last.frames + qb, ends is not None, at=self.pos - last.given, start=tail[-last.given:],
+                         end=head[:qb])
         zero = np.zeros(out.shape[1:], np.float32)
         start_fix = zero if a is not None else tail[-1].astype(np.float32) - out[last.given - 1]
         end_fix = zero if ends is not None else head[0].astype(np.float32) - out[last.frames]
@@ -140,11 +152,11 @@ class Runner:
         def gen() -> Iterator[np.ndarray]:
             head: np.ndarray | None = None
             tail: np.ndarray | None = None
-            for block in self._roll(image, first, whole_first=True):
+            for block in self._roll(image, first, whole_first=True, pos=k):
                 head = block[:overlap] if head is None else np.concatenate([head, block])[:overlap]
                 tail = block[-overlap:] if tail is None else np.concatenate([tail, block])[-overlap:]
                 yield block
-            yield from self._bridge(tail, head, pre, last, qb)
+            yield from self._bridge(tail, head, pre, last, qb, pos=x)
 
         return gen()
 

@@ -81,7 +81,8 @@ class Geometry:
     ``size_multiple``: width and height are multiples of it (VAE downsampling x DiT patch);
     ``frame_step``: frame counts are ``1 + frame_step k``; ``size``/``frames``/``fps``: the
     defaults, ``frames`` also the chunk length of long videos; ``context_frames``: most given
-    frames a chunk is conditioned on; ``steps``/``strength``: sampling defaults."""
+    frames a chunk is conditioned on; ``steps``/``strength``: sampling defaults; ``grounding``:
+    the model takes a layout."""
 
     size_multiple: int
     frame_step: int
@@ -91,6 +92,7 @@ class Geometry:
     context_frames: int
     steps: int = 20
     strength: float = 0.6
+    grounding: bool = False  # the transformer follows layouts (tenku.request.layout)
 
     @property
     def max_pixels(self) -> int:

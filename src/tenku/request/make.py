@@ -28,7 +28,8 @@ def expand(req: Resolved, llm: Any = None) -> Any:
     for the request's aspect, length and fps; verbatim when ``req.expand`` is off. With an input,
     expansion starts from the prompt followed by the input's own description (its background
     and floor), so the caption does not contradict what the user gave; what the prompt states
-    itself comes first and wins."""
+    itself comes first and wins. A request with ``plan`` gets its layout here, from the
+    expanded scene (``tenku.request.layout.planned``)."""
     from tenku.prompts.expand import expand_prompt
 
     w, h = req.size
@@ -37,8 +38,13 @@ def expand(req: Resolved, llm: Any = None) -> Any:
         req.input_caption = input_caption(req)
         if req.input_caption:
             prompt = f"{prompt.rstrip().rstrip('.')}. {req.input_caption}"
-    return expand_prompt(prompt, req.seed, no_expand=not req.expand, llm=llm, aspect=w / h,
-                         frames=req.caption_frames, fps=req.fps)
+    expansion = expand_prompt(prompt, req.seed, no_expand=not req.expand, llm=llm, aspect=w / h,
+                              frames=req.caption_frames, fps=req.fps)
+    if req.plan:
+        from tenku.request.layout import KEY, planned
+
+        req.conditioning = {**req.conditioning, KEY: planned(req, expansion)}
+    return expansion
 
 
 def sidecar(pipe: Any, req: Resolved, expansion: Any, frames: int, seconds: float) -> dict[str, Any]:
@@ -61,7 +67,9 @@ def sidecar(pipe: Any, req: Resolved, expansion: Any, frames: int, seconds: floa
         side["input_caption"] = req.input_caption
     if req.full_size is not None:
         side["preview"] = {"full_size": list(req.full_size)}
-    return side
+    from tenku.request.layout import sidecar as layout_sidecar
+
+    return side | layout_sidecar(req)
 
 
 def stream(pipe: Any, req: Resolved, expansion: Any, callback: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:

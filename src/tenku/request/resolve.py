@@ -49,6 +49,7 @@ class Resolved:
     notes: list[str] = field(default_factory=list)
     conditioning: dict[str, Any] = field(default_factory=dict)
     work: int = 0  # frames sampled (every chunk's, context included) x pixels x steps: what the budget counts
+    plan: bool = False  # the layout is the simulator's (tenku.request.layout.planned), made after expansion
 
     @property
     def inputs(self) -> dict[str, Input]:
@@ -61,15 +62,21 @@ class Resolved:
     def to_dict(self) -> dict[str, Any]:
         """The request as JSON (a server job's stored parameters; inputs by file name)."""
         keys = ("mode", "label", "prompt", "seed", "frames", "total", "fps", "steps", "guidance", "strength",
-                "negative_prompt", "sampler", "expand", "caption_frames")
+                "negative_prompt", "sampler", "expand", "caption_frames", "plan")
         d = {k: getattr(self, k) for k in keys} | {"size": list(self.size)}
         d["inputs"] = {k: v.path.name for k, v in self.inputs.items() if v.path is not None}
+        if self.conditioning.get("layout") is not None:  # a given layout, settled (a plan is made again)
+            d["layout"] = self.conditioning["layout"].to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], folder: Any) -> "Resolved":
         """``to_dict``'s JSON back, its inputs read from ``folder`` when the request runs."""
-        r = cls(**{k: v for k, v in d.items() if k not in ("size", "inputs")}, size=tuple(d["size"]))
+        from tenku.layout import from_dict
+
+        r = cls(**{k: v for k, v in d.items() if k not in ("size", "inputs", "layout")}, size=tuple(d["size"]))
+        if d.get("layout") is not None:
+            r.conditioning = {"layout": from_dict(d["layout"])}
         files = {k: Input(0, 0, 0, path=folder / name, still=k == "image") for k, name in d.get("inputs", {}).items()}
         r.image, r.video = files.get("image"), files.get("video")
         r.connect = (files["a"], files["b"]) if "a" in files else None
@@ -241,7 +248,18 @@ def _budget(res: Resolved, sampled: int, lim: Limits) -> Resolved:
 
 def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict[str, str] | None = None) -> Resolved:
     """Settle ``r`` against a model's ``geo`` within ``limits``; a RequestError (naming fields as
-    ``names`` spells them: the CLI's flags, the API's parameters) when it cannot be made."""
+    ``names`` spells them: the CLI's flags, the API's parameters) when it cannot be made. A
+    layout (``conditioning["layout"]``) or ``plan`` is settled last (``tenku.request.layout``)."""
+    from tenku.request import layout
+
+    rest = {k: v for k, v in r.conditioning.items() if k != layout.KEY}
+    out = _resolve(replace(r, conditioning=rest), geo, limits, names)
+    layout.settle(out, r.conditioning.get(layout.KEY), r.plan, geo.grounding, names)
+    out.plan = r.plan
+    return out
+
+
+def _resolve(r: Request, geo: Geometry, limits: Limits | None, names: dict[str, str] | None) -> Resolved:
     lim = limits or Limits()
     n = lambda k: (names or {}).get(k, k)  # noqa: E731
     if isinstance(r.size, str):  # "WxH", as the CLI and the API take it

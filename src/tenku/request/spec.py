@@ -29,7 +29,7 @@ class RequestError(ValueError):
 CLI_NAMES = {"video": "--video", "image": "--image", "connect": "--connect", "loop": "--loop", "extend": "--extend",
              "strength": "--strength", "size": "--size", "aspect": "--aspect", "frames": "--frames",
              "seconds": "--seconds", "preview": "--preview", "prompt": "a prompt", "width": "--width",
-             "height": "--height"}
+             "height": "--height", "layout": "--layout", "plan": "--plan"}
 API_NAMES = {"video": "a video input_reference", "image": "an image input_reference", "prompt": "prompt"}
 PYTHON_NAMES = {"video": "a video", "image": "an image"}
 
@@ -129,7 +129,9 @@ class Request:
     new frames of an extension or transition and the whole video otherwise. A video with
     ``extend`` is extended, with ``strength`` edited (SDEdit); ``preview`` makes a half-size
     draft; ``conditioning`` carries extra conditioning inputs (named tensors or objects) that
-    sampling is given as they are. ``label``: the mode's name in the sidecar, when a front end
+    sampling is given as they are, except ``layout`` (a ``tenku.layout.Layout`` or its JSON
+    document, over the whole output video), which resolving checks and retimes; ``plan`` asks
+    the simulator for the layout (``tenku.request.layout``). ``label``: the mode's name in the sidecar, when a front end
     has its own (remix, upscale)."""
 
     prompt: str | None = None
@@ -155,6 +157,7 @@ class Request:
     preview: bool = False
     label: str | None = None
     conditioning: dict[str, Any] = field(default_factory=dict)
+    plan: bool = False
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,25 @@ def _seconds(v: Any) -> Any:
 Seconds = Annotated[float | str, Num, AfterValidator(_seconds)]  # a number, or a string such as "4" (OpenAI sends strings)
 
 
+def _layout(v: Any) -> Any:
+    """A layout as a JSON object, or (a multipart field) the JSON text of one; checked in full
+    when the request resolves (``tenku.request.layout``)."""
+    import json
+
+    if isinstance(v, str):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            raise ValueError("layout must be a JSON object in the layout format (docs/layout.md)") from None
+    if v is not None and not isinstance(v, dict):
+        raise ValueError("layout must be a JSON object in the layout format (docs/layout.md)")
+    return v
+
+
+# an object, or its JSON text in a form (Any, so that a wrong type is this one message, not pydantic's union)
+Layout = Annotated[Any, AfterValidator(_layout)]
+
+
 class VideoCreate(TenkuOptions):
     """``POST /v1/videos``. With an ``input_reference`` image: image-to-video; with a video:
     ``extend`` it (default forward) or edit it (``strength``)."""
@@ -103,6 +122,9 @@ class VideoCreate(TenkuOptions):
     strength: Annotated[float | None, Num] = Field(None, gt=0, le=1, description="with a video input_reference: edit it (SDEdit strength)")
     connect: list[str] | None = Field(None, min_length=2, max_length=2,
                                       description="ids of two finished videos: a transition from the first to the second")
+    layout: Layout | None = Field(None, description="every object's boxes to follow, over the whole output video "
+                                  "(docs/layout.md; in a form: the JSON text); a model with grounding")
+    plan: bool = Field(False, description="the built-in simulator plans every object's boxes (a model with grounding)")
 
 
 class VideoRemix(TenkuOptions):

@@ -37,7 +37,7 @@ _429 = {429: {"model": ErrorResponse, "description": "the queue is full (see Ret
               "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}}},
         507: {"model": ErrorResponse, "description": "the server's disk quota is full"}}
 _CONTENT = {"video": ("video.mp4", "video/mp4"), "thumbnail": ("thumbnail.png", "image/png"),
-            "spritesheet": ("spritesheet.png", "image/png")}
+            "spritesheet": ("spritesheet.png", "image/png"), "sidecar": ("video.json", "application/json")}
 
 
 def video_object(row: Any, store: Store) -> dict[str, Any]:
@@ -214,12 +214,13 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
         store.remove_files(video_id)
         return {"id": video_id, "object": "video.deleted", "deleted": True}
 
-    @app.get("/v1/videos/{video_id}/content", summary="the mp4, or a thumbnail or spritesheet (PNG)",
+    @app.get("/v1/videos/{video_id}/content", summary="the mp4, a thumbnail or spritesheet (PNG), or the sidecar (JSON)",
              responses=_ERRORS | _404 | {200: {"description": "the file", "content": {
                  "video/mp4": {"schema": {"type": "string", "format": "binary"}},
+                 "application/json": {"schema": {"type": "object"}},
                  "image/png": {"schema": {"type": "string", "format": "binary"}}}}})
     def content(request: Request, video_id: str,
-                variant: Literal["video", "thumbnail", "spritesheet"] = "video") -> FileResponse:
+                variant: Literal["video", "thumbnail", "spritesheet", "sidecar"] = "video") -> FileResponse:
         row = found(request, video_id)
         if row["status"] != "completed":
             raise bad("video_not_ready", f"video {video_id} is {row['status']}; content exists once it is completed")

@@ -1,0 +1,105 @@
+"""Planning from an input's frames (``--plan`` with an image, an extension or a connect): the
+objects the benchmark's colour tracker finds in the given frames start the simulation where
+they are, so the physics carries across the seam.
+
+A first version (docs/layout.md says what is left): the seam is the last given frame before
+the new ones (the image of image-to-video or of a loop, the last frame of a video extended
+forward, the last frame of clip A of a connect). Each object tracked there is matched to an
+object of the expanded scene by colour (then shape); it starts at its tracked place, with the
+velocity its track had over the last given frames (an image has none: the scene's own
+velocity stays), and objects the prompt does not name but the input shows join the scene as
+they are. One simulation runs from the seam to the end of the video; the given frames before
+the seam keep their tracked boxes. A backward extension (the given frames come after the new
+ones) is planned from the prompt alone.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+VELOCITY_FRAMES = 3  # given frames the seam velocity is measured over (fewer when fewer are given)
+
+
+def _given(req: Any) -> np.ndarray | None:
+    """The given frames before the seam, fitted to the output size: None where there are none
+    (text-to-video, a backward extension, an edit)."""
+    from tenku.modes import cover_resize
+
+    w, h = req.size
+    src = req.image if req.mode in ("image-to-video", "loop") else req.video if req.mode == "extend-forward" \
+        else req.connect[0] if req.mode == "connect" else None
+    return None if src is None else cover_resize(src.frames(req.fps), w, h)
+
+
+def _size_name(area_px: float, shape: str, scale: float) -> str:
+    """The world size whose shape area is nearest the tracked one."""
+    from tenku.world.spec import SIZES, shape_area
+
+    return min(SIZES, key=lambda s: abs(math.log(max(area_px, 1.0) / (shape_area(shape, SIZES[s]) * scale**2))))
+
+
+def seam_scene(spec: Any, frames: np.ndarray, fps: float) -> tuple[Any, list[Any], int]:
+    """``spec`` with its objects where the input's last frame shows them: (the scene, simulated
+    from the seam on; per object of it the input's ``Track`` or None; the seam's frame index)."""
+    from tenku.eval.tracking import PixelMap, centroid_offset, track_video
+    from tenku.world.spec import ObjectSpec
+
+    h = frames.shape[1]
+    pm = PixelMap(spec, frames.shape[2], h, fps)
+    _, tracks = track_video(frames, scale=pm.scale)
+    s = len(frames) - 1
+    live = sorted((tr for tr in tracks if s in tr.dets), key=lambda tr: -tr.dets[s].area)
+    objects, owner = list(spec.objects), [None] * len(spec.objects)
+    for tr in live:
+        d = tr.dets[s]
+        free = [i for i, o in enumerate(objects) if owner[i] is None and o.color == d.color]
+        i = next((i for i in free if objects[i].shape == d.shape), free[0] if free else None)
+        if i is None:  # shown but not named: it joins the scene as it is
+            if len(objects) >= 8:
+                continue
+            objects.append(ObjectSpec(d.shape, d.color, _size_name(d.area, d.shape, pm.scale), "rest", 0.0, 0.0))
+            owner.append(None)
+            i = len(objects) - 1
+        o = objects[i]
+        if d.clean:  # the size it shows, not the one the expander guessed
+            o = replace(o, size=_size_name(d.area, o.shape, pm.scale))
+        x, y = pm.to_world(d.x, d.y, s)
+        dx, dy = centroid_offset(o.shape, o.radius, o.angle)
+        x, y = float(x) - dx - spec.pan * s / fps, float(y) - dy  # the new simulation's camera starts at 0
+        vx, vy = o.vx, o.vy
+        back = [f for f in tr.frames if s - VELOCITY_FRAMES <= f < s]
+        if back:  # measured: the track's mean velocity over the last given frames, world units / s
+            a = tr.dets[back[0]]
+            (x0, y0), (x1, y1) = pm.to_world(a.x, a.y, back[0]), pm.to_world(d.x, d.y, s)
+            vx, vy = float(x1 - x0) * fps / (s - back[0]), float(y1 - y0) * fps / (s - back[0])
+            if o.motion == "rest" and math.hypot(vx, vy) > 0.05:
+                o = replace(o, motion="move")
+        objects[i] = replace(o, x=x, y=y, vx=vx, vy=vy)
+        owner[i] = tr
+    return replace(spec, objects=objects), owner, s
+
+
+def from_input(req: Any, spec: Any) -> Any:
+    """The layout of the whole output video continued from the request's given frames (the
+    module's docstring), or None when the request gives none before its new frames."""
+    from tenku.layout import Layout, LayoutObject, from_scene
+
+    frames = _given(req)
+    if frames is None:
+        return None
+    w, h = req.size
+    scene, owner, s = seam_scene(spec, frames, req.fps)
+    after = from_scene(scene, w, h, req.fps, req.total - s)  # frame s is the seam, in both
+    objects = []
+    for o, tr in zip(after.objects, owner):
+        before = [None] * s
+        for f, d in ([] if tr is None else tr.dets.items()):
+            if f < s:
+                x0, y0, x1, y1 = d.bbox
+                before[f] = (x0 / w, y0 / h, x1 / w, y1 / h)
+        objects.append(LayoutObject(o.phrase, before + o.boxes, o.depth))
+    return Layout(req.fps, req.total, w, h, objects)
