@@ -81,7 +81,8 @@ class Geometry:
     ``size_multiple``: width and height are multiples of it (VAE downsampling x DiT patch);
     ``frame_step``: frame counts are ``1 + frame_step k``; ``size``/``frames``/``fps``: the
     defaults, ``frames`` also the chunk length of long videos; ``context_frames``: most given
-    frames a chunk is conditioned on; ``steps``/``strength``: sampling defaults."""
+    frames a chunk is conditioned on; ``steps``/``strength``: sampling defaults;
+    ``clean_frames_refused``: see the field."""
 
     size_multiple: int
     frame_step: int
@@ -91,6 +92,9 @@ class Geometry:
     context_frames: int
     steps: int = 20
     strength: float = 0.6
+    # why the model cannot keep given frames clean ("" when it can): every mode that gives it
+    # clean frames (image-to-video, extend, loop, connect, videos longer than one chunk) is refused
+    clean_frames_refused: str = ""
 
     @property
     def max_pixels(self) -> int:

@@ -197,6 +197,13 @@ def _plan(kind: str, geo: Geometry, count: int, given: int = 0, b: int = 0, back
                            None, "unsupported_request") from None
 
 
+def _clean_frames(geo: Geometry, mode: str, count: int) -> None:
+    """Refuse a mode that gives the model clean frames when it cannot keep them (Wan2.1)."""
+    if geo.clean_frames_refused and (mode != "text-to-video" or count > geo.frames):
+        what = mode if mode != "text-to-video" else f"a video longer than one chunk ({geo.frames} frames)"
+        raise RequestError(f"{what}: {geo.clean_frames_refused}", None, "unsupported_request")
+
+
 def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict[str, str] | None = None) -> Resolved:
     """Settle ``r`` against a model's ``geo`` within ``limits``; a RequestError (naming fields as
     ``names`` spells them: the CLI's flags, the API's parameters) when it cannot be made."""
@@ -237,6 +244,7 @@ def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict
         new = asked if asked is not None else geo.frames - ov
         _plan(f"extend {r.extend}", geo, new, have, backward=r.extend == "backward")
         mode = f"extend-{r.extend}"
+        _clean_frames(geo, mode, new)
         return Resolved(mode, r.label or mode, frames=new, total=have + new, video=r.video,
                         caption_frames=geo.frames if asked is None else have + new, **base)
     if r.connect is not None:
@@ -246,6 +254,7 @@ def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict
                 raise RequestError(f"clip {name} has {k} frames; connect needs at least {ov}", "connect")
         new = asked if asked is not None else geo.frames - 2 * ov
         _plan("connect", geo, new, lens[0], lens[1])
+        _clean_frames(geo, "connect", new)
         return Resolved("connect", r.label or "connect", frames=new, total=sum(lens) + new, connect=r.connect,
                         caption_frames=asked or geo.frames, **base)
     count = asked or geo.frames
@@ -255,5 +264,6 @@ def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict
                                f"got {count}", "seconds", "invalid_frames")
         _plan("loop", geo, count, 0 if r.image is None else 1)
     mode = "loop" if r.loop else "image-to-video" if r.image is not None else "text-to-video"
+    _clean_frames(geo, mode, count)
     label = r.label or ("preview" if r.preview and mode == "text-to-video" else mode)
     return Resolved(mode, label, frames=count, total=count, image=r.image, caption_frames=count, **base)
