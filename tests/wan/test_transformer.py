@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from tenku.wan.transformer import WEIGHTS, dit_config_from_wan, load_wan_transformer, save_wan_transformer
+from tenku.wan.transformer import WEIGHTS, dit_config_from_wan, dit_from_wan_state, load_wan_transformer, save_wan_transformer
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -163,4 +163,14 @@ def test_sharded_folder_and_pipeline_root_load(tmp_path):
     dit = load_wan_transformer(root)
     x, ctx = torch.randn(1, 4, 2, 4, 4), torch.randn(1, 3, 16)
     ref, out = velocities(model, dit, x, torch.full((1, 2), 0.25), ctx, per_token=False)
+    assert (ref - out).abs().max() <= 1e-5 * max(1.0, ref.abs().max().item())
+
+
+def test_from_live_state_shares_weights(tmp_path):
+    """A model in memory converts without a folder; unfused tensors are shared, not copied."""
+    model, _ = wan_folder(tmp_path, seed=7)
+    dit = dit_from_wan_state(dict(model.config), model.state_dict())
+    assert dit.final.weight.data_ptr() == model.proj_out.weight.data_ptr()
+    x, ctx = torch.randn(1, 4, 2, 4, 6), torch.randn(1, 3, 16)
+    ref, out = velocities(model, dit, x, torch.full((1, 2), 0.9), ctx, per_token=False)
     assert (ref - out).abs().max() <= 1e-5 * max(1.0, ref.abs().max().item())

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import safe_open
@@ -171,20 +171,37 @@ def load_wan_transformer(folder: str | Path, dtype: torch.dtype = torch.float32,
         cfg = dit_config_from_wan(conf)
     except ValueError as e:
         raise ValueError(f"{folder}: {e}") from None
+    where, shapes = {}, {}
+    try:
+        for f in _files(folder):
+            h = safe_open(str(f), "pt", device="cpu")
+            for k in h.keys():
+                where[k], shapes[k] = h, tuple(h.get_slice(k).get_shape())
+    except (OSError, ValueError, RuntimeError) as e:  # safetensors raises several types for a bad file
+        raise ValueError(f"{folder}: unreadable weights ({e})") from None
+    try:
+        return _build(cfg, shapes, lambda k: where[k].get_tensor(k), dtype, device)
+    except ValueError as e:
+        raise ValueError(f"{folder}: {e}") from None
+
+
+def dit_from_wan_state(conf: dict[str, Any], state: dict[str, torch.Tensor], dtype: torch.dtype | None = None,
+                       device: str | torch.device = "cpu") -> DiT:
+    """tenku's DiT from a diffusers Wan config dict and state dict in memory (e.g. a live
+    ``WanTransformer3DModel``'s). Tensors already in the target dtype and device are shared, not
+    copied (only the fused q/k/v are new); ``dtype`` None keeps each tensor's own dtype."""
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    return _build(dit_config_from_wan(conf), shapes, state.__getitem__, dtype, device)
+
+
+def _build(cfg: DiTConfig, shapes: dict[str, tuple[int, ...]], get: Callable[[str], torch.Tensor],
+           dtype: torch.dtype | None, device: str | torch.device) -> DiT:
+    """Check the tensors' names and shapes against ``cfg`` (all mismatches named), then fill a DiT."""
     with torch.device("meta"):
         dit = DiT(cfg)
     kmap = key_map(cfg)
     meta = dit.state_dict()
     expected = {k: tuple(v.shape) for ours, names in kmap for k, v in _theirs(ours, meta[ours], names).items()}
-    handles, where, shapes = [], {}, {}
-    try:
-        for f in _files(folder):
-            h = safe_open(str(f), "pt", device="cpu")
-            handles.append(h)
-            for k in h.keys():
-                where[k], shapes[k] = h, tuple(h.get_slice(k).get_shape())
-    except (OSError, ValueError, RuntimeError) as e:  # safetensors raises several types for a bad file
-        raise ValueError(f"{folder}: unreadable weights ({e})") from None
     missing = sorted(set(expected) - set(shapes))
     unexpected = sorted(set(shapes) - set(expected))
     wrong = sorted(f"{k} {list(shapes[k])} (expected {list(expected[k])})"
@@ -192,12 +209,13 @@ def load_wan_transformer(folder: str | Path, dtype: torch.dtype = torch.float32,
     if missing or unexpected or wrong:
         parts = [_names(kind, n) for kind, n in (("missing", missing), ("unexpected", unexpected),
                                                   ("wrong shape", wrong)) if n]
-        raise ValueError(f"{folder}: the weights do not match config.json; " + "; ".join(parts))
+        raise ValueError("the weights do not match config.json; " + "; ".join(parts))
     state = {}
     for ours, names in kmap:
-        t = torch.cat([where[n].get_tensor(n) for n in names]) if len(names) > 1 else where[names[0]].get_tensor(names[0])
+        t = torch.cat([get(n) for n in names]) if len(names) > 1 else get(names[0])
         keep32 = ours.endswith(("table", "norm.weight")) or ".norm_cross." in ours  # read in fp32 by tenku
-        state[ours] = t.reshape(meta[ours].shape).to(device, torch.float32 if keep32 else dtype)
+        to = torch.float32 if keep32 else dtype or t.dtype
+        state[ours] = t.reshape(meta[ours].shape).to(device, to)
     dit.load_state_dict(state, strict=True, assign=True)
     return dit.eval()
 
