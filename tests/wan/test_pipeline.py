@@ -76,8 +76,10 @@ def test_ti2v_image_to_video_equals_diffusers(wan22, pipe22):
     w, h, steps = 64, 32, 3
     image = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
     noise = _noise((1, 12, 3, h // 16, w // 16), 2)
-    want = ref(image=Image.fromarray(image), prompt=PROMPT, height=h, width=w, num_frames=9, num_inference_steps=steps,
-               guidance_scale=4.0, latents=noise.clone(), output_type="latent").frames
+    embeds = [r._get_t5_prompt_embeds([p], max_sequence_length=512) for p in (PROMPT, "")]  # its i2v prompt_clean
+    want = ref(image=Image.fromarray(image), prompt_embeds=embeds[0], negative_prompt_embeds=embeds[1], height=h,  # needs ftfy
+               width=w, num_frames=9, num_inference_steps=steps, guidance_scale=4.0, latents=noise.clone(),
+               output_type="latent").frames
     video = pipe22(PROMPT, height=h, width=w, num_frames=9, num_inference_steps=steps, guidance_scale=4.0,
                    latents=noise, image=image)
     got = pipe22.encode_frames(video[:1])
@@ -93,14 +95,14 @@ def test_ti2v_image_to_video_equals_diffusers(wan22, pipe22):
 
 
 def test_ti2v_runs_every_mode(pipe22):
-    pipe22.cfg.frames, pipe22.cfg.context_frames = 9, 5
+    pipe22.cfg.frames, pipe22.cfg.context_frames = 17, 5  # chunks with room for loops and transitions
     fast = dict(size=(64, 32), steps=1)
     clip = pipe22.generate(PROMPT, 1, frames=9, **fast)
     assert pipe22.generate(PROMPT, 2, frames=9, image=clip[0], **fast).shape == (9, 32, 64, 3)
     assert pipe22.generate(PROMPT, 3, frames=13, video=clip, extend="forward", **fast).shape == (13, 32, 64, 3)
-    assert pipe22.generate(PROMPT, 4, frames=13, loop=True, **fast).shape == (13, 32, 64, 3)
+    assert pipe22.generate(PROMPT, 4, frames=17, loop=True, **fast).shape == (17, 32, 64, 3)
     assert pipe22.generate(PROMPT, 5, frames=4, connect=(clip, clip), **fast).shape[0] == 22
-    assert pipe22.generate(PROMPT, 6, frames=17, **fast).shape == (17, 32, 64, 3)  # two chunks
+    assert pipe22.generate(PROMPT, 6, frames=25, **fast).shape == (25, 32, 64, 3)  # two chunks
 
 
 def test_wan21_refuses_clean_frames_with_the_reason(pipe21):

@@ -197,10 +197,15 @@ def _plan(kind: str, geo: Geometry, count: int, given: int = 0, b: int = 0, back
                            None, "unsupported_request") from None
 
 
-def _clean_frames(geo: Geometry, mode: str, count: int) -> None:
-    """Refuse a mode that gives the model clean frames when it cannot keep them (Wan2.1)."""
-    if geo.clean_frames_refused and (mode != "text-to-video" or count > geo.frames):
-        what = mode if mode != "text-to-video" else f"a video longer than one chunk ({geo.frames} frames)"
+def _clean_frames(geo: Geometry, r: Request, count: int = 0) -> None:
+    """Refuse a request that gives the model clean frames when it cannot keep them (Wan2.1):
+    an input image, an extension, a transition, a loop, or text-to-video longer than a chunk."""
+    if not geo.clean_frames_refused:
+        return
+    what = ("image-to-video" if r.image is not None else f"extend {r.extend}" if r.extend else
+            "connect" if r.connect is not None else "loop" if r.loop else
+            f"a video longer than one chunk ({geo.frames} frames)" if count > geo.frames else None)
+    if what:
         raise RequestError(f"{what}: {geo.clean_frames_refused}", None, "unsupported_request")
 
 
@@ -216,6 +221,7 @@ def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict
             raise RequestError(str(e), "size", "invalid_size") from None
     check_types(r)
     check_combination(r, names)
+    _clean_frames(geo, r)
     if lim.max_steps is not None and r.steps is not None and r.steps > lim.max_steps:
         raise RequestError(f"steps: at most {lim.max_steps} on {lim.where}", "steps")
     fps = float(r.fps or geo.fps)
@@ -244,7 +250,6 @@ def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict
         new = asked if asked is not None else geo.frames - ov
         _plan(f"extend {r.extend}", geo, new, have, backward=r.extend == "backward")
         mode = f"extend-{r.extend}"
-        _clean_frames(geo, mode, new)
         return Resolved(mode, r.label or mode, frames=new, total=have + new, video=r.video,
                         caption_frames=geo.frames if asked is None else have + new, **base)
     if r.connect is not None:
@@ -254,7 +259,6 @@ def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict
                 raise RequestError(f"clip {name} has {k} frames; connect needs at least {ov}", "connect")
         new = asked if asked is not None else geo.frames - 2 * ov
         _plan("connect", geo, new, lens[0], lens[1])
-        _clean_frames(geo, "connect", new)
         return Resolved("connect", r.label or "connect", frames=new, total=sum(lens) + new, connect=r.connect,
                         caption_frames=asked or geo.frames, **base)
     count = asked or geo.frames
@@ -263,7 +267,7 @@ def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict
             raise RequestError(f"a loop needs at least {2 * ov - 1} frames ({(2 * ov - 2) / fps:g} s at {fps:g} fps); "
                                f"got {count}", "seconds", "invalid_frames")
         _plan("loop", geo, count, 0 if r.image is None else 1)
+    _clean_frames(geo, r, count)
     mode = "loop" if r.loop else "image-to-video" if r.image is not None else "text-to-video"
-    _clean_frames(geo, mode, count)
     label = r.label or ("preview" if r.preview and mode == "text-to-video" else mode)
     return Resolved(mode, label, frames=count, total=count, image=r.image, caption_frames=count, **base)
