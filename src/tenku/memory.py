@@ -16,6 +16,17 @@ import torch
 from torch import nn
 
 OFFLOADS = ("none", "model", "block")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def weights_dtype(compute: str, weights: str) -> torch.dtype:
+    """The dtype of a transformer's matrices for ``PipelineConfig.compute`` and ``.weights_dtype``;
+    a ValueError for names it does not know and for bf16 weights without bf16 autocast."""
+    if compute not in ("bf16", "fp32") or weights not in DTYPES:
+        raise ValueError(f"compute must be bf16 or fp32, weights_dtype {' or '.join(DTYPES)}; got {compute!r}, {weights!r}")
+    if weights != "float32" and compute == "fp32":
+        raise ValueError(f"weights_dtype {weights} computes under bf16 autocast: set compute to bf16")
+    return DTYPES[weights]
 
 
 def check_offload(mode: str) -> str:

@@ -23,15 +23,12 @@ from tenku.config import load_config, save_config
 from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
 from tenku.flow.schedule import GRIDS, scheduler_sigmas
-from tenku.memory import cast_matrices, check_offload, on_device, place
+from tenku.memory import cast_matrices, check_offload, on_device, place, weights_dtype
 from tenku.io import from_uint8, to_uint8
 from tenku.modes import Runner, cover_resize, end_latents, start_latents
 from tenku.request import PYTHON_NAMES, Geometry, Input, Limits, Request, RequestError, Resolved, resolve
 from tenku.text import MAX_TOKENS, TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
-
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -89,6 +86,10 @@ def save_pipeline(folder: str | Path, vae: VAE, dit: DiT, cfg: PipelineConfig, d
                   guide: DiT | None = None) -> Path:
     """Write a pipeline folder: vae/, transformer/, guide/ (if any), pipeline.yaml, model_index.json
     (weights in ``dtype`` if given: bf16 halves the folder and computes as before under bf16 autocast)."""
+    if not isinstance(vae, VAE):  # another family's autoencoder (Wan): its own folder format
+        from tenku.wan.folder import save_wan
+
+        return save_wan(folder, vae, dit, dtype)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vae.save(folder / "vae", dtype)
@@ -124,12 +125,10 @@ class Pipeline:
             raise ValueError(f"autoguidance={cfg.autoguidance} needs a guide transformer (a guide/ folder); set it to 0 or add one")
         if cfg.vae_device not in ("cpu", "auto", "cuda"):
             raise ValueError(f"vae_device must be cpu, auto or cuda; got {cfg.vae_device!r}")
-        if cfg.schedule not in GRIDS or cfg.compute not in ("bf16", "fp32") or cfg.weights_dtype not in DTYPES:
-            raise ValueError(f"schedule must be one of {', '.join(GRIDS)}, compute bf16 or fp32, weights_dtype "
-                             f"{' or '.join(DTYPES)}; got {cfg.schedule!r}, {cfg.compute!r}, {cfg.weights_dtype!r}")
-        if cfg.weights_dtype != "float32" and cfg.compute == "fp32":
-            raise ValueError(f"weights_dtype {cfg.weights_dtype} computes under bf16 autocast: set compute to bf16")
-        dit, guide = (None if m is None else cast_matrices(m.eval(), DTYPES[cfg.weights_dtype]) for m in (dit, guide))
+        if cfg.schedule not in GRIDS:
+            raise ValueError(f"schedule must be one of {', '.join(GRIDS)}; got {cfg.schedule!r}")
+        dtype = weights_dtype(cfg.compute, cfg.weights_dtype)
+        dit, guide = (None if m is None else cast_matrices(m.eval(), dtype) for m in (dit, guide))
         if cfg.compile:
             for blk in dit.blocks:
                 blk.compile()

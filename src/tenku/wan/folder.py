@@ -104,3 +104,38 @@ def load_wan(folder: str | Path, device: str = "auto", **options: Any) -> Any:
     text_dev = dev if cfg.offload == "none" else torch.device("cpu")
     text = WanTextEncoder(folder, cfg.max_text_tokens, text_dev, dtype, offload_to=dev if cfg.offload != "none" else None)
     return Pipeline(vae, load_wan_transformer(folder / "transformer", dtype), text, cfg, dev)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """A hard link where the file system allows it (UMT5-XXL is 11 GB), else a copy."""
+    import os
+    import shutil
+
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def save_wan(out: str | Path, vae: Any, dit: Any, dtype: torch.dtype | None = None) -> Path:
+    """Write a Wan folder: the folder ``vae`` was read from, its parts linked or copied, with
+    ``dit`` as its transformer (diffusers format, ``dtype`` if given), so diffusers and tenku both
+    read it. A fine-tuned transformer ships this way."""
+    import shutil
+
+    from tenku.wan.transformer import save_wan_transformer
+
+    if vae.folder is None or not is_wan_folder(vae.folder.parent):
+        raise ValueError("saving a Wan pipeline needs the Wan folder its autoencoder was read from")
+    src, out = vae.folder.parent, Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if src.resolve() != out.resolve():
+        for part in ("vae", "text_encoder", "tokenizer", "scheduler"):
+            shutil.rmtree(out / part, ignore_errors=True)
+            shutil.copytree(src / part, out / part, copy_function=_link_or_copy)
+        for name in ("model_index.json", "tenku.yaml"):
+            if (src / name).is_file():
+                shutil.copy2(src / name, out / name)
+    shutil.rmtree(out / "transformer", ignore_errors=True)
+    save_wan_transformer(dit if dtype is None else dit.to(dtype), out / "transformer")
+    return out

@@ -25,6 +25,20 @@ def require_diffusers() -> None:
         raise ValueError(f"a Wan folder needs diffusers for its autoencoder: {INSTALL}") from None
 
 
+def is_wan_vae(folder: str | Path) -> bool:
+    """True for a diffusers ``AutoencoderKLWan`` folder, or a Wan pipeline folder (its ``vae/``)."""
+    import json
+
+    folder = Path(folder)
+    for conf in (folder / "config.json", folder / "vae" / "config.json"):
+        try:
+            if json.loads(conf.read_text()).get("_class_name") == "AutoencoderKLWan":
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
+
+
 @dataclass
 class WanVAEConfig:
     """What the pipeline reads of an autoencoder (the names of tenku's ``VAEConfig``)."""
@@ -40,8 +54,9 @@ class WanVAE(nn.Module):
     pixels on a side are decoded and encoded in overlapping tiles (diffusers' tiling, 256-pixel
     tiles with a 64-pixel overlap), which bounds memory at 720p; 0 never tiles."""
 
-    def __init__(self, model: nn.Module, tile: int = 512):
+    def __init__(self, model: nn.Module, tile: int = 512, folder: str | Path | None = None):
         super().__init__()
+        self.folder = None if folder is None else Path(folder)  # where it was read from (saving copies it)
         c = model.config
         self.model = model.eval().requires_grad_(False)
         self.cfg = WanVAEConfig(int(c.z_dim), int(c.scale_factor_temporal), int(c.scale_factor_spatial))
@@ -63,9 +78,11 @@ class WanVAE(nn.Module):
         logging.set_verbosity_error()  # no advice to install accelerate, no progress bars
 
         folder = Path(folder)
+        if not (folder / "config.json").is_file() and (folder / "vae" / "config.json").is_file():
+            folder = folder / "vae"  # a pipeline folder
         if not (folder / "config.json").is_file():
             raise ValueError(f"{folder}: not a diffusers autoencoder folder (no config.json)")
-        return cls(AutoencoderKLWan.from_pretrained(folder, torch_dtype=dtype), tile)
+        return cls(AutoencoderKLWan.from_pretrained(folder, torch_dtype=dtype), tile, folder)
 
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int]:
         """(C, T', H', W') of the latent of a ``frames x height x width`` video."""
