@@ -44,12 +44,17 @@ def place(model: nn.Module, device: torch.device, mode: str) -> nn.Module:
         return model.to(device)
     if mode == "model":
         return model.to("cpu")
+    # no gradients: autocast keeps a bf16 copy of every fp32 weight that requires grad for the
+    # whole sampling call, which would gather every block on the GPU
+    model.requires_grad_(False)
     blocks = model.blocks
+    for p in model.parameters(recurse=False):
+        p.data = p.data.to(device)
+    for k, buf in model.named_buffers(recurse=False):
+        model._buffers[k] = buf.to(device)
     for name, child in model.named_children():
         if child is not blocks:
             child.to(device)
-    for p in model.parameters(recurse=False):
-        p.data = p.data.to(device)
     for blk in blocks:
         blk.to("cpu")
         blk.register_forward_pre_hook(lambda m, args: m.to(device) and None)
