@@ -138,6 +138,7 @@ def test_missing_unexpected_and_mismatched_tensors_are_named(tmp_path):
 def test_unsupported_variants_and_bad_folders_are_refused(tmp_path):
     with pytest.raises(ValueError, match="image_dim, added_kv_proj_dim.*not supported"):
         dit_config_from_wan({**WAN21, "image_dim": 1280, "added_kv_proj_dim": 5120})
+    assert dit_config_from_wan({**WAN22, "out_channels": None}).in_channels == 6  # none: as many as in
     with pytest.raises(ValueError, match="out_channels 16"):
         dit_config_from_wan({**WAN21, "in_channels": 36, "out_channels": 16})
     with pytest.raises(ValueError, match="WanVACETransformer3DModel transformer is not supported"):

@@ -102,22 +102,29 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 rope: torch.Tensor | None = None) -> torch.Tensor:
         b, n, d = x.shape
-        if self.cross:
-            q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)  # (B, h, L, hd)
-            k, v = self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        if self.across:
+            q, k, v = self._across(x, context)
         else:
-            q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, h, L, hd) each
-        q, k = self._norm(self.q_norm, q), self._norm(self.k_norm, k)  # fp32
+            if self.cross:
+                q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)  # (B, h, L, hd)
+                k, v = self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+            else:
+                q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, h, L, hd) each
+            q, k = self.q_norm(q), self.k_norm(k)  # fp32
         if rope is not None:
             q, k = apply_rope(q, rope), apply_rope(k, rope)
         o = F.scaled_dot_product_attention(q.type_as(v), k.type_as(v), v, attn_mask=mask)  # (B, h, L, hd)
         return self.out(o.transpose(1, 2).reshape(b, n, d))
 
-    def _norm(self, norm: RMSNorm, t: torch.Tensor) -> torch.Tensor:
-        if not self.across:
-            return norm(t)
-        b, h, n, hd = t.shape  # across heads: (B, L, h*hd) for the norm, then back to (B, h, L, hd)
-        return norm(t.transpose(1, 2).reshape(b, n, h * hd)).view(b, n, h, hd).transpose(1, 2)
+    def _across(self, x: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """q, k, v (B, h, L, hd) with q/k RMSNorm over all heads at once (q, k fp32), normed before the split."""
+        b, n, d = x.shape
+        if self.cross:
+            q, (k, v) = self.q(x), self.kv(context).view(b, -1, 2, d).unbind(2)  # (B, L, D) each
+        else:
+            q, k, v = self.qkv(x).view(b, n, 3, d).unbind(2)  # (B, L, D) each
+        q, k = self.q_norm(q), self.k_norm(k)
+        return tuple(t.view(b, t.shape[1], self.heads, -1).transpose(1, 2) for t in (q, k, v))
 
 
 class Block(nn.Module):

@@ -57,6 +57,7 @@ def dit_config_from_wan(conf: dict[str, Any]) -> DiTConfig:
     if unknown:
         raise ValueError(f"unknown {WAN_CLASS} config keys {unknown}: this tenku does not know what they change")
     c = {**_DEFAULTS, **{k: v for k, v in conf.items() if k in _DEFAULTS and v is not None}}
+    c["out_channels"] = conf.get("out_channels") or c["in_channels"]  # as diffusers: none given, as many as in
     if c["out_channels"] != c["in_channels"]:
         raise ValueError(f"in_channels {c['in_channels']} != out_channels {c['out_channels']}: channel-concatenated "
                          "image conditioning (Wan2.2 I2V-A14B) is not supported")
