@@ -22,6 +22,8 @@ from tenku import SEED_MAX
 from tenku.config import load_config, save_config
 from tenku.dit.model import DiT, load_dit, save_dit
 from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
+from tenku.flow.schedule import GRIDS, scheduler_sigmas
+from tenku.memory import cast_matrices, check_offload, on_device, place, weights_dtype
 from tenku.io import from_uint8, to_uint8
 from tenku.modes import Runner, end_latents, start_latents
 from tenku.request import PYTHON_NAMES, Geometry, Input, Limits, Request, RequestError, Resolved, resolve
@@ -55,6 +57,18 @@ class PipelineConfig:
     # where the VAE encodes and decodes: "cpu" (today's default, see Pipeline.vae_device for why),
     # "auto" (the DiT's device) or "cuda"
     vae_device: str = "cpu"
+    # the sigma grid (tenku.flow.schedule.GRIDS): "resolution" (tenku's: shift by token count),
+    # or a diffusers scheduler's grid with a fixed ``shift`` (a Wan folder's scheduler/)
+    schedule: str = "resolution"
+    shift: float = 1.0
+    train_timesteps: int = 1000
+    compute: str = "bf16"  # "bf16": autocast, weights as stored; "fp32": no autocast (exact comparisons)
+    weights_dtype: str = "float32"  # the DiT's matrices in memory: float32 or bfloat16 (tenku.memory.cast_matrices)
+    offload: str = "none"  # tenku.memory: "none", "model" (DiT on the GPU while sampling) or "block"
+    compile: bool = False  # torch.compile each transformer block (the first steps compile)
+    # why this model cannot keep given frames clean (one noise level per sample, as Wan2.1 was
+    # trained); set, every mode that gives the model clean frames is refused with this reason
+    clean_frames_refused: str = ""
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -72,6 +86,10 @@ def save_pipeline(folder: str | Path, vae: VAE, dit: DiT, cfg: PipelineConfig, d
                   guide: DiT | None = None) -> Path:
     """Write a pipeline folder: vae/, transformer/, guide/ (if any), pipeline.yaml, model_index.json
     (weights in ``dtype`` if given: bf16 halves the folder and computes as before under bf16 autocast)."""
+    if not isinstance(vae, VAE):  # another family's autoencoder (Wan): its own folder format
+        from tenku.wan.folder import save_wan
+
+        return save_wan(folder, vae, dit, dtype)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     vae.save(folder / "vae", dtype)
@@ -107,15 +125,27 @@ class Pipeline:
             raise ValueError(f"autoguidance={cfg.autoguidance} needs a guide transformer (a guide/ folder); set it to 0 or add one")
         if cfg.vae_device not in ("cpu", "auto", "cuda"):
             raise ValueError(f"vae_device must be cpu, auto or cuda; got {cfg.vae_device!r}")
-        self.dit, self.text, self.cfg, self.device = dit.eval().to(device), text, cfg, device
+        if cfg.schedule not in GRIDS:
+            raise ValueError(f"schedule must be one of {', '.join(GRIDS)}; got {cfg.schedule!r}")
+        dtype = weights_dtype(cfg.compute, cfg.weights_dtype)
+        dit, guide = (None if m is None else cast_matrices(m.eval(), dtype) for m in (dit, guide))
+        if cfg.compile:
+            for blk in dit.blocks:
+                blk.compile()
+        self.dit, self.text, self.cfg, self.device = place(dit, device, check_offload(cfg.offload)), text, cfg, device
         self.vae = vae.eval().to(self.vae_device)
-        self.guide = None if guide is None else guide.eval().to(device)
+        self.guide = None if guide is None else place(guide, device, cfg.offload)
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "auto") -> "Pipeline":
         """Load a pipeline folder: vae/, transformer/ (``dit/`` in folders from before 0.1),
-        pipeline.yaml (text encoder, sampler and defaults), model_index.json."""
+        pipeline.yaml (text encoder, sampler and defaults), model_index.json; or a diffusers
+        Wan folder (``tenku.wan.load_wan``)."""
+        from tenku.wan.folder import is_wan_folder, load_wan
+
         folder = Path(folder)
+        if is_wan_folder(folder):
+            return load_wan(folder, device)
         if not (folder / "pipeline.yaml").exists():
             raise ValueError(f"{folder}: not a tenku pipeline folder (expected pipeline.yaml, vae/, transformer/)")
         cfg = load_config(PipelineConfig, folder / "pipeline.yaml")
@@ -136,13 +166,15 @@ class Pipeline:
                  width: int | None = None, num_frames: int | None = None, fps: float | None = None,
                  num_inference_steps: int | None = None, guidance_scale: float | None = None, seed: int | None = None,
                  generator: torch.Generator | None = None, callback: Callable[[int, int], None] | None = None,
-                 **mode: Any) -> np.ndarray:
-        """``generate`` with diffusers' argument names; ``generator`` (if no ``seed``) draws the seed."""
+                 latents: torch.Tensor | None = None, **mode: Any) -> np.ndarray:
+        """``generate`` with diffusers' argument names; ``generator`` (if no ``seed``) draws the seed;
+        ``latents``: the starting noise (1, C, T', H', W'), as diffusers' pipelines take it (a video
+        of one chunk: text-to-video, image-to-video, an edit)."""
         if seed is None:
             seed = 0 if generator is None else int(torch.randint(SEED_MAX + 1, (1,), generator=generator))
         size = (self.cfg.size[0] if width is None else width, self.cfg.size[1] if height is None else height)
         return self.generate(prompt, seed, size, num_frames, fps, num_inference_steps,
-                             guidance_scale, callback, negative_prompt=negative_prompt, **mode)
+                             guidance_scale, callback, negative_prompt=negative_prompt, latents=latents, **mode)
 
     @property
     def geometry(self) -> Geometry:
@@ -150,7 +182,7 @@ class Pipeline:
         c = self.cfg
         return Geometry(self.vae.cfg.space_down * max(self.dit.cfg.patch[1], self.dit.cfg.patch[2]),
                         self.vae.cfg.time_down * self.dit.cfg.patch[0], tuple(c.size), c.frames, c.fps, c.context_frames,
-                        c.steps, c.strength, bool(self.dit.cfg.grounding))
+                        c.steps, c.strength, bool(self.dit.cfg.grounding), c.clean_frames_refused)
 
     # ---- sampling ------------------------------------------------------------------------
 
@@ -178,13 +210,14 @@ class Pipeline:
                        cond_mask: torch.Tensor | None = None, x_start: torch.Tensor | None = None,
                        start_sigma: float = 1.0, callback: Callable[[int, int], None] | None = None,
                        negative_prompt: str | None = None, sampler: str | None = None,
-                       conditioning: dict[str, Any] | None = None) -> torch.Tensor:
+                       conditioning: dict[str, Any] | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
         """Sample a normalised latent (1, C, T', H', W') for ``prompt``; ``cond``/``cond_mask``
         fix clean frames, ``x_start``/``start_sigma`` start from a noised latent (SDEdit);
         guidance pushes away from ``negative_prompt`` (default: the config's, normally empty).
         ``conditioning``: a request's extra conditioning inputs by name: ``layout`` (the chunk's
         ``tenku.dit.grounding.ObjectLayout``, ``tenku.layout.to_model``) for a transformer with
-        grounding."""
+        grounding. ``noise``: the starting noise (1, C, T', H', W') instead of the seed's
+        (diffusers' ``latents=``)."""
         velocity = self._velocity
         extra = {k: v for k, v in (conditioning or {}).items() if k != "layout"}
         if extra:
@@ -196,19 +229,34 @@ class Pipeline:
             velocity = self._grounded(conditioning["layout"])
         steps = steps or self.cfg.steps
         guidance = self.cfg.guidance if guidance is None else guidance
-        g = torch.Generator().manual_seed(int(seed))
-        noise = torch.randn((1, *shape), generator=g).to(self.device)
-        tokens = math.prod(shape[1:]) // math.prod(self.dit.cfg.patch)
-        shift = resolution_shift(tokens, self.cfg.base_tokens, 1.0, 16 * self.cfg.base_tokens, self.cfg.max_shift)
-        sigmas = sampling_sigmas(steps, shift, start_sigma)
+        if noise is None:  # on the CPU, as diffusers' randn_tensor draws it: a seed is a generator seed there too
+            noise = torch.randn((1, *shape), generator=torch.Generator().manual_seed(int(seed)))
+        elif tuple(noise.shape) != (1, *shape):
+            raise RequestError(f"latents must be (1, {', '.join(map(str, shape))}) for this size and length; "
+                               f"got {tuple(noise.shape)}", "latents")
+        noise = noise.float().to(self.device)
+        sigmas = self.sigmas(steps, math.prod(shape[1:]) // math.prod(self.dit.cfg.patch), start_sigma)
         negative = self.cfg.negative_prompt if negative_prompt is None else negative_prompt
         model = GuidedModel(velocity, self.encode_text([prompt]), self.encode_text([negative]), guidance,
                             self._guide_velocity if self.guide is not None else None, self.cfg.autoguidance)
         dev = lambda t: None if t is None else t.to(self.device)  # noqa: E731
         # one autocast context for all steps: the bf16 copies of the weights are made once, not per step
-        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+        with self.autocast(self.device), on_device(self.dit, self.device, self.cfg.offload):
             return sample(model, noise, sigmas, dev(cond), dev(cond_mask), self.cfg.cond_sigma, dev(x_start), callback,
                           sampler or self.cfg.sampler)
+
+    def sigmas(self, steps: int, tokens: int, start: float = 1.0) -> torch.Tensor:
+        """The ``steps + 1`` sampling sigmas for a latent of ``tokens`` tokens: tenku's grid shifted
+        by resolution, or the folder's scheduler's grid (``PipelineConfig.schedule``)."""
+        c = self.cfg
+        if c.schedule != "resolution":
+            return scheduler_sigmas(c.schedule, steps, c.shift, c.train_timesteps, start)
+        shift = resolution_shift(tokens, c.base_tokens, 1.0, 16 * c.base_tokens, c.max_shift)
+        return sampling_sigmas(steps, shift, start)
+
+    def autocast(self, device: torch.device) -> Any:
+        """bf16 autocast on ``device`` (``PipelineConfig.compute``: fp32 switches it off)."""
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.cfg.compute == "bf16")
 
     # Where the VAE runs is a stated policy, PipelineConfig.vae_device: "cpu" (the default) keeps
     # the autoencoder on the CPU under bf16 autocast, where on the bundled VAE the decoded frames
@@ -224,13 +272,13 @@ class Pipeline:
     def decode(self, latent: torch.Tensor) -> np.ndarray:
         """Normalised latent (1, C, T', H', W') -> uint8 frames (T, H, W, 3)."""
         dev = self.vae_device
-        with torch.autocast(dev.type, dtype=torch.bfloat16):
+        with self.autocast(dev):
             return to_uint8(self.vae.decode(latent.float().to(dev)).float().clamp(-1, 1)[0].cpu())
 
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 (1 + time_down k, H, W, 3) -> normalised latent (1, C, 1 + k, H', W')."""
         dev = self.vae_device
-        with torch.autocast(dev.type, dtype=torch.bfloat16):
+        with self.autocast(dev):
             return self.vae.encode(from_uint8(frames)[None].to(dev)).float().cpu()
 
     def sample_chunk(self, prompt: str, seed: int, size: tuple[int, int], frames: int, start: np.ndarray | None = None,
@@ -279,7 +327,7 @@ class Pipeline:
                video: np.ndarray | None = None, extend: str | None = None, loop: bool = False,
                connect: tuple[np.ndarray, np.ndarray] | None = None, strength: float | None = None,
                negative_prompt: str | None = None, sampler: str | None = None,
-               conditioning: dict[str, Any] | None = None) -> Iterator[np.ndarray]:
+               conditioning: dict[str, Any] | None = None, latents: torch.Tensor | None = None) -> Iterator[np.ndarray]:
         """Every mode, as uint8 frame blocks (T_i, H, W, 3) in playing order. Long videos are
         sampled and handed out chunk by chunk (each chunk conditioned on the tail of the last),
         so memory does not grow with length.
@@ -317,16 +365,23 @@ class Pipeline:
                 raise RequestError(f"frames={frames} must exceed the video's {have} frames (it counts the video too)",
                                    "frames")
             req.frames = None if strength is not None else frames - have
-        return self.run(resolve(req, self.geometry, Limits(max_pixels=0), PYTHON_NAMES), callback)
+        return self.run(resolve(req, self.geometry, Limits(max_pixels=0), PYTHON_NAMES), callback, latents)
 
-    def run(self, req: Resolved, callback: Callable[[int, int], None] | None = None) -> Iterator[np.ndarray]:
+    def run(self, req: Resolved, callback: Callable[[int, int], None] | None = None,
+            latents: torch.Tensor | None = None) -> Iterator[np.ndarray]:
         """Make a resolved request (``tenku.request.resolve``), as ``stream`` describes: the
-        inputs read and fitted, then the mode's chunk plans through ``modes.Runner``."""
+        inputs read and fitted, then the mode's chunk plans through ``modes.Runner``. ``latents``:
+        the starting noise of a one-chunk video (see ``__call__``)."""
         w, h = req.size
         geo, fps = self.geometry, req.fps
         chunk, overlap, step = geo.frames, geo.overlap, geo.frame_step
         fit = lambda i, count=None: i.frames(fps, (w, h), count)  # noqa: E731 - resampled, fitted (decoded lazily)
-        sampling = dict(negative_prompt=req.negative_prompt, sampler=req.sampler)
+        sampling: dict[str, Any] = dict(negative_prompt=req.negative_prompt, sampler=req.sampler)
+        if latents is not None:
+            if req.mode not in ("text-to-video", "image-to-video", "edit") or req.frames > chunk:
+                raise RequestError(f"latents= gives the noise of one chunk: text-to-video, image-to-video or an edit "
+                                   f"of at most {chunk} frames; got {req.mode} of {req.frames}", "latents")
+            sampling["noise"] = latents
         if req.conditioning:
             sampling["conditioning"] = req.conditioning
         layout = req.conditioning.get("layout")

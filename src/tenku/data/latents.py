@@ -46,13 +46,20 @@ def cache_key(vae_folder: str | Path, text_encoder: str, max_tokens: int = MAX_T
     import yaml
 
     folder = Path(vae_folder)
+    if (folder / "vae" / "config.json").is_file():  # a Wan pipeline folder: its autoencoder
+        folder = folder / "vae"
+    wan = (folder / "diffusion_pytorch_model.safetensors").is_file()  # a diffusers autoencoder (Wan)
     h = hashlib.sha256()
-    with safe_open(str(folder / "model.safetensors"), "pt") as f:
-        for name in sorted(k for k in f.keys() if k.startswith("encoder.")):
+    with safe_open(str(folder / ("diffusion_pytorch_model.safetensors" if wan else "model.safetensors")), "pt") as f:
+        for name in sorted(k for k in f.keys() if k.startswith(("encoder.", "quant_conv.") if wan else "encoder.")):
             h.update(name.encode())
             h.update(f.get_tensor(name).float().numpy().tobytes())
-    conf = yaml.safe_load((folder / "config.yaml").read_text())
-    h.update(json.dumps([conf.get("latent_mean"), conf.get("latent_std")]).encode())
+    if wan:
+        conf = json.loads((folder / "config.json").read_text())
+        h.update(json.dumps([conf.get("latents_mean"), conf.get("latents_std")]).encode())
+    else:
+        conf = yaml.safe_load((folder / "config.yaml").read_text())
+        h.update(json.dumps([conf.get("latent_mean"), conf.get("latent_std")]).encode())
     h.update(text_encoder.encode())
     if max_tokens != MAX_TOKENS:
         h.update(f"max_tokens={max_tokens}".encode())

@@ -11,6 +11,9 @@ modulation and the output layer start at zero, so a fresh model outputs zeros.
 Tokens are handled in groups that share a noise level: for a batch of one
 shape a group is a frame of H'W' tokens; for a packed batch of mixed shapes
 every token is its own group and attention is block-diagonal.
+
+Other families' weights (Wan, tenku.wan) run through a few DiTConfig switches (qk_norm,
+gelu, mlp_hidden, cross_norm, eps) whose defaults are tenku's own model.
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ class DiTConfig:
     rope_theta: float = 10000.0
     grounding: str = ""  # layout grounding (tenku.dit.grounding): "" none, "cross" or "self"
     grounding_dim: int = 64  # its attention's inner width
+    # switches for other families' weights (tenku.wan); the defaults are tenku's own model
+    qk_norm: str = "head"  # q/k RMSNorm over each head ("head") or over all heads at once ("across", Wan)
+    gelu: str = "none"  # GELU of the text and block MLPs: exact ("none") or its tanh approximation ("tanh", Wan)
+    mlp_hidden: int = 0  # the block MLP's width; 0: dim * mlp_ratio
+    cross_norm: bool = True  # an affine LayerNorm before cross-attention (False: none)
+    eps: float = 1e-6  # of every norm
 
 
 # One model class, a registry of sizes (DiT's DiT_models).
@@ -69,50 +78,66 @@ class RMSNorm(nn.Module):
         return F.rms_norm(x.float(), self.weight.shape, self.weight.float(), self.eps)
 
 
-def layer_norm(x: torch.Tensor) -> torch.Tensor:
+def layer_norm(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """Affine-free LayerNorm in fp32."""
-    return F.layer_norm(x.float(), x.shape[-1:], eps=1e-6)
+    return F.layer_norm(x.float(), x.shape[-1:], eps=eps)
 
 
 class Attention(nn.Module):
-    """Self- (context None) or cross-attention with q/k RMSNorm, through SDPA."""
+    """Self- (context None) or cross-attention with q/k RMSNorm, through SDPA. ``across``: the
+    RMSNorm runs over all heads of a token at once (Wan), not over each head."""
 
-    def __init__(self, dim: int, heads: int, kv_dim: int | None = None):
+    def __init__(self, dim: int, heads: int, kv_dim: int | None = None, across: bool = False, eps: float = 1e-6):
         super().__init__()
-        self.heads, self.cross = heads, kv_dim is not None
+        self.heads, self.cross, self.across = heads, kv_dim is not None, across
         hd = dim // heads
         if self.cross:
             self.q = nn.Linear(dim, dim)
             self.kv = nn.Linear(kv_dim, 2 * dim)
         else:
             self.qkv = nn.Linear(dim, 3 * dim)  # fused: one matrix product
-        self.q_norm, self.k_norm = RMSNorm(hd), RMSNorm(hd)
+        self.q_norm, self.k_norm = RMSNorm(dim if across else hd, eps), RMSNorm(dim if across else hd, eps)
         self.out = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 rope: torch.Tensor | None = None) -> torch.Tensor:
         b, n, d = x.shape
-        if self.cross:
-            q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)  # (B, h, L, hd)
-            k, v = self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+        if self.across:
+            q, k, v = self._across(x, context)
         else:
-            q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, h, L, hd) each
-        q, k = self.q_norm(q), self.k_norm(k)  # fp32
+            if self.cross:
+                q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)  # (B, h, L, hd)
+                k, v = self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
+            else:
+                q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, h, L, hd) each
+            q, k = self.q_norm(q), self.k_norm(k)  # fp32
         if rope is not None:
             q, k = apply_rope(q, rope), apply_rope(k, rope)
         o = F.scaled_dot_product_attention(q.type_as(v), k.type_as(v), v, attn_mask=mask)  # (B, h, L, hd)
         return self.out(o.transpose(1, 2).reshape(b, n, d))
+
+    def _across(self, x: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """q, k, v (B, h, L, hd) with q/k RMSNorm over all heads at once (q, k fp32), normed before the split."""
+        b, n, d = x.shape
+        if self.cross:
+            q, (k, v) = self.q(x), self.kv(context).view(b, -1, 2, d).unbind(2)  # (B, L, D) each
+        else:
+            q, k, v = self.qkv(x).view(b, n, 3, d).unbind(2)  # (B, L, D) each
+        q, k = self.q_norm(q), self.k_norm(k)
+        return tuple(t.view(b, t.shape[1], self.heads, -1).transpose(1, 2) for t in (q, k, v))
 
 
 class Block(nn.Module):
     def __init__(self, cfg: DiTConfig):
         super().__init__()
         d = cfg.dim
-        self.attn = Attention(d, cfg.heads)
-        self.cross = Attention(d, cfg.heads, kv_dim=d)
-        self.norm_cross = nn.LayerNorm(d, eps=1e-6)
-        hidden = int(d * cfg.mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(), nn.Linear(hidden, d))
+        across = cfg.qk_norm == "across"
+        self.attn = Attention(d, cfg.heads, across=across, eps=cfg.eps)
+        self.cross = Attention(d, cfg.heads, kv_dim=d, across=across, eps=cfg.eps)
+        self.norm_cross = nn.LayerNorm(d, eps=cfg.eps) if cfg.cross_norm else nn.Identity()
+        hidden = cfg.mlp_hidden or int(d * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate=cfg.gelu), nn.Linear(hidden, d))
+        self.eps = cfg.eps
         self.table = nn.Parameter(torch.randn(6, d) / math.sqrt(d))  # per-block offset of the shared modulation
 
     def forward(self, x: torch.Tensor, mod: torch.Tensor, context: torch.Tensor, ctx_mask: torch.Tensor | None,
@@ -122,11 +147,11 @@ class Block(nn.Module):
         m = (self.table[None, None].float() + mod.float()).unbind(2)  # 6 x (B, G, D), fp32
         shift1, scale1, gate1, shift2, scale2, gate2 = (t[:, :, None] for t in m)  # (B, G, 1, D)
         xg = x.view(b, g, n // g, d)  # tokens grouped by noise level
-        h = modulate(layer_norm(xg), shift1, scale1).to(context.dtype).view(b, n, d)
+        h = modulate(layer_norm(xg, self.eps), shift1, scale1).to(context.dtype).view(b, n, d)
         x = torch.addcmul(xg, gate1, self.attn(h, mask=self_mask, rope=rope).view(b, g, -1, d)).view(b, n, d)
         x = x + self.cross(self.norm_cross(x), context, ctx_mask)
         xg = x.view(b, g, n // g, d)
-        h = modulate(layer_norm(xg), shift2, scale2).to(context.dtype)
+        h = modulate(layer_norm(xg, self.eps), shift2, scale2).to(context.dtype)
         return torch.addcmul(xg, gate2, self.mlp(h)).view(b, n, d)
 
 
@@ -143,10 +168,13 @@ class DiT(nn.Module):
 
     def __init__(self, cfg: DiTConfig):
         super().__init__()
+        if cfg.qk_norm not in ("head", "across") or cfg.gelu not in ("none", "tanh"):
+            raise ValueError(f"DiTConfig: qk_norm must be 'head' or 'across' (got {cfg.qk_norm!r}), "
+                             f"gelu 'none' or 'tanh' (got {cfg.gelu!r})")
         self.cfg = cfg
         d, pt, ph, pw = cfg.dim, *cfg.patch
         self.patch_embed = nn.Conv3d(cfg.in_channels, d, kernel_size=cfg.patch, stride=cfg.patch)
-        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(), nn.Linear(d, d))
+        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.GELU(approximate=cfg.gelu), nn.Linear(d, d))
         self.t_embed = nn.Sequential(nn.Linear(cfg.freq_dim, d), nn.SiLU(), nn.Linear(d, d))
         self.t_mod = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
@@ -187,7 +215,7 @@ class DiT(nn.Module):
                 x = self.grounding.apply(k, x, g, ground, self_mask)
         g = emb.shape[1]
         shift, scale = (self.final_table[None, None].float() + emb.float()[:, :, None]).unbind(2)  # (B, G, D)
-        h = modulate(layer_norm(x.view(b, g, -1, d)), shift[:, :, None], scale[:, :, None]).to(tokens.dtype)
+        h = modulate(layer_norm(x.view(b, g, -1, d), self.cfg.eps), shift[:, :, None], scale[:, :, None]).to(tokens.dtype)
         out = self.final(h.view(b, n, d))  # (B, L, pt*ph*pw*C)
         if self.grounding is not None and self.training:  # every grounding parameter in every rank's backward
             out = out + self.grounding.untouched()  # (a batch may have no layout: DDP and FSDP need them all)

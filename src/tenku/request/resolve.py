@@ -246,6 +246,18 @@ def _budget(res: Resolved, sampled: int, lim: Limits) -> Resolved:
     return res
 
 
+def _clean_frames(geo: Geometry, r: Request, count: int = 0) -> None:
+    """Refuse a request that gives the model clean frames when it cannot keep them (Wan2.1):
+    an input image, an extension, a transition, a loop, or text-to-video longer than a chunk."""
+    if not geo.clean_frames_refused:
+        return
+    what = ("image-to-video" if r.image is not None else f"extend {r.extend}" if r.extend else
+            "connect" if r.connect is not None else "loop" if r.loop else
+            f"a video longer than one chunk ({geo.frames} frames)" if count > geo.frames else None)
+    if what:
+        raise RequestError(f"{what}: {geo.clean_frames_refused}", None, "unsupported_request")
+
+
 def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict[str, str] | None = None) -> Resolved:
     """Settle ``r`` against a model's ``geo`` within ``limits``; a RequestError (naming fields as
     ``names`` spells them: the CLI's flags, the API's parameters) when it cannot be made. A
@@ -269,6 +281,7 @@ def _resolve(r: Request, geo: Geometry, limits: Limits | None, names: dict[str, 
             raise RequestError(str(e), "size", "invalid_size") from None
     check_types(r)
     check_combination(r, names)
+    _clean_frames(geo, r)
     if lim.max_steps is not None and r.steps is not None and r.steps > lim.max_steps:
         raise RequestError(f"steps: at most {lim.max_steps} on {lim.where}", "steps")
     fps = float(r.fps or geo.fps)
@@ -320,6 +333,7 @@ def _resolve(r: Request, geo: Geometry, limits: Limits | None, names: dict[str, 
         if count < 2 * ov - 1:
             raise RequestError(f"a loop needs at least {2 * ov - 1} frames ({(2 * ov - 2) / fps:g} s at {fps:g} fps); "
                                f"got {count}", "seconds", "invalid_frames")
+    _clean_frames(geo, r, count)
     k = 0 if r.image is None else 1
     sampled = _plan("loop", geo, count, k) if r.loop else _plan("forward", geo, count - k, k) if count > k else k
     mode = "loop" if r.loop else "image-to-video" if r.image is not None else "text-to-video"

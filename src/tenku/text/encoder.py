@@ -43,7 +43,13 @@ def resolve_encoder_path(name: str) -> Path:
 
 @functools.lru_cache(maxsize=4)
 def load_text_encoder(name: str = DEFAULT_ENCODER, max_length: int = MAX_TOKENS) -> "TextEncoder":
-    """A shared CPU encoder per (name, max_length): loading takes seconds, encoding is cached."""
+    """A shared CPU encoder per (name, max_length): loading takes seconds, encoding is cached. A
+    Wan folder's ``text_encoder/`` is its UMT5 with Wan's padding (``tenku.wan.text``)."""
+    path = Path(name)
+    if path.name == "text_encoder" and (path.parent / "tokenizer").is_dir() and (path.parent / "model_index.json").is_file():
+        from tenku.wan.text import WanTextEncoder
+
+        return WanTextEncoder(path.parent, max_length)
     return TextEncoder(name, max_length)
 
 

@@ -203,15 +203,26 @@ def load_rng(src: Path, rank: int) -> None:
 
 def load_init(model: DiT, folder: str | Path) -> None:
     """Start ``model`` from the weights in ``folder`` (``init=``): a training checkpoint (its EMA,
-    the weights a pipeline ships) or a transformer folder. Used to fine-tune on new latents,
+    the weights a pipeline ships), a transformer folder or a diffusers Wan folder (its transformer
+    through tenku.wan's key map). Used to fine-tune on new latents,
     e.g. after the VAE changed; ConfigError when the folder holds no weights of this shape."""
     folder = Path(folder)
     files = [folder / "ema" / "model.safetensors", folder / "model.safetensors", folder / "transformer" / "model.safetensors"]
     found = next((f for f in files if f.is_file()), None)
-    if found is None:
+    if found is None and (folder / "model_index.json").is_file() and (folder / "transformer" / "config.json").is_file():
+        # a diffusers Wan folder: its transformer through the key map (tenku.wan.transformer)
+        from tenku.wan.transformer import load_wan_transformer
+
+        try:
+            weights = load_wan_transformer(folder / "transformer").state_dict()
+        except ValueError as e:
+            raise ConfigError(f"init={folder}: {e}") from None
+    elif found is None:
         raise ConfigError(f"init={folder}: no transformer weights there (expected a checkpoint folder with "
                           f"ema/model.safetensors, a transformer folder or a pipeline folder)")
-    weights = {k: v.float() for k, v in load_file(str(found)).items()}
+    else:
+        weights = load_file(str(found))
+    weights = {k: v.float() for k, v in weights.items()}
     want = model.state_dict()
     # a model with grounding may start from one without: its grounding starts as built (gates closed)
     wrong = sorted(k for k in want if (k in weights or not k.startswith("grounding.")) and

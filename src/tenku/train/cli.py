@@ -157,7 +157,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from tenku.text import load_text_encoder
     from tenku.train.dit import load_train_config
     from tenku.train.distributed import init_distributed
-    from tenku.vae.model import VAE
+    from tenku.train.dit_run import load_autoencoder
 
     code = relaunch(args)
     if code is not None:
@@ -174,7 +174,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         over.append("clips.sizes=[" + ",".join(f"[{h},{w}]" for w, h in map(parse_size, args.size)) + "]")
     try:
         cfg = load_train_config(args.config, over)
-        vae = VAE.load(cfg.vae)
+        vae = load_autoencoder(cfg.vae)
         cfg.clips.validate(vae.cfg.time_down, vae.cfg.space_down)
         for d in cfg.data:
             read_records(d)

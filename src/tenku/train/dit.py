@@ -141,6 +141,8 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
     is checked against DiTConfig's fields and types, and every value against the run's needs."""
     cfg = from_dict(TrainDiTConfig, migrate(apply_overrides(read_yaml(path), overrides or [])))
     cfg.model = typed_overrides(DiTConfig, cfg.model, "model.")
+    if cfg.init and (Path(cfg.init) / "model_index.json").is_file():
+        from_wan_folder(cfg)
     if cfg.size not in DIT_SIZES:
         raise ConfigError(f"size: unknown DiT size {cfg.size!r}; allowed: {', '.join(DIT_SIZES)}")
     if not cfg.data:
@@ -169,6 +171,27 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
             raise ConfigError(f"{key} maps the world's object boxes onto whole videos at their native size: "
                               "it needs the default clips policy (no clips.frames, fps or sizes)")
     return cfg
+
+
+def from_wan_folder(cfg: TrainDiTConfig) -> None:
+    """``init`` names a diffusers Wan folder (docs/wan.md): a full fine-tune of its transformer on
+    its own autoencoder and text encoder. Unset keys take the folder's: ``vae``, ``text_encoder``
+    and 512 caption tokens (Wan's padding), ``model`` = its transformer's config."""
+    import dataclasses
+    import json
+
+    from tenku.wan.transformer import dit_config_from_wan
+
+    init = Path(cfg.init)
+    try:
+        wan = dataclasses.asdict(dit_config_from_wan(json.loads((init / "transformer" / "config.json").read_text())))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"init={init}: not a Wan folder tenku reads ({e})") from None
+    cfg.vae = cfg.vae or str(init)
+    if cfg.text_encoder == "minilm":
+        cfg.text_encoder = str(init / "text_encoder")
+        cfg.max_text_tokens = 512 if cfg.max_text_tokens == MAX_TOKENS else cfg.max_text_tokens
+    cfg.model = {**wan, **cfg.model}
 
 
 # ----------------------------------------------------------------------------- the loop

@@ -31,6 +31,13 @@ if TYPE_CHECKING:
     from tenku.train.dit import TrainDiTConfig
 
 
+def load_autoencoder(folder: str) -> Any:
+    """A tenku VAE folder, or a Wan folder's (or its vae/) ``AutoencoderKLWan`` (tenku.wan.vae)."""
+    from tenku.wan.vae import WanVAE, is_wan_vae
+
+    return WanVAE.load(folder) if is_wan_vae(folder) else VAE.load(folder)
+
+
 def cache_dir(cfg: TrainDiTConfig, folder: str) -> Path:
     """Where the latent cache of data folder ``folder`` lives for this run's VAE, text encoder and clips."""
     tag = cfg.clips.tag()
@@ -112,7 +119,7 @@ def setup(cfg: TrainDiTConfig, dist: Dist, progress: bool) -> DiTRun:
     if dist.main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.yaml")
-    vae = VAE.load(cfg.vae).to(dist.device)
+    vae = load_autoencoder(cfg.vae).to(dist.device)
     data, caches = prepare_data(cfg, vae, dist, progress)
     masks = None
     grounded = bool(cfg.model.get("grounding"))
