@@ -1,12 +1,14 @@
 """Layout grounding in the transformer (tenku.dit.grounding): closed gates or no layout give the
 free model bit for bit, packed batches equal samples run alone, a free sample in a grounded batch
-is untouched, and the bundled model's config loads without grounding."""
+is untouched, and the bundled model (grafted grounding) is its free transformer without a layout."""
+
+from dataclasses import replace
 
 import pytest
 import torch
 
 from tenku.dit.grounding import ObjectLayout
-from tenku.dit.model import build_dit, load_dit
+from tenku.dit.model import DiT, build_dit, load_dit
 
 NAN = float("nan")
 
@@ -85,7 +87,14 @@ def test_a_layout_for_a_model_without_grounding_and_bad_settings_are_clear_error
         build_dit("tiny", grounding="cross", grounding_dim=48)
 
 
-def test_the_bundled_transformer_loads_unchanged_without_grounding():
+def test_the_bundled_transformer_is_grounded_and_free_without_a_layout():
+    """The bundle carries grafted grounding weights (bench/graft_grounding.py); with no layout the
+    grounding pathway is never entered, so the free path is the transformer it was before."""
     model = load_dit("models/tenku-world/transformer")
-    assert model.cfg.grounding == "" and model.grounding is None
-    assert not any(k.startswith("grounding.") for k in model.state_dict())
+    assert model.cfg.grounding == "cross" and model.grounding is not None
+    torch.manual_seed(0)
+    x, sigma, ctx = torch.randn(1, 16, 3, 8, 8), torch.rand(1, 3), torch.randn(1, 5, model.cfg.text_dim)
+    plain = DiT(replace(model.cfg, grounding=""))
+    plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("grounding.")})
+    with torch.no_grad():
+        assert torch.equal(model(x, sigma, ctx), plain.eval()(x, sigma, ctx))
