@@ -41,10 +41,13 @@ def sniff(data: bytes) -> tuple[str, str] | None:
 def default_work(geo: Any, max_seconds: float) -> float:
     """The default budget: 16 times the work of a ``max_seconds`` video at the model's default
     size, fps and steps. Each limit alone (16x the pixels, 10x the steps, 15x the fps) fits in
-    it; two of them at once do not (a 60 s 512x512 video at 120 fps and 200 steps is ~1000x)."""
+    it; two of them at once do not (a 60 s 512x512 video at 120 fps and 200 steps is ~1000x).
+    A model that makes one chunk only (``Geometry.clean_frames_refused``: Wan2.1) is measured
+    on its longest video, one chunk."""
     from tenku.request import Request, resolve
 
-    return 16.0 * resolve(Request("budget", seconds=max_seconds), geo).work
+    longest = Request("budget", frames=geo.frames) if geo.clean_frames_refused else Request("budget", seconds=max_seconds)
+    return 16.0 * resolve(longest, geo).work
 
 
 class Submitter:
