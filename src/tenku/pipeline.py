@@ -120,7 +120,11 @@ class Pipeline:
 
     def _grounded(self, layout: Any) -> Callable[..., torch.Tensor]:
         """The velocity of the transformer given ``layout`` (an ``ObjectLayout``) on both branches
-        of guidance, as it was trained; the guide (no grounding) sees none."""
+        of guidance, as it was trained; the guide (no grounding) sees none. A model without
+        grounding is refused here, the one place that says so."""
+        if not self.dit.cfg.grounding:
+            raise RequestError("this model has no grounding; a layout needs a transformer trained to follow one "
+                               "(DiTConfig.grounding, docs/layout.md)", "layout", "unsupported_request")
         def velocity(x: torch.Tensor, sigma: torch.Tensor, ctx: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             return self.dit(x, sigma, ctx, mask, layout=[layout] * x.shape[0]).float()
 
@@ -148,9 +152,6 @@ class Pipeline:
         if extra:
             raise RequestError(f"this model takes no extra conditioning; got {', '.join(sorted(extra))}", "conditioning")
         if conditioning and conditioning.get("layout") is not None:
-            if not self.dit.cfg.grounding:
-                raise RequestError("this model has no grounding; a layout needs a transformer trained to follow one "
-                                   "(DiTConfig.grounding, docs/layout.md)", "layout", "unsupported_request")
             velocity = self._grounded(conditioning["layout"])
         steps = steps or self.cfg.steps
         guidance = self.cfg.guidance if guidance is None else guidance
@@ -310,9 +311,8 @@ class Pipeline:
         if req.conditioning:
             sampling["conditioning"] = req.conditioning
         layout = req.conditioning.get("layout")
-        if layout is not None and not self.dit.cfg.grounding:  # a request resolved elsewhere (a stored job)
-            raise RequestError("this model has no grounding; a layout needs a transformer trained to follow one "
-                               "(DiTConfig.grounding, docs/layout.md)", "layout", "unsupported_request")
+        if layout is not None:  # a request resolved elsewhere (a stored job): refused before any sampling
+            self._grounded(layout)
 
         def sample(seed: int, frames: int, guidance: float | None, tick: Callable[[int, int], None], at: int = 0,
                    **kw: Any) -> np.ndarray:
