@@ -67,6 +67,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the built-in simulator plans every object's boxes and the model follows them (a grounded model)")
     m.add_argument("--layout", default=None, metavar="JSON",
                    help="the boxes to follow: a layout file (tenku layout, docs/layout.md) or a video's sidecar .json")
+    m.add_argument("--sketch", type=positive_float, default=None, metavar="S",
+                   help="with --plan or --layout: start from the layout's objects drawn (a sketch) noised to S in "
+                        "(0, 1]; 1: from pure noise (default: the model's; docs/layout.md)")
     g.add_argument("--no-expand", action="store_true", help="use the prompt verbatim (default: expand it into a detailed caption)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     add_llm_args(g, timeout=30.0)
@@ -125,7 +128,8 @@ def _request(args: argparse.Namespace, draft_side: dict[str, Any], geo: Any = No
                    args.frames, args.seconds, args.fps or draft_side.get("fps"),
                    args.seed if args.seed is not None else int(draft_side.get("seed", 0)), args.steps, args.guidance,
                    args.negative, args.sampler, expand, args.preview, "upscale" if args.upscale else None,
-                   {} if layout is None else {"layout": layout}, args.plan)
+                   {} if layout is None else {"layout": layout}, args.plan,
+                   None if geo is None and args.layout else args.sketch)  # checked once the layout is read
 
 
 def resolve_args(args: argparse.Namespace, pipe: Any, draft_side: dict[str, Any] | None = None, limits: Any = None) -> Any:

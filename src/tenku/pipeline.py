@@ -107,7 +107,8 @@ class Pipeline:
         c = self.cfg
         return Geometry(self.vae.cfg.space_down * max(self.dit.cfg.patch[1], self.dit.cfg.patch[2]),
                         self.vae.cfg.time_down * self.dit.cfg.patch[0], tuple(c.size), c.frames, c.fps, c.context_frames,
-                        c.steps, c.strength, bool(self.dit.cfg.grounding), c.clean_frames_refused)
+                        c.steps, c.strength, bool(self.dit.cfg.grounding), clean_frames_refused=c.clean_frames_refused,
+                        sketch=c.sketch)
 
     # ---- sampling ------------------------------------------------------------------------
 
@@ -313,11 +314,14 @@ class Pipeline:
         layout = req.conditioning.get("layout")
         if layout is not None:  # a request resolved elsewhere (a stored job): refused before any sampling
             self._grounded(layout)
+        sketch = self.sketch_of(req)
 
         def sample(seed: int, frames: int, guidance: float | None, tick: Callable[[int, int], None], at: int = 0,
                    **kw: Any) -> np.ndarray:
             if layout is not None:  # this chunk's slice of the one layout of the whole video
                 sampling["conditioning"] = {**req.conditioning, "layout": self.chunk_layout(layout, at, frames, req.mode)}
+            if sketch is not None:  # this chunk's frames of the sketch, noised to the strength
+                kw.update(x_start=sketch.frames(at, frames, wrap=req.mode == "loop"), strength=req.sketch)
             return self.sample_chunk(req.prompt, seed, (w, h), frames, steps=req.steps, guidance=guidance, callback=tick,
                                      **kw, **sampling)
 
@@ -333,6 +337,22 @@ class Pipeline:
         if req.mode == "loop":
             return run.loop(img, req.frames, chunk, overlap, step)
         return run.forward(img, req.frames, chunk, overlap, step)
+
+    def sketch_of(self, req: Resolved) -> Any:
+        """The sketch (``tenku.sketch.Sketch``) a request with a layout and a sketch strength
+        below 1 starts sampling from, over the expanded scene's background (``req.scene``; a
+        request made without expansion reads its prompt's); None otherwise."""
+        layout = req.conditioning.get("layout")
+        if layout is None or req.sketch is None or req.sketch >= 1 or req.mode == "edit":
+            return None
+        from tenku.sketch import Sketch
+
+        scene = req.scene
+        if scene is None:
+            from tenku.prompts.expand import expand_prompt
+
+            scene = expand_prompt(req.prompt, req.seed, no_expand=True, aspect=req.size[0] / req.size[1]).spec
+        return Sketch(layout, scene, *req.size)
 
     def chunk_layout(self, layout: Any, at: int, frames: int, mode: str) -> Any:
         """The transformer's input (``ObjectLayout``) for the chunk of output frames ``at`` ..

@@ -35,6 +35,9 @@ class PipelineConfig:
     negative_prompt: str = ""  # the unconditional input of guidance
     context_frames: int = 9  # most given frames a chunk is conditioned on (extend, long videos, connect)
     strength: float = 0.6  # default SDEdit strength of edits and upscales
+    # with a layout (--plan, --layout): the noise level sampling starts from, the layout's sketch
+    # drawn and noised to it (tenku.sketch); 1: pure noise, the sketch unused
+    sketch: float = 1.0
     # weight of autoguidance by the folder's guide/ transformer (a smaller, less trained model of
     # the same latents and captions; flow.GuidedModel); 0: off
     autoguidance: float = 0.0

@@ -35,8 +35,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--expand", action="store_true",
                    help="expand each prompt into a detailed caption first, as tenku generate does by default "
                         "(the sample's seed; default: the prompt verbatim)")
-    p.add_argument("--plan", action="store_true",
-                   help="each item follows the simulator's layout of its scene (a model with grounding; docs/layout.md)")
+    p.add_argument("--plan", nargs="?", const="scene", choices=["scene", "prompt"],
+                   help="each item follows the simulator's layout (a model with grounding; docs/layout.md): of the "
+                        "item's own scene (scene, the default), or of its prompt's expansion as tenku generate --plan "
+                        "plans it (prompt)")
+    p.add_argument("--sketch", type=float, metavar="S",
+                   help="with --plan or --layout: start sampling from the layout's sketch noised to S, as tenku "
+                        "generate --sketch (default: the model's)")
     p.add_argument("--layout", metavar="DIR", help="each item follows DIR/ID.json (a layout or a sidecar), ID its id")
     p.add_argument("--height", type=positive_int,
                    help="rescale every item to this height (a multiple of 16, or of the model's size multiple); "
@@ -67,6 +72,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"--worst must be >= 0, got {args.worst}")
     if (args.steps or args.guidance) and not args.model:
         raise UsageError("--steps and --guidance apply to --model, not --reference or --autoencoder")
+    if args.sketch is not None and not (args.plan or args.layout):
+        raise UsageError("--sketch draws a layout: give --plan or --layout with it")
+    if args.sketch is not None and not 0 < args.sketch <= 1:
+        raise UsageError(f"--sketch must be in (0, 1] (1: no sketch); got {args.sketch:g}")
     if args.plan and args.layout:
         raise UsageError("give --plan (the simulator's layouts) or --layout DIR (yours), not both")
     if (args.expand or args.plan or args.layout) and not args.model:
@@ -84,7 +93,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         try:
             generate = (AutoencoderGenerator(args.autoencoder) if args.autoencoder
                         else PipelineGenerator(args.model, args.steps, args.device, args.expand, args.guidance,
-                                               args.plan, args.layout))
+                                               args.plan, args.layout, args.sketch))
         except GeneratorUnavailable as e:
             raise UsageError(str(e)) from None
         tag = generate.tag

@@ -64,14 +64,20 @@ class PipelineGenerator:
     ``expand``, the prompt is first expanded into a detailed caption (seed, size and
     length), as ``tenku generate`` does by default; the item is still judged on its prompt.
     The seed is the item's ``gen_seed``, one per sample (``tenku eval --samples``) and never
-    the seed that drew the item's scene. ``plan``: each item follows the simulator's layout of
-    its own scene (``tenku.layout.from_scene``: the scene the item is judged on, so a grounded
-    and a free run score the same items); ``layouts``: a folder of ``ID.json`` layouts (or
-    sidecars), one per item id. Both need a model with grounding.
+    the seed that drew the item's scene. ``plan``: each item follows the simulator's layout
+    (``tenku.layout.from_scene``) of its own scene (``"scene"``: the scene the item is judged
+    on, so a grounded and a free run score the same items, and trajectory errors measure how
+    well the layout is followed) or of its prompt's expansion (``"prompt"``: what ``tenku
+    generate --plan`` makes; the expansion's scene places objects its own way, so only the
+    prompt-level rates compare); ``layouts``: a folder of ``ID.json`` layouts (or sidecars), one
+    per item id. Both need a model with grounding. ``sketch``: the sketch strength
+    (``tenku.sketch``; None: the model's), over the scene's background (the item's, or the
+    expansion's).
     """
 
     def __init__(self, model_dir: str | Path, steps: int | None = None, device: str = "cpu", expand: bool = False,
-                 guidance: float | None = None, plan: bool = False, layouts: str | Path | None = None):
+                 guidance: float | None = None, plan: bool | str = False, layouts: str | Path | None = None,
+                 sketch: float | None = None):
         try:
             from tenku.pipeline import Pipeline  # type: ignore[import-not-found]
         except ImportError as e:
@@ -86,22 +92,43 @@ class PipelineGenerator:
         if layouts is not None and not Path(layouts).is_dir():
             raise GeneratorUnavailable(f"--layout {layouts}: no such folder (one ID.json layout per suite item)")
         self.steps, self.expand, self.guidance = steps, expand, guidance
-        self.plan, self.layouts = plan, None if layouts is None else Path(layouts)
+        self.plan = "scene" if plan is True else plan or None
+        if self.plan not in (None, "scene", "prompt"):
+            raise GeneratorUnavailable(f"plan must be 'scene' or 'prompt'; got {plan!r}")
+        self.layouts, self.sketch = None if layouts is None else Path(layouts), sketch
         self.tag = (f"model:{Path(model_dir).resolve()}:steps={steps}" + (":expand" if expand else "")
-                    + (f":guidance={guidance:g}" if guidance is not None else "") + (":plan" if plan else "")
-                    + (f":layout={self.layouts.resolve()}" if self.layouts is not None else ""))
+                    + (f":guidance={guidance:g}" if guidance is not None else "")
+                    + {None: "", "scene": ":plan", "prompt": ":plan=prompt"}[self.plan]
+                    + (f":layout={self.layouts.resolve()}" if self.layouts is not None else "")
+                    + (f":sketch={sketch:g}" if sketch is not None else ""))
 
     def __call__(self, item: SuiteItem) -> np.ndarray:
         from tenku.request import Limits, resolve
 
-        return np.concatenate(list(self.pipe.run(resolve(self.request(item), self.pipe.geometry, Limits(max_pixels=0)))))
+        req = resolve(self.request(item), self.pipe.geometry, Limits(max_pixels=0))
+        req.scene = self.scene(item)
+        return np.concatenate(list(self.pipe.run(req)))
+
+    def expansion(self, item: SuiteItem) -> Any:
+        """The item's prompt expanded as ``tenku generate`` expands it (verbatim without ``expand``:
+        the scene it implies all the same)."""
+        from tenku.prompts.expand import expand_prompt
+
+        return expand_prompt(item.prompt, item.gen_seed, no_expand=not self.expand, aspect=item.width / item.height,
+                             frames=item.frames, fps=item.fps)
+
+    def scene(self, item: SuiteItem) -> Any:
+        """The scene a layout of ``item`` is planned from and its sketch drawn over: the item's own,
+        or (``plan="prompt"``, or a layout of the user's) its prompt's expansion's."""
+        return item.spec if self.plan == "scene" else self.expansion(item).spec
 
     def request(self, item: SuiteItem) -> Any:
         """The ``tenku.request.Request`` that makes ``item`` (inputs cut from the simulator's render)."""
         from tenku.request import Input, Request
 
         r = Request(self.caption(item), seed=item.gen_seed, size=(item.width, item.height), frames=item.frames,
-                    fps=item.fps, steps=self.steps or None, guidance=self.guidance, expand=False, loop=item.mode == "loop")
+                    fps=item.fps, steps=self.steps or None, guidance=self.guidance, expand=False, loop=item.mode == "loop",
+                    sketch=self.sketch)
         if item.mode not in ("t2v", "loop"):
             ref = reference_frames(SuiteItem(**{**item.__dict__, "mode": "t2v"}))
             if item.mode == "i2v":
@@ -123,7 +150,7 @@ class PipelineGenerator:
         if self.plan:
             from tenku.layout import from_scene
 
-            return from_scene(item.spec, item.width, item.height, item.fps, item.frames)
+            return from_scene(self.scene(item), item.width, item.height, item.fps, item.frames)
         if self.layouts is None:
             return None
         from tenku.request.layout import read
@@ -136,12 +163,7 @@ class PipelineGenerator:
 
     def caption(self, item: SuiteItem) -> str:
         """What the model is given: the prompt, or (``expand``) its detailed caption."""
-        if not self.expand:
-            return item.prompt
-        from tenku.prompts.expand import expand_prompt
-
-        return expand_prompt(item.prompt, item.gen_seed, aspect=item.width / item.height, frames=item.frames,
-                             fps=item.fps).caption
+        return self.expansion(item).caption if self.expand else item.prompt
 
 
 class AutoencoderGenerator:

@@ -82,7 +82,7 @@ class Geometry:
     ``frame_step``: frame counts are ``1 + frame_step k``; ``size``/``frames``/``fps``: the
     defaults, ``frames`` also the chunk length of long videos; ``context_frames``: most given
     frames a chunk is conditioned on; ``steps``/``strength``: sampling defaults; ``grounding``:
-    the model takes a layout; ``clean_frames_refused``: see the field."""
+    the model takes a layout; ``sketch``: the default sketch strength; ``clean_frames_refused``: see the field."""
 
     size_multiple: int
     frame_step: int
@@ -93,6 +93,7 @@ class Geometry:
     steps: int = 20
     strength: float = 0.6
     grounding: bool = False  # the transformer follows layouts (tenku.request.layout)
+    sketch: float = 1.0  # with a layout, the noise level sampling starts from, its sketch drawn (tenku.sketch)
     # why the model cannot keep given frames clean ("" when it can): every mode that gives it
     # clean frames (image-to-video, extend, loop, connect, videos longer than one chunk) is refused
     clean_frames_refused: str = ""

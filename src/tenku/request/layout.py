@@ -73,6 +73,26 @@ def settle(req: Any, given: Any, plan: bool, grounding: bool, names: dict[str, s
     req.conditioning = {**req.conditioning, KEY: canonical(resample(lay, req.fps, req.total))}
 
 
+def sketch_strength(req: Any, asked: Any, default: float, names: dict[str, str] | None = None) -> float | None:
+    """The noise level a resolved request with a layout (given or planned) starts sampling from,
+    its layout's sketch drawn (``tenku.sketch``): ``asked``, else the model's ``default``; None
+    without a layout. A RequestError for a value outside (0, 1], a sketch without a layout, or
+    with an edit (which starts from its own video)."""
+    n = lambda k: (names or {}).get(k, k)  # noqa: E731
+    has_layout = req.plan or req.conditioning.get(KEY) is not None
+    if asked is None:
+        return default if has_layout and req.mode != "edit" else None
+    if isinstance(asked, bool) or not isinstance(asked, (int, float)) or not 0 < asked <= 1:
+        raise RequestError(f"{n('sketch')} must be a number in (0, 1] (1: no sketch, pure noise); got {asked!r}", "sketch")
+    if not has_layout:
+        raise RequestError(f"{n('sketch')} draws a layout's objects: give {n('plan')} or {n('layout')} with it", "sketch",
+                           "invalid_combination")
+    if req.mode == "edit":
+        raise RequestError(f"an edit starts from its own video ({n('strength')}); {n('sketch')} does not go with it",
+                           "sketch", "invalid_combination")
+    return float(asked)
+
+
 def planned(req: Any, expansion: Any) -> Any:
     """The simulator's layout of the expanded scene (``expansion.spec``) over the whole output
     video, one simulation for its whole length (``tenku.layout.from_scene``), rounded as the
@@ -93,4 +113,5 @@ def sidecar(req: Any) -> dict[str, Any]:
     lay = req.conditioning.get(KEY)
     if lay is None or not hasattr(lay, "to_dict"):
         return {}
-    return {KEY: lay.to_dict(), "plan": bool(req.plan)}
+    out = {KEY: lay.to_dict(), "plan": bool(req.plan)}
+    return out if req.sketch is None else out | {"sketch": req.sketch}

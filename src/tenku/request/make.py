@@ -40,6 +40,7 @@ def expand(req: Resolved, llm: Any = None) -> Any:
             prompt = f"{prompt.rstrip().rstrip('.')}. {req.input_caption}"
     expansion = expand_prompt(prompt, req.seed, no_expand=not req.expand, llm=llm, aspect=w / h,
                               frames=req.caption_frames, fps=req.fps)
+    req.scene = expansion.spec  # the sketch's background (tenku.sketch)
     if req.plan:
         from tenku.request.layout import KEY, planned
 

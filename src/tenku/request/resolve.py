@@ -50,6 +50,8 @@ class Resolved:
     conditioning: dict[str, Any] = field(default_factory=dict)
     work: int = 0  # frames sampled (every chunk's, context included) x pixels x steps: what the budget counts
     plan: bool = False  # the layout is the simulator's (tenku.request.layout.planned), made after expansion
+    sketch: float | None = None  # with a layout: sampling starts from its sketch noised to this (tenku.sketch)
+    scene: Any = None  # the expanded scene (request.make.expand): the sketch's background; not stored
 
     @property
     def inputs(self) -> dict[str, Input]:
@@ -62,7 +64,7 @@ class Resolved:
     def to_dict(self) -> dict[str, Any]:
         """The request as JSON (a server job's stored parameters; inputs by file name)."""
         keys = ("mode", "label", "prompt", "seed", "frames", "total", "fps", "steps", "guidance", "strength",
-                "negative_prompt", "sampler", "expand", "caption_frames", "plan")
+                "negative_prompt", "sampler", "expand", "caption_frames", "plan", "sketch")
         d = {k: getattr(self, k) for k in keys} | {"size": list(self.size)}
         d["inputs"] = {k: v.path.name for k, v in self.inputs.items() if v.path is not None}
         if self.conditioning.get("layout") is not None:  # a given layout, settled (a plan is made again)
@@ -268,6 +270,7 @@ def resolve(r: Request, geo: Geometry, limits: Limits | None = None, names: dict
     out = _resolve(replace(r, conditioning=rest), geo, limits, names)
     layout.settle(out, r.conditioning.get(layout.KEY), r.plan, geo.grounding, names)
     out.plan = r.plan
+    out.sketch = layout.sketch_strength(out, r.sketch, geo.sketch, names)
     return out
 
 

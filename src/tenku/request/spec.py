@@ -29,7 +29,8 @@ class RequestError(ValueError):
 CLI_NAMES = {"video": "--video", "image": "--image", "connect": "--connect", "loop": "--loop", "extend": "--extend",
              "strength": "--strength", "size": "--size", "aspect": "--aspect", "frames": "--frames",
              "seconds": "--seconds", "preview": "--preview", "prompt": "a prompt", "width": "--width",
-             "height": "--height", "layout": "--layout", "plan": "--plan"}
+             "height": "--height", "layout": "--layout", "plan": "--plan",
+             "sketch": "--sketch"}
 API_NAMES = {"video": "a video input_reference", "image": "an image input_reference", "prompt": "prompt"}
 PYTHON_NAMES = {"video": "a video", "image": "an image"}
 
@@ -131,7 +132,9 @@ class Request:
     draft; ``conditioning`` carries extra conditioning inputs (named tensors or objects) that
     sampling is given as they are, except ``layout`` (a ``tenku.layout.Layout`` or its JSON
     document, over the whole output video), which resolving checks and retimes; ``plan`` asks
-    the simulator for the layout (``tenku.request.layout``). ``label``: the mode's name in the sidecar, when a front end
+    the simulator for the layout (``tenku.request.layout``); ``sketch``: with a layout, the
+    noise level sampling starts from, the layout drawn (``tenku.sketch``; 1: pure noise; None:
+    the model's). ``label``: the mode's name in the sidecar, when a front end
     has its own (remix, upscale)."""
 
     prompt: str | None = None
@@ -158,6 +161,7 @@ class Request:
     label: str | None = None
     conditioning: dict[str, Any] = field(default_factory=dict)
     plan: bool = False
+    sketch: float | None = None
 
 
 @dataclass(frozen=True)
