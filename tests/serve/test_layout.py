@@ -43,18 +43,18 @@ def finished(c, vid):
 
 def test_a_layout_is_stored_followed_and_reproduced_from_the_sidecar(grounded, tiny_grounded_pipeline, tmp_path):
     c = grounded
-    body = {"prompt": "a red ball rolls", "seed": 5, "steps": 1, "frames": 9, "layout": LAYOUT}
+    body = {"prompt": "a red ball rolls", "seed": 5, "steps": 1, "frames": 9, "layout": LAYOUT, "sketch": 0.5}
     vid = c.post("/v1/videos", json=body).json()["id"]
     finished(c, vid)
     side = c.get(f"/v1/videos/{vid}/content", params={"variant": "sidecar"}).json()
-    assert side["layout"] == LAYOUT | {"fps": 8.0} and side["plan"] is False
+    assert side["layout"] == LAYOUT | {"fps": 8.0} and side["plan"] is False and side["sketch"] == 0.5
     (tmp_path / "side.json").write_text(json.dumps(side))
     (tmp_path / "server.mp4").write_bytes(c.get(f"/v1/videos/{vid}/content").content)
     out = tmp_path / "cli.mp4"
     assert main(["generate", "a red ball rolls", "--layout", str(tmp_path / "side.json"), "--seed", "5", "--steps", "1",
-                 "--frames", "9", "--model", str(tiny_grounded_pipeline), "-o", str(out), "--quiet"]) == 0
+                 "--frames", "9", "--sketch", "0.5", "--model", str(tiny_grounded_pipeline), "-o", str(out), "--quiet"]) == 0
     assert np.array_equal(read_video(out)[0], read_video(tmp_path / "server.mp4")[0])
-    free = c.post("/v1/videos", json={k: v for k, v in body.items() if k != "layout"}).json()["id"]
+    free = c.post("/v1/videos", json={k: v for k, v in body.items() if k not in ("layout", "sketch")}).json()["id"]
     finished(c, free)
     assert "layout" not in c.get(f"/v1/videos/{free}/content", params={"variant": "sidecar"}).json()
 
@@ -76,7 +76,8 @@ def test_bad_layouts_are_400s_naming_the_field(grounded, tiny_pipeline, serve_pi
     bad["objects"][0]["boxes"][2] = [0.5, 0.5, 0.4, 0.6]
     for body, param, says in (({"layout": bad}, "layout", "layout object 0 ('a red ball'), frame 2"),
                               ({"layout": [1, 2]}, "layout", "JSON object"),
-                              ({"layout": LAYOUT, "plan": True}, "plan", "not both")):
+                              ({"layout": LAYOUT, "plan": True}, "plan", "not both"),
+                              ({"sketch": 0.5}, "sketch", "give plan or layout with it")):
         r = grounded.post("/v1/videos", json={"prompt": "a ball", **body})
         assert r.status_code == 400 and r.json()["error"]["param"] == param and says in r.json()["error"]["message"], r.text
     r = grounded.post("/v1/videos", data={"prompt": "a ball", "layout": "{not json"})

@@ -125,6 +125,9 @@ class VideoCreate(TenkuOptions):
     layout: Layout | None = Field(None, description="every object's boxes to follow, over the whole output video "
                                   "(docs/layout.md; in a form: the JSON text); a model with grounding")
     plan: bool = Field(False, description="the built-in simulator plans every object's boxes (a model with grounding)")
+    sketch: Annotated[float | None, Num] = Field(None, gt=0, le=1, description="with layout or plan: start from the "
+                                                 "layout's objects drawn, noised to this level (1: pure noise; "
+                                                 "default: the model's)")
 
 
 class VideoRemix(TenkuOptions):

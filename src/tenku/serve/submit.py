@@ -82,7 +82,8 @@ class Submitter:
         return {"size": f"{w}x{h}", "sizes": sizes, "fps": g.fps, "frames": g.frames, "steps": g.steps,
                 "guidance": self.guidance, "strength": g.strength, "size_multiple": g.size_multiple,
                 "frame_step": g.frame_step, "max_seconds": self.cfg.max_seconds, "max_pixels": self.max_pixels,
-                "max_steps": self.cfg.max_steps, "max_work": self.max_work, "grounding": g.grounding}
+                "max_steps": self.cfg.max_steps, "max_work": self.max_work, "grounding": g.grounding,
+                "sketch": g.sketch}
 
     # ---- checks -------------------------------------------------------------------------------
 
@@ -248,7 +249,7 @@ class Submitter:
             raise bad("invalid_combination", "extend and strength need a video input_reference, not an image", "input_reference")
         extend = body.extend or ("forward" if kind == "video" and body.strength is None else None)
         req = self.request(body, **fields, extend=extend, loop=body.loop, strength=body.strength, size=body.size,
-                           frames=body.frames, seconds=body.seconds, plan=body.plan,
+                           frames=body.frames, seconds=body.seconds, plan=body.plan, sketch=body.sketch,
                            conditioning={} if body.layout is None else {"layout": body.layout})
         return self._queue(vid, self.resolve(req), who)
 
