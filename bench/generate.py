@@ -4,7 +4,9 @@ targets and the modes issue's long-video memory check).
     python bench/generate.py [--model models/tenku-world] [--out bench/results/generate.json]
 
 1. a 4-second 128x128 clip at 8 fps (33 frames) with the model loaded, default steps and
-   guidance: median of 3 (target: under 4 s, faster than real time);
+   guidance: median of 3 (target: under 4 s, faster than real time); on a grounded model also
+   the request with its prompt expanded, with and without ``--plan`` (the plan and its sketch),
+   interleaved, medians of 3 (target: ``--plan`` adds under 10%);
 2. the whole ``tenku generate`` command, start-up included, in a fresh process (target < 15 s);
 3. a 60-second video (481 frames) streamed to an mp4 in a fresh process: wall time and peak
    resident memory (targets: < 2 min, < 3 GB);
@@ -48,6 +50,20 @@ def child(model: str, frames: int, out: str) -> dict[str, float]:
     return {"frames": frames, "generate_s": round(gen, 2), "process_s": round(total, 2), "peak_rss_mb": round(rss)}
 
 
+def request_seconds(pipe, prompt: str, seed: int, plan: bool) -> float:
+    """Seconds ``tenku generate PROMPT [--plan]`` spends from its request to the last frame (the
+    prompt expanded, the plan and its sketch made, sampled, decoded), the model loaded."""
+    from tenku.request import Limits, Request, resolve
+    from tenku.request.make import expand, stream
+
+    t = time.perf_counter()
+    req = resolve(Request(prompt, seed=seed, plan=plan), pipe.geometry, Limits())
+    exp = expand(req)
+    for _ in stream(pipe, req, exp):
+        pass
+    return time.perf_counter() - t
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models" / "tenku-world"))
@@ -70,6 +86,14 @@ def main() -> None:
         times.append(time.perf_counter() - t)
     res["clip_4s_128_loaded_s"] = round(statistics.median(times), 2)
     res["clip_4s_128_runs_s"] = [round(t, 2) for t in times]
+    if pipe.geometry.grounding:  # what --plan adds: the plan, its sketch and the grounding, interleaved with --plan off
+        runs: dict[str, list[float]] = {"expanded": [], "plan": []}
+        for seed in range(3):
+            for name in runs:
+                runs[name].append(request_seconds(pipe, "a red ball falls and bounces", seed, name == "plan"))
+        for name, ts in runs.items():
+            res[f"clip_4s_128_{name}_s"] = round(statistics.median(ts), 2)
+        res["plan_overhead"] = round(res["clip_4s_128_plan_s"] / res["clip_4s_128_expanded_s"] - 1, 3)
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "tenku.cli", "generate", "a red ball falls and bounces", "--model", args.model,
