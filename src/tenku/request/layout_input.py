@@ -10,7 +10,9 @@ velocity its track had over the last given frames (an image has none: the scene'
 velocity stays), and objects the prompt does not name but the input shows join the scene as
 they are. One simulation runs from the seam to the end of the video; the given frames before
 the seam keep their tracked boxes. A backward extension (the given frames come after the new
-ones) is planned from the prompt alone.
+ones) is planned the same way in reversed time: the video played backward is tracked, its first
+frame is the seam, the simulation runs from there into the past (ballistic motion under gravity
+reverses exactly; a bounce's lost energy is not given back), and the plan is played forward.
 """
 
 from __future__ import annotations
@@ -25,14 +27,17 @@ VELOCITY_FRAMES = 3  # given frames the seam velocity is measured over (fewer wh
 
 
 def _given(req: Any) -> np.ndarray | None:
-    """The given frames before the seam, fitted to the output size: None where there are none
-    (text-to-video, a backward extension, an edit)."""
+    """The given frames before the seam, fitted to the output size (a backward extension's video
+    played backward): None where there are none (text-to-video, an edit)."""
     from tenku.modes import cover_resize
 
     w, h = req.size
-    src = req.image if req.mode in ("image-to-video", "loop") else req.video if req.mode == "extend-forward" \
+    src = req.image if req.mode in ("image-to-video", "loop") else req.video if req.mode.startswith("extend") \
         else req.connect[0] if req.mode == "connect" else None
-    return None if src is None else cover_resize(src.frames(req.fps), w, h)
+    if src is None:
+        return None
+    frames = cover_resize(src.frames(req.fps), w, h)
+    return frames[::-1] if req.mode == "extend-backward" else frames
 
 
 def _size_name(area_px: float, shape: str, scale: float) -> str:
@@ -101,5 +106,6 @@ def from_input(req: Any, spec: Any) -> Any:
             if f < s:
                 x0, y0, x1, y1 = d.bbox
                 before[f] = (x0 / w, y0 / h, x1 / w, y1 / h)
-        objects.append(LayoutObject(o.phrase, before + o.boxes, o.depth))
+        boxes = before + o.boxes
+        objects.append(LayoutObject(o.phrase, boxes[::-1] if req.mode == "extend-backward" else boxes, o.depth))
     return Layout(req.fps, req.total, w, h, objects)
