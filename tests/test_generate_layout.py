@@ -179,3 +179,27 @@ def test_plan_of_a_backward_extension_runs_the_given_objects_back_in_time(gpipe)
     (e, odd), (e_alone, odd_alone) = err(lay), err(alone)
     assert e < 3.5 / 64 and odd <= 1 and (e_alone > 8 / 64 or odd_alone > 3), (e, odd, e_alone, odd_alone)
     assert lay.objects[0].boxes[-5] == pytest.approx(truth.objects[0].boxes[-5], abs=1.5 / 64)  # the given frames: tracked
+
+
+def test_plan_of_a_connect_lands_on_clip_bs_objects(gpipe):
+    """Connecting the simulator's first 13 frames of a clip to its last 13 (truth frames 20 to 32)
+    with 3 transition frames, too few for the physics to get there: a plan from A alone would
+    move one frame's motion a step and jump five at B's seam; the plan that also runs back from
+    B and blends the two spreads the eight frames' motion over the four steps."""
+    from tenku.eval.suites import build_suite
+    from tenku.layout import from_scene
+    from tenku.request.make import expand
+
+    item = build_suite("world", 4, 64)[3]  # a yellow box moves to the right at a constant speed
+    ref, truth = item.reference()[0], from_scene(item.spec, item.width, item.height, item.fps, item.frames)
+    a, b = Input.of_array(ref[:13], "video", fps=item.fps), Input.of_array(ref[-13:], "video", fps=item.fps)
+    r = resolve(Request(item.prompt, connect=(a, b), frames=3, size=(64, 64), fps=item.fps, plan=True),
+                gpipe.geometry, Limits(max_pixels=0))
+    expand(r)
+    boxes = r.conditioning["layout"].objects[0].boxes
+    x = lambda box: (box[0] + box[2]) / 2  # noqa: E731
+    v = (x(truth.objects[0].boxes[12]) - x(truth.objects[0].boxes[0])) / 12  # one frame's motion
+    steps = [x(boxes[k + 1]) - x(boxes[k]) for k in range(12, 16)]
+    assert len(boxes) == 29 and v > 0
+    assert all(1.2 * v < s < 2.8 * v for s in steps), (v, steps)  # 2 v a step, against 1 v and a 5 v jump
+    assert x(boxes[16]) == pytest.approx(x(truth.objects[0].boxes[20]), abs=2 / 64)  # B's own box

@@ -4,7 +4,8 @@ they are, so the physics carries across the seam.
 
 A first version (docs/layout.md says what is left): the seam is the last given frame before
 the new ones (the image of image-to-video or of a loop, the last frame of a video extended
-forward, the last frame of clip A of a connect). Each object tracked there is matched to an
+forward, the last frame of clip A of a connect, which is also planned back in time from clip B and
+blended into it across the transition). Each object tracked there is matched to an
 object of the expanded scene by colour (then shape); it starts at its tracked place, with the
 velocity its track had over the last given frames (an image has none: the scene's own
 velocity stays), and objects the prompt does not name but the input shows join the scene as
@@ -90,12 +91,26 @@ def seam_scene(spec: Any, frames: np.ndarray, fps: float) -> tuple[Any, list[Any
 
 def from_input(req: Any, spec: Any) -> Any:
     """The layout of the whole output video continued from the request's given frames (the
-    module's docstring), or None when the request gives none before its new frames."""
-    from tenku.layout import Layout, LayoutObject, from_scene
-
+    module's docstring), or None when the request gives none before its new frames. A connect
+    is planned from both clips (``_connect``)."""
     frames = _given(req)
     if frames is None:
         return None
+    lay = _continued(req, spec, frames, reverse=req.mode == "extend-backward")
+    if req.mode == "connect":
+        from tenku.modes import cover_resize
+
+        b = cover_resize(req.connect[1].frames(req.fps), *req.size)[::-1]
+        lay = _connect(lay, _continued(req, spec, b, reverse=True), len(frames), req.frames)
+    return lay
+
+
+def _continued(req: Any, spec: Any, frames: np.ndarray, reverse: bool) -> Any:
+    """The layout of the whole output seeded by ``frames`` (in simulation order: the seam is the
+    last), simulated on from the seam; ``reverse``: ``frames`` are played backward (the seam is
+    the output's first given frame) and so is the plan, into the output's order."""
+    from tenku.layout import Layout, LayoutObject, from_scene
+
     w, h = req.size
     scene, owner, s = seam_scene(spec, frames, req.fps)
     after = from_scene(scene, w, h, req.fps, req.total - s)  # frame s is the seam, in both
@@ -107,5 +122,31 @@ def from_input(req: Any, spec: Any) -> Any:
                 x0, y0, x1, y1 = d.bbox
                 before[f] = (x0 / w, y0 / h, x1 / w, y1 / h)
         boxes = before + o.boxes
-        objects.append(LayoutObject(o.phrase, boxes[::-1] if req.mode == "extend-backward" else boxes, o.depth))
+        objects.append(LayoutObject(o.phrase, boxes[::-1] if reverse else boxes, o.depth))
     return Layout(req.fps, req.total, w, h, objects)
+
+
+def _connect(fwd: Any, back: Any, a: int, n: int) -> Any:
+    """A connect's plan: ``fwd`` (continued from clip A, ``a`` frames) through A and the ``n``
+    transition frames, ``back`` (run back in time from clip B) through B, and across the
+    transition a blend that moves from the one into the other, weight ``(k + 1) / (n + 1)`` on
+    ``back`` at transition frame k, so each seam continues its own clip's motion. The objects of
+    the expanded scene come first in both (in the same order) and blend; objects only one clip
+    shows keep that plan's boxes."""
+    from tenku.layout import Layout, LayoutObject
+
+    shared = min(len(fwd.objects), len(back.objects))
+    shared = next((i for i in range(shared) if fwd.objects[i].phrase != back.objects[i].phrase), shared)
+    objects = []
+    for i in range(shared):
+        f, b = fwd.objects[i].boxes, back.objects[i].boxes
+        boxes = list(f[: a]) + [None] * n + list(b[a + n:])
+        for k in range(n):
+            u, p, q = (k + 1) / (n + 1), f[a + k], b[a + k]
+            boxes[a + k] = (p if u < 0.5 else q) if p is None or q is None else \
+                tuple(float((1 - u) * x + u * y) for x, y in zip(p, q))
+        objects.append(LayoutObject(fwd.objects[i].phrase, boxes, fwd.objects[i].depth))
+    only = lambda o, keep: LayoutObject(o.phrase, [x if keep(k) else None for k, x in enumerate(o.boxes)], o.depth)  # noqa: E731
+    objects += [only(o, lambda k: k < a + n) for o in fwd.objects[shared:]]  # one clip's own: not in the other
+    objects += [only(o, lambda k: k >= a) for o in back.objects[shared:]]
+    return Layout(fwd.fps, fwd.frames, fwd.width, fwd.height, objects)
