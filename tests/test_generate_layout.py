@@ -203,3 +203,20 @@ def test_plan_of_a_connect_lands_on_clip_bs_objects(gpipe):
     assert len(boxes) == 29 and v > 0
     assert all(1.2 * v < s < 2.8 * v for s in steps), (v, steps)  # 2 v a step, against 1 v and a 5 v jump
     assert x(boxes[16]) == pytest.approx(x(truth.objects[0].boxes[20]), abs=2 / 64)  # B's own box
+
+
+def test_a_planned_loop_closes_on_its_first_frame(gpipe):
+    """A loop of a box moving right: the plan's last frame is where the box was a frame before the
+    first (the loop flows on), not 32 frames further on, off the frame."""
+    from tenku.eval.suites import build_suite
+    from tenku.request.make import expand
+
+    item = build_suite("world", 4, 64)[3]  # a yellow box moves to the right
+    r = resolve(Request(item.prompt, loop=True, frames=33, size=(64, 64), fps=item.fps, plan=True, seed=1),
+                gpipe.geometry, Limits(max_pixels=0))
+    expand(r)
+    boxes = r.conditioning["layout"].objects[0].boxes
+    x = lambda box: (box[0] + box[2]) / 2  # noqa: E731
+    assert boxes[0] is not None and boxes[-1] is not None
+    v = x(boxes[1]) - x(boxes[0])
+    assert abs(x(boxes[-1]) - (x(boxes[0]) - v)) < 2 / 64, (x(boxes[0]), v, x(boxes[-1]))

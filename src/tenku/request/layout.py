@@ -97,14 +97,17 @@ def planned(req: Any, expansion: Any) -> Any:
     """The simulator's layout of the expanded scene (``expansion.spec``) over the whole output
     video, one simulation for its whole length (``tenku.layout.from_scene``), rounded as the
     sidecar will record it. With an input image or video, the objects found in its frames start
-    the simulation where they are (``tenku.request.layout_input``)."""
+    the simulation where they are, and a loop's plan closes on itself
+    (``tenku.request.layout_input``)."""
     from tenku.layout import canonical, from_scene
-    from tenku.request.layout_input import from_input
+    from tenku.request.layout_input import from_input, periodic
 
     w, h = req.size
     lay = from_input(req, expansion.spec)
     if lay is None:
         lay = from_scene(expansion.spec, w, h, req.fps, req.total)
+    if req.mode == "loop":  # the plan closes on its first frame, as the video does
+        lay = periodic(req, lay, expansion.spec)
     return canonical(lay)
 
 

@@ -126,11 +126,24 @@ def _continued(req: Any, spec: Any, frames: np.ndarray, reverse: bool) -> Any:
     return Layout(req.fps, req.total, w, h, objects)
 
 
+def _hand_over(p: Any, q: Any, u: float) -> Any:
+    """One frame's box handed over from plan ``p`` to plan ``q`` at weight ``u`` on ``q``: the
+    blend of the two where both show the object near each other (centres within two box sizes),
+    else the box (or absence) of the plan that weighs more: an object that leaves on one side
+    and comes back on the other is not dragged across the frame."""
+    if p is None or q is None:
+        return p if u < 0.5 else q
+    size = max(p[2] - p[0], p[3] - p[1], q[2] - q[0], q[3] - q[1])
+    if math.hypot((p[0] + p[2] - q[0] - q[2]) / 2, (p[1] + p[3] - q[1] - q[3]) / 2) > 2 * size:
+        return p if u < 0.5 else q
+    return tuple(float((1 - u) * x + u * y) for x, y in zip(p, q))
+
+
 def _connect(fwd: Any, back: Any, a: int, n: int) -> Any:
     """A connect's plan: ``fwd`` (continued from clip A, ``a`` frames) through A and the ``n``
     transition frames, ``back`` (run back in time from clip B) through B, and across the
-    transition a blend that moves from the one into the other, weight ``(k + 1) / (n + 1)`` on
-    ``back`` at transition frame k, so each seam continues its own clip's motion. The objects of
+    transition a hand-over from the one to the other (``_hand_over``, weight ``(k + 1) / (n + 1)``
+    on ``back`` at transition frame k), so each seam continues its own clip's motion. The objects of
     the expanded scene come first in both (in the same order) and blend; objects only one clip
     shows keep that plan's boxes."""
     from tenku.layout import Layout, LayoutObject
@@ -142,11 +155,35 @@ def _connect(fwd: Any, back: Any, a: int, n: int) -> Any:
         f, b = fwd.objects[i].boxes, back.objects[i].boxes
         boxes = list(f[: a]) + [None] * n + list(b[a + n:])
         for k in range(n):
-            u, p, q = (k + 1) / (n + 1), f[a + k], b[a + k]
-            boxes[a + k] = (p if u < 0.5 else q) if p is None or q is None else \
-                tuple(float((1 - u) * x + u * y) for x, y in zip(p, q))
+            boxes[a + k] = _hand_over(f[a + k], b[a + k], (k + 1) / (n + 1))
         objects.append(LayoutObject(fwd.objects[i].phrase, boxes, fwd.objects[i].depth))
     only = lambda o, keep: LayoutObject(o.phrase, [x if keep(k) else None for k, x in enumerate(o.boxes)], o.depth)  # noqa: E731
     objects += [only(o, lambda k: k < a + n) for o in fwd.objects[shared:]]  # one clip's own: not in the other
     objects += [only(o, lambda k: k >= a) for o in back.objects[shared:]]
     return Layout(fwd.fps, fwd.frames, fwd.width, fwd.height, objects)
+
+
+def periodic(req: Any, lay: Any, spec: Any) -> Any:
+    """A loop's plan that closes on itself: over its second half, ``lay`` hands over (weight
+    ``(k + 1) / (m + 1)`` at the k-th of those m frames, ``_hand_over``) to the plan run back in
+    time from its first frame (the scene's start, or where a loop's image shows the objects), so
+    the last frame flows into the first as the video does."""
+    from tenku.layout import Layout, LayoutObject, from_scene
+
+    w, h = req.size
+    n = lay.frames
+    m = n - n // 2
+    start = spec if req.image is None else seam_scene(spec, _given(req), req.fps)[0]
+    back_scene = replace(start, objects=[replace(o, vx=-o.vx, vy=-o.vy) for o in start.objects], pan=-start.pan)
+    back = from_scene(back_scene, w, h, req.fps, m + 1)  # frame j: time -j before the loop's first frame
+    objects = []
+    for i, o in enumerate(lay.objects):
+        if i >= len(back.objects) or back.objects[i].phrase != o.phrase:
+            objects.append(o)
+            continue
+        boxes = list(o.boxes)
+        for k in range(m):
+            f = n - m + k
+            boxes[f] = _hand_over(boxes[f], back.objects[i].boxes[n - f], (k + 1) / (m + 1))
+        objects.append(LayoutObject(o.phrase, boxes, o.depth))
+    return Layout(lay.fps, n, lay.width, lay.height, objects)
