@@ -118,9 +118,13 @@ class PipelineGenerator:
                              frames=item.frames, fps=item.fps)
 
     def scene(self, item: SuiteItem) -> Any:
-        """The scene a layout of ``item`` is planned from and its sketch drawn over: the item's own,
-        or (``plan="prompt"``, or a layout of the user's) its prompt's expansion's."""
-        return item.spec if self.plan == "scene" else self.expansion(item).spec
+        """The scene a layout of ``item`` is planned from and its sketch drawn over: the item's own
+        objects and camera over the background its caption describes (the expansion's), or
+        (``plan="prompt"``, or a layout of the user's) its prompt's expansion's."""
+        from dataclasses import replace
+
+        spec = self.expansion(item).spec
+        return replace(item.spec, background=spec.background) if self.plan == "scene" else spec
 
     def request(self, item: SuiteItem) -> Any:
         """The ``tenku.request.Request`` that makes ``item`` (inputs cut from the simulator's render)."""
