@@ -18,7 +18,8 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from tenku.eval.checks import PSNR_LIMIT, RATIO_LIMIT, connect_ratios, loop_ratio, psnr, seam_ratio
+from tenku.eval.checks import (PSNR_LIMIT, RATIO_LIMIT, SMOOTH_LIMIT, boundary_ratio, connect_ratios, latent_frames,
+                               loop_ratio, psnr, seam_ratio)
 from tenku.eval.evaluate import RATES, Clip, evaluate_clip, reference
 from tenku.eval.suites import SUITE_VERSION, SuiteItem
 
@@ -92,9 +93,17 @@ class PipelineGenerator:
                     + (f":layout={self.layouts.resolve()}" if self.layouts is not None else ""))
 
     def __call__(self, item: SuiteItem) -> np.ndarray:
+        return np.concatenate(list(self.pipe.run(self.resolved(item))))
+
+    def resolved(self, item: SuiteItem) -> Any:
+        """``request(item)`` resolved against the model (``tenku.request.resolve``): what ``run`` makes."""
         from tenku.request import Limits, resolve
 
-        return np.concatenate(list(self.pipe.run(resolve(self.request(item), self.pipe.geometry, Limits(max_pixels=0)))))
+        return resolve(self.request(item), self.pipe.geometry, Limits(max_pixels=0))
+
+    def frame_latents(self, item: SuiteItem) -> np.ndarray:
+        """Which latent frame made each frame of the item's video (``Pipeline.frame_latents``)."""
+        return self.pipe.frame_latents(self.resolved(item))
 
     def request(self, item: SuiteItem) -> Any:
         """The ``tenku.request.Request`` that makes ``item`` (inputs cut from the simulator's render)."""
@@ -162,6 +171,10 @@ class AutoencoderGenerator:
             raise GeneratorUnavailable(str(e)) from None
         self.tag = f"autoencoder:{folder.resolve()}"
 
+    def frame_latents(self, item: SuiteItem) -> np.ndarray:
+        """The latent frame of each frame: one clip through the causal encoder and decoder."""
+        return latent_frames(item.frames, self.vae.cfg.time_down)
+
     def __call__(self, item: SuiteItem) -> np.ndarray:
         import torch
 
@@ -222,8 +235,10 @@ def _nanmean(xs: list[float]) -> float:
     return float(np.mean(xs)) if xs else math.nan
 
 
-def evaluate_item(item: SuiteItem, video: np.ndarray) -> dict[str, Any]:
-    """Score one whole video against its item (windows of ``WINDOW_SECONDS`` for long ones)."""
+def evaluate_item(item: SuiteItem, video: np.ndarray, latents: np.ndarray | None = None) -> dict[str, Any]:
+    """Score one whole video against its item (windows of ``WINDOW_SECONDS`` for long ones).
+    ``latents``: which latent frame made each frame (a generator's ``frame_latents``), for the
+    temporal smoothness over the whole video (chunk seams included); None: not scored."""
     ref_frames, gt = reference_render(item)
     ref, vis = reference(item.spec, gt)
     clip = Clip(video, item.spec, item.hints, item.fps, ref, vis)
@@ -242,6 +257,11 @@ def evaluate_item(item: SuiteItem, video: np.ndarray) -> dict[str, Any]:
     if mc is not None:
         res["mode_check"] = mc
         res["rates"]["mode_check"] = float(mc["ok"])
+    if latents is not None:
+        sm = boundary_ratio(video, latents)
+        res["values"].update({k: math.nan if v is None else v for k, v in sm.items() if k != "ratio"},
+                             boundary_ratio=math.nan if sm["ratio"] is None else sm["ratio"])
+        res["rates"]["temporal_smoothness"] = math.nan if sm["ratio"] is None else float(sm["ratio"] <= SMOOTH_LIMIT)
     return res
 
 
@@ -270,10 +290,11 @@ def run_suite(items: list[SuiteItem], generate: Generator, out: str | Path | Non
     if out is not None:
         _manifest(out, tag)
     results, cached = [], 0
+    latents_of = getattr(generate, "frame_latents", None)  # the simulator has no latent frames
     for item in tqdm(items, desc=f"eval {items[0].suite if items else ''}", unit="video", disable=not progress):
         frames, hit = _load_or_generate(item, generate, out / "videos" if out else None)
         cached += hit
-        res = evaluate_item(item, frames)
+        res = evaluate_item(item, frames, None if latents_of is None else latents_of(item))
         path = out / "videos" / f"{item.id}-{item.key()}.npz" if out else None
         results.append({"item": item, "video_path": str(path) if path else None, **res})
     return {"results": results, "summary": summarize(results), "cached": cached}
@@ -288,13 +309,13 @@ def load_video(result: dict[str, Any]) -> np.ndarray | None:
         return z["frames"]
 
 
-def stderr(results: list[dict[str, Any]], metric: str) -> float:
-    """Standard error of a rate's suite mean over items: each item's samples are averaged
-    first (they share a scene, so they are not independent draws of the suite); NaN with
-    fewer than two scored items."""
+def stderr(results: list[dict[str, Any]], metric: str, kind: str = "rates") -> float:
+    """Standard error of a rate's (``kind="values"``: a value's) suite mean over items: each
+    item's samples are averaged first (they share a scene, so they are not independent draws
+    of the suite); NaN with fewer than two scored items."""
     per_item: dict[str, list[float]] = {}
     for r in results:
-        per_item.setdefault(r["item"].id, []).append(r["rates"].get(metric))
+        per_item.setdefault(r["item"].id, []).append(r[kind].get(metric))
     means = [m for m in (_nanmean(v) for v in per_item.values()) if not math.isnan(m)]
     return float(np.std(means, ddof=1) / math.sqrt(len(means))) if len(means) > 1 else math.nan
 
@@ -317,6 +338,12 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
                      for t in tags}
     out["objects"] = object_failures(results)
     out["shapes"] = shape_confusion(results)
+    ratios = [r["values"]["boundary_ratio"] for r in results if "boundary_ratio" in r["values"]]
+    if ratios:  # issue 32's smoothness: the ratio's mean over videos, the share within SMOOTH_LIMIT
+        out["smoothness"] = {"ratio": _nanmean(ratios), "stderr": stderr(results, "boundary_ratio", "values"),
+                             "within": out["rates"]["temporal_smoothness"], "limit": SMOOTH_LIMIT,
+                             "videos": sum(not math.isnan(x) for x in ratios),
+                             "still": sum(math.isnan(x) for x in ratios)}
     drift = [r for r in results if "drift" in r]
     if drift:
         out["drift"] = {m: _nanmean([r["drift"][m] for r in drift]) for m in RATES}
