@@ -10,6 +10,9 @@ of a difference is smaller than either run's own error bar. Besides the rates it
 where object adherence is lost: the share of prompted objects whose track has the prompted
 shape ("shapes right") or every stated attribute ("objects right"), and the significant tracks
 beyond the prompted objects ("extra tracks", fewer is better), which adherence also divides by.
+Temporal smoothness pairs the share of videos within 1.5x ("temporal_smoothness") and the ratio of
+the change across latent-frame boundaries to the change inside ("boundary_ratio", lower is better,
+1 is smooth; still videos have none and leave their item out).
 A difference more than twice its standard error is marked with `*`.
 """
 
@@ -23,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-RATES = ("object_adherence", "motion_adherence", "count_consistency", "identity_stability", "physics_fidelity")
-EXTRA = ("shapes_right", "objects_right", "extra_tracks")  # where adherence is lost; fewer extra tracks is better
+RATES = ("object_adherence", "motion_adherence", "count_consistency", "identity_stability", "physics_fidelity",
+         "temporal_smoothness")
+EXTRA = ("shapes_right", "objects_right", "extra_tracks", "boundary_ratio")  # fewer extra tracks, lower ratio: better
 
 
 def shapes_right(rec: dict) -> float:
@@ -53,6 +57,7 @@ def per_item(path: Path, suite: str) -> dict[str, dict[str, float]]:
         vals["shapes_right"] = shapes_right(rec)
         vals["objects_right"] = objects_right(rec)
         vals["extra_tracks"] = (rec.get("values") or {}).get("extra_tracks")
+        vals["boundary_ratio"] = (rec.get("values") or {}).get("boundary_ratio")
         d = acc.setdefault(rec["id"], {})
         for m, v in vals.items():
             if v is not None and not math.isnan(v):
@@ -92,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.suite}: {common} items in both (A {len(a)}, B {len(b)})")
     print(f"{'metric':20s} {'items':>5s} {'A':>7s} {'B':>7s} {'B - A':>8s} {'+-se':>7s}")
     for m, n, ma, mb, d, se in compare(a, b):
+        if n == 0:  # a metric neither run has (an older run without temporal smoothness)
+            continue
         star = " *" if math.isfinite(se) and abs(d) > 2 * se else ""
         print(f"{m:20s} {n:5d} {ma:7.3f} {mb:7.3f} {d:+8.3f} {se:7.3f}{star}")
     return 0

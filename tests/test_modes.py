@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from tenku.eval.checks import psnr
-from tenku.modes import Chunk, cover_resize, end_latents, fade, loop_split, plan_connect, plan_rollout, ramp, start_latents
-from tenku.request import input_size, parse_aspect, size_for_aspect
+from tenku.modes import (Chunk, cover_resize, end_latents, fade, latent_of_frames, loop_split, plan_connect,
+                         plan_rollout, ramp, start_latents)
+from tenku.request import Geometry, Input, Limits, Request, input_size, parse_aspect, resolve, size_for_aspect
 from tenku.pipeline import Pipeline
 
 
@@ -52,6 +53,32 @@ def test_connect_and_loop_plans():
             assert all(valid(c) for c in pre)
     assert loop_split(33, 15) == 21 and (loop_split(481, 15) - 1) % 4 == 0
     assert start_latents(9) == 3 and start_latents(1) == 1 and end_latents(9) == 2 and end_latents(3) == 0
+
+
+def _crossings(req, geo=Geometry(16, 4, (64, 64), 33, 8.0, 9)):
+    """The latent map of ``req`` and its pairs (t -> t + 1) that cross a latent frame or a seam."""
+    r = resolve(req, geo, Limits(max_pixels=0))
+    lat = latent_of_frames(r, lambda i, count=None: i.frames(r.fps, r.size, count), geo.frames, geo.overlap,
+                           geo.frame_step, 4)
+    return lat, [t for t in range(len(lat) - 1) if lat[t] != lat[t + 1] and max(lat[t], lat[t + 1]) >= 0]
+
+
+def test_latent_of_frames_follows_the_causal_autoencoder_and_the_chunk_plans():
+    lat, cross = _crossings(Request("x", frames=33))  # one chunk: frame 0 alone, then 4 frames a latent frame
+    assert lat[:6].tolist() == [0, 1, 1, 1, 1, 2] and cross == list(range(0, 32, 4))
+    lat, cross = _crossings(Request("x", frames=81))  # 3 chunks given 9 frames each: the seams fall on the grid
+    assert len(lat) == 81 and cross == list(range(0, 80, 4)) and len(set(lat.tolist())) == 1 + 80 // 4
+    lat, cross = _crossings(Request("x", frames=33, loop=True))  # the closing chunk starts at 13, its seam: 20 -> 21
+    assert cross == [0, 4, 8, 12, 16, 20, 21, 25, 29]
+    v = Input.of_array(np.zeros((9, 64, 64, 3), np.uint8), "video")
+    lat, cross = _crossings(Request("x", frames=24, video=v, extend="forward"))
+    assert (lat[:9] == -1).all() and cross == [8, 12, 16, 20, 24, 28]  # the input's own pairs are neither kind
+
+
+def test_frame_latents_match_the_output(pipe):
+    req = resolve(Request("x", frames=41), pipe.geometry, Limits(max_pixels=0))
+    lat = pipe.frame_latents(req)
+    assert len(lat) == len(pipe.generate("x", frames=41)) and (lat >= 0).all()
 
 
 def test_cover_resize_and_aspect_rule():

@@ -23,7 +23,7 @@ from tenku.flow import GuidedModel, resolution_shift, sample, sampling_sigmas
 from tenku.flow.schedule import GRIDS, scheduler_sigmas
 from tenku.memory import cast_matrices, check_offload, on_device, place, weights_dtype
 from tenku.io import from_uint8, to_uint8
-from tenku.modes import Runner, end_latents, start_latents
+from tenku.modes import Runner, end_latents, latent_of_frames, start_latents
 from tenku.request import PYTHON_NAMES, Geometry, Input, Limits, Request, RequestError, Resolved, resolve
 from tenku.text import TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
@@ -326,17 +326,16 @@ class Pipeline:
                                      **kw, **sampling)
 
         run = Runner(sample, req.seed, req.steps, req.guidance, self.cfg.context_guidance, overlap, callback)
-        if req.mode == "edit":  # the whole (fitted) video in one call
-            run.total = req.steps
-            return iter([run.chunk(req.frames, x_start=fit(req.video, req.frames), strength=req.strength)])
-        if req.video is not None:
-            return run.extend(fit(req.video), req.frames, chunk, overlap, step, backward=req.mode == "extend-backward")
-        if req.connect is not None:
-            return run.connect(fit(req.connect[0]), fit(req.connect[1]), req.frames, chunk, overlap, step)
-        img = None if req.image is None else fit(req.image)
-        if req.mode == "loop":
-            return run.loop(img, req.frames, chunk, overlap, step)
-        return run.forward(img, req.frames, chunk, overlap, step)
+        return run.make(req, fit, chunk, overlap, step)
+
+    def frame_latents(self, req: Resolved) -> np.ndarray:
+        """Which latent frame made each output frame of ``req`` (``modes.latent_of_frames``; -1: an
+        input's frame), from the plans ``run`` follows; no sampling. The eval's temporal
+        smoothness compares the changes across latent frames and chunks with those inside."""
+        w, h = req.size
+        geo = self.geometry
+        return latent_of_frames(req, lambda i, count=None: i.frames(req.fps, (w, h), count), geo.frames, geo.overlap,
+                                geo.frame_step, self.vae.cfg.time_down)
 
     def sketch_of(self, req: Resolved) -> Any:
         """The sketch (``tenku.sketch.Sketch``) a request with a layout and a sketch strength

@@ -63,3 +63,20 @@ def test_objects_right_and_extra_tracks_are_compared(bench_module, tmp_path):
     assert "objects_right" not in old["w0"] and "extra_tracks" not in old["w0"]  # not recorded then: not compared
     rows = {r[0]: r[1:] for r in mod.compare(a, b)}
     assert math.isclose(rows["objects_right"][3], 0.75) and math.isclose(rows["extra_tracks"][3], -1.5)
+
+
+def test_temporal_smoothness_is_paired_and_still_videos_leave_their_item_out(bench_module, tmp_path):
+    mod = bench_module("compare_evals")
+
+    def run(name, ratios):
+        recs = [{"id": f"w{i}", "rates": {"temporal_smoothness": None if r is None else float(r <= 1.5)},
+                 "values": {"boundary_ratio": r}, "objects": []} for i, r in enumerate(ratios)]
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"suites": {"world": {"items": recs}}}))
+        return mod.per_item(folder, "world")
+
+    rows = {r[0]: r[1:] for r in mod.compare(run("a", [4.0, 3.0, None]), run("b", [1.2, 2.0, 1.0]))}
+    n, ma, mb, d, _ = rows["boundary_ratio"]
+    assert n == 2 and math.isclose(ma, 3.5) and math.isclose(mb, 1.6) and math.isclose(d, -1.9)
+    assert rows["temporal_smoothness"][:2] == (2, 0.0) and math.isclose(rows["temporal_smoothness"][3], 0.5)

@@ -1,9 +1,10 @@
 """Frame-level checks: VBench flickering, background stability, the modes' checks, PSNR."""
 
 import numpy as np
+import pytest
 
-from tenku.eval.checks import (PSNR_CAP, RATIO_LIMIT, background_stability, connect_ratios, loop_ratio, psnr,
-                               seam_ratio, temporal_flickering)
+from tenku.eval.checks import (PSNR_CAP, RATIO_LIMIT, SMOOTH_LIMIT, STILL_LEVELS, background_stability, boundary_ratio,
+                               connect_ratios, latent_frames, loop_ratio, psnr, seam_ratio, temporal_flickering)
 from tenku.eval.run import reference_frames
 from tenku.eval.evaluate import object_mask
 from tenku.eval.segment import detect
@@ -70,3 +71,38 @@ def test_psnr():
     noisy = np.clip(img.astype(int) + 4, 0, 255).astype(np.uint8)
     assert 35 < psnr(img, noisy) < 37  # MSE ~16: 10 log10(255^2 / 16) = 36.1 dB
     assert psnr(img, 255 - img) < 12
+
+
+def _levels(values) -> np.ndarray:
+    """A video of flat 8x8 frames at the given grey levels."""
+    return np.stack([np.full((8, 8, 3), v, np.uint8) for v in values])
+
+
+def test_latent_frames_of_the_causal_autoencoder():
+    assert latent_frames(9, 4).tolist() == [0, 1, 1, 1, 1, 2, 2, 2, 2]
+    assert latent_frames(5, 2).tolist() == [0, 1, 1, 2, 2]
+
+
+def test_boundary_ratio_jumps_ramp_and_still():
+    lat = latent_frames(33, 4)
+    # inside a latent frame 2 levels a frame, across a boundary (frames 4k -> 4k + 1) 12
+    jumps = _levels(np.cumsum([0] + [12 if t % 4 == 0 else 2 for t in range(32)]))
+    sm = boundary_ratio(jumps, lat)
+    assert sm["boundary_change"] == 12 and sm["inside_change"] == 2 and sm["ratio"] == 6 > SMOOTH_LIMIT
+    ramp = _levels(np.arange(33) * 3)
+    assert boundary_ratio(ramp, lat)["ratio"] == 1.0
+    still = _levels([90] * 33)
+    assert boundary_ratio(still, lat) == {"boundary_change": 0.0, "inside_change": 0.0, "ratio": None}
+    frozen_inside = _levels(np.repeat([0] + list(range(10, 90, 10)), [1] + [4] * 8))  # each latent's 4 frames alike
+    assert boundary_ratio(frozen_inside, lat)["ratio"] == 10 / STILL_LEVELS  # finite: the inside change is floored
+    assert boundary_ratio(ramp, latent_frames(33, 1))["ratio"] is None  # time_down 1: nothing inside a latent frame
+
+
+def test_boundary_ratio_counts_seams_and_leaves_input_pairs_out():
+    # two chunks and an input: frames 0-2 given (-1), then latents 5 (3-4), 6 (5-6), 9 (7-8) of a second chunk
+    lat = np.array([-1, -1, -1, 5, 5, 6, 6, 9, 9])
+    video = _levels([0, 50, 100, 110, 111, 121, 122, 132, 133])  # input pairs change 50, seams 10, inside 1
+    sm = boundary_ratio(video, lat)
+    assert sm["boundary_change"] == 10 and sm["inside_change"] == 1 and sm["ratio"] == 10
+    with pytest.raises(ValueError, match="one latent frame per video frame"):
+        boundary_ratio(video, lat[:-1])

@@ -12,6 +12,7 @@ def test_reference_run_writes_metrics_and_report_and_resumes(tmp_path, capsys):
     world = doc["suites"]["world"]
     assert doc["generator"] == "reference" and world["summary"]["items"] == 3 and world["cached"] == 0
     assert all(v >= 0.98 for v in world["summary"]["rates"].values())
+    assert "smoothness" not in world["summary"]  # the simulator has no latent frames
     assert [i["id"] for i in world["items"]] == ["world-000", "world-001", "world-002"]
     report = (out / "report.md").read_text()
     assert "| object_adherence |" in report and "plots/world-000.png" in report
@@ -56,7 +57,12 @@ def test_model_run_through_the_pipeline(tiny_pipeline, tmp_path, capsys):
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["generator"].startswith("model:") and doc["suites"]["world"]["summary"]["items"] == 1
     rates = doc["suites"]["world"]["summary"]["rates"]
-    assert set(rates) >= {"object_adherence", "physics_fidelity", "temporal_flickering"}
+    assert set(rates) >= {"object_adherence", "physics_fidelity", "temporal_flickering", "temporal_smoothness"}
+    sm, values = doc["suites"]["world"]["summary"]["smoothness"], doc["suites"]["world"]["items"][0]["values"]
+    assert sm["limit"] == 1.5 and sm["videos"] == 1 and sm["ratio"] == values["boundary_ratio"] > 0
+    assert rates["temporal_smoothness"] == float(values["boundary_ratio"] <= 1.5)
+    assert "Temporal smoothness: the change across latent-frame boundaries is" in capsys.readouterr().out
+    assert "Temporal smoothness:" in (out / "report.md").read_text()
 
 
 def test_samples_draw_other_seeds_of_the_same_scenes(tiny_pipeline, tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""Frame-level checks: temporal stability and the generation modes' checks (issue 5).
+"""Frame-level checks: temporal stability, smoothness across latent frames (issue 32) and the
+generation modes' checks (issue 5).
 
 These need no tracks, only frames, so tests, benchmarks and the pipeline's own
 mode tests can call them directly. Pixel changes are mean absolute differences
@@ -18,6 +19,10 @@ RATIO_LIMIT = 2.0  # seam, loop and connect changes within 2x of the typical cha
 RATIO_FLOOR = 0.5  # levels added to both sides of a ratio, so a static video is not 0/0
 PSNR_LIMIT = 25.0  # dB: a condition image reproduced at least this well passes
 PSNR_CAP = 100.0  # dB reported for identical images
+SMOOTH_LIMIT = 1.5  # issue 32: the change across latent-frame boundaries within 1.5x of the change inside one
+# levels: a video changing less than this both inside and across latent frames is still (no ratio); the
+# inside change is floored at it, so frames frozen between jumps give a large ratio, not inf
+STILL_LEVELS = 0.1
 
 
 def _f(frames: np.ndarray) -> np.ndarray:
@@ -101,6 +106,43 @@ def background_stability(frames: np.ndarray, objects: np.ndarray) -> tuple[float
             allowed = BG_LEVELS + 0.5 * np.maximum(grad, np.roll(grad, 1, axis=1))[bg]
         steady.append(float((d.max(-1) <= allowed).mean()))
     return (float(np.mean(steady)), float(np.mean(errs))) if steady else (1.0, 0.0)
+
+
+def latent_frames(frames: int, time_down: int) -> np.ndarray:
+    """The latent frame of a causal autoencoder (``tenku.vae``) that decodes each frame of a
+    ``frames``-frame clip: frame 0 alone, then ``time_down`` frames each: ``(frames,)`` int."""
+    t = np.arange(frames)
+    return np.where(t == 0, 0, (t - 1) // time_down + 1)
+
+
+def boundary_ratio(frames: np.ndarray, latents: np.ndarray) -> dict[str, float | None]:
+    """Temporal smoothness across latent frames (issue 32): how much more the video changes
+    where one latent frame (or sampling chunk) hands over to the next than within one.
+
+    ``latents``: ``(T,)`` the latent frame that made each frame (``latent_frames``, or
+    ``tenku.modes.latent_of_frames`` for any mode: ids unique across chunks, -1 for an input's
+    frames). A consecutive pair is *inside* when both frames share a latent frame, a
+    *boundary* when they differ and at least one was generated (a chunk seam, or the seam to
+    an input, is one too); pairs of input frames count as neither. Returns the mean MAE of each
+    kind (levels) and ``ratio`` = boundary / max(inside, ``STILL_LEVELS``): None when either kind
+    has no pair or both means are below ``STILL_LEVELS`` (a still video: 0/0, neither smooth nor
+    jumping); a video frozen inside latent frames that jumps between them gets a large finite
+    ratio (the floor), never inf. Means, not medians:
+    a 33-frame clip has only 8 boundary pairs, and a real jump every fourth frame moves the
+    mean as surely as the median, while a motion event (a bounce, an object entering) lands
+    on either kind by chance."""
+    latents = np.asarray(latents)
+    if latents.shape != (len(frames),):
+        raise ValueError(f"latents must give one latent frame per video frame ({len(frames)}); "
+                         f"got shape {latents.shape}")
+    ch = frame_changes(frames)
+    a, b = latents[:-1], latents[1:]
+    inside = (a == b) & (a >= 0)
+    boundary = (a != b) & ((a >= 0) | (b >= 0))
+    mi = float(ch[inside].mean()) if inside.any() else None
+    mb = float(ch[boundary].mean()) if boundary.any() else None
+    ratio = None if mi is None or mb is None or max(mi, mb) < STILL_LEVELS else mb / max(mi, STILL_LEVELS)
+    return {"boundary_change": mb, "inside_change": mi, "ratio": ratio}
 
 
 def _ratio(change: float, typical: float) -> float:

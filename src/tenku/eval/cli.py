@@ -63,7 +63,7 @@ def _suites(text: str) -> list[str]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from tenku.eval.report import write_report
+    from tenku.eval.report import smoothness_line, write_report
     from tenku.eval.run import AutoencoderGenerator, GeneratorUnavailable, PipelineGenerator, reference_frames, run_suite
     from tenku.eval.suites import SIZE_MULTIPLE, build_suite
 
@@ -132,5 +132,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             print(f"  prompted objects {f['objects']}: right {f['right']}, wrong shape {f['wrong_shape']}, "
                   f"wrong size {f['wrong_size']}, no track of their colour {f['missing']}; "
                   f"extra tracks {f['extra_tracks']}")
+        if s["summary"].get("smoothness"):
+            print(f"  {smoothness_line(s['summary']['smoothness'])}")
     print(f"wrote {out / 'metrics.json'} and {out / 'report.md'} in {time.time() - t0:.1f}s")
     return 0

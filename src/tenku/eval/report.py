@@ -16,7 +16,7 @@ from tenku.eval.run import item_score, load_video, reference_render
 from tenku.eval.suites import SUITE_VERSION
 from tenku.io import save_contact_sheet
 
-VALUES = ("fit_residual", "gravity_fit", "ade", "fde", "ade_size", "background_mae", "extra_tracks")
+VALUES = ("fit_residual", "gravity_fit", "ade", "fde", "ade_size", "background_mae", "extra_tracks", "boundary_ratio")
 DOCS = "docs/eval.md"
 
 
@@ -65,6 +65,14 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def smoothness_line(sm: dict[str, Any]) -> str:
+    """One sentence on a suite's temporal smoothness (``summarize``'s ``smoothness``)."""
+    still = f"; {sm['still']} still, no ratio" if sm["still"] else ""
+    return (f"Temporal smoothness: the change across latent-frame boundaries is {_fmt(sm['ratio'], 2)} ± "
+            f"{_fmt(sm['stderr'], 2)} times the change inside a latent frame ({sm['videos']} videos{still}); "
+            f"{_fmt(sm['within'], 3)} of the videos within {sm['limit']:g}x (the target).")
 
 
 def plot_trajectories(result: dict[str, Any], path: Path) -> Path:
@@ -137,10 +145,12 @@ def write_report(out: str | Path, runs: dict[str, dict[str, Any]], generator: st
           "values are in world units (the world is 1 unit tall). ± is the standard error of the mean "
           "over items (an item's samples averaged first).\n"]
     names = list(runs)
-    rates = [m for m in list(RATES) + ["mode_check"] if any(m in r["summary"]["rates"] for r in runs.values())]
+    rates = [m for m in list(RATES) + ["mode_check", "temporal_smoothness"]
+             if any(m in r["summary"]["rates"] for r in runs.values())]
     md.append("## Summary\n")
     rows = [[m] + [_pm(runs[n]["summary"], m) for n in names] for m in rates]
-    rows += [[v] + [_fmt(runs[n]["summary"]["values"].get(v), 4) for n in names] for v in VALUES]
+    rows += [[v] + [_fmt(runs[n]["summary"]["values"].get(v), 4) for n in names] for v in VALUES
+             if any(v in runs[n]["summary"]["values"] for n in names)]
     rows.append(["items"] + [str(runs[n]["summary"]["items"]) for n in names])
     rows.append(["videos (samples of the items)"] + [str(runs[n]["summary"]["videos"]) for n in names])
     md.append(_table(["metric"] + names, rows))
@@ -160,6 +170,8 @@ def write_report(out: str | Path, runs: dict[str, dict[str, Any]], generator: st
                       f"{f['wrong_size']} the wrong size, and {f['right']} every stated attribute right; "
                       f"{f['extra_tracks']} more tracks were seen than objects prompted, and adherence divides by "
                       "them too.\n")
+        if s.get("smoothness"):
+            md.append(f"\n{smoothness_line(s['smoothness'])}\n")
         conf = s.get("shapes") or {}
         if conf:
             drawn = sorted({d for row in conf.values() for d in row}, key=lambda d: (d == "none", d))

@@ -1,7 +1,7 @@
 """Running a suite: generate (or load cached) videos, score them, aggregate.
 
 The runner takes any ``generate(item) -> frames`` callable, so the same code
-scores a model (``PipelineGenerator``), the simulator itself (``reference_frames``,
+scores a model (``generators.PipelineGenerator``), the simulator itself (``reference_frames``,
 the calibration) or a deliberately broken video (tests). ``frames`` is uint8
 ``(T, H, W, 3)``: the whole video for every mode except ``connect``, where it is
 the transition only (the runner puts clip A before it and clip B after it).
@@ -18,185 +18,16 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
-from tenku.eval.checks import PSNR_LIMIT, RATIO_LIMIT, connect_ratios, loop_ratio, psnr, seam_ratio
+from tenku.eval.checks import (PSNR_LIMIT, RATIO_LIMIT, SMOOTH_LIMIT, boundary_ratio, connect_ratios,
+                               loop_ratio, psnr, seam_ratio)
 from tenku.eval.evaluate import RATES, Clip, evaluate_clip, reference
+from tenku.eval.generators import (AutoencoderGenerator, GeneratorUnavailable, PipelineGenerator,  # noqa: F401 (their home)
+                                   expected_frames, reference_frames, reference_render)
 from tenku.eval.suites import SUITE_VERSION, SuiteItem
 
 Generator = Callable[[SuiteItem], np.ndarray]
 WINDOW_SECONDS = 4.0  # long videos are scored per window of this length
 EVAL_FORMAT = "tenku-eval"
-
-
-class GeneratorUnavailable(RuntimeError):
-    """The model cannot be loaded (no pipeline yet, or a bad model folder)."""
-
-
-_LAST: dict[str, tuple[np.ndarray, Any]] = {}
-
-
-def reference_render(item: SuiteItem) -> tuple[np.ndarray, Any]:
-    """``item.reference()``, remembered for the last scene (the runner asks twice per item). The
-    key is what the render depends on, not the generation seed, so an item's samples share it."""
-    key = json.dumps([item.spec.to_dict(), item.width, item.height, item.frames, item.fps])
-    if key not in _LAST:
-        _LAST.clear()
-        _LAST[key] = item.reference()
-    return _LAST[key]
-
-
-def reference_frames(item: SuiteItem) -> np.ndarray:
-    """The simulator as a generator: its own render of the item (the calibration)."""
-    return reference_render(item)[0]
-
-
-def expected_frames(item: SuiteItem) -> int:
-    """How many frames ``generate(item)`` must return: the whole video, in every mode."""
-    return item.frames
-
-
-class PipelineGenerator:
-    """Generates suite items with ``tenku.pipeline.Pipeline`` (imported only when used).
-
-    Builds a ``tenku.request.Request`` per item (``request``): the prompt, seed, size, frames, fps,
-    steps, guidance and, per mode, an image (i2v: the reference's first frame), a video to
-    extend forward or backward (the reference's first or last ``cond`` frames), a loop, or two
-    clips to connect (the output is A + transition + B); the pipeline runs it resolved. With
-    ``expand``, the prompt is first expanded into a detailed caption (seed, size and
-    length), as ``tenku generate`` does by default; the item is still judged on its prompt.
-    The seed is the item's ``gen_seed``, one per sample (``tenku eval --samples``) and never
-    the seed that drew the item's scene. ``plan``: each item follows the simulator's layout
-    (``tenku.layout.from_scene``) of its own scene (``"scene"``: the scene the item is judged
-    on, so a grounded and a free run score the same items, and trajectory errors measure how
-    well the layout is followed) or of its prompt's expansion (``"prompt"``: what ``tenku
-    generate --plan`` makes; the expansion's scene places objects its own way, so only the
-    prompt-level rates compare); ``layouts``: a folder of ``ID.json`` layouts (or sidecars), one
-    per item id. Both need a model with grounding. ``sketch``: the sketch strength
-    (``tenku.sketch``; None: the model's), over the scene's background (the item's, or the
-    expansion's).
-    """
-
-    def __init__(self, model_dir: str | Path, steps: int | None = None, device: str = "cpu", expand: bool = False,
-                 guidance: float | None = None, plan: bool | str = False, layouts: str | Path | None = None,
-                 sketch: float | None = None):
-        try:
-            from tenku.pipeline import Pipeline  # type: ignore[import-not-found]
-        except ImportError as e:
-            raise GeneratorUnavailable(f"cannot load a model: tenku.pipeline is not available ({e}); "
-                                       "use --reference to score the simulator") from None
-        if not Path(model_dir).is_dir():
-            raise GeneratorUnavailable(f"model folder {model_dir} does not exist")
-        self.pipe = Pipeline.load(str(model_dir), device=device)
-        if (plan or layouts) and not self.pipe.dit.cfg.grounding:
-            raise GeneratorUnavailable(f"this model has no grounding; --{'plan' if plan else 'layout'} needs a "
-                                       "transformer trained to follow layouts (docs/layout.md)")
-        if layouts is not None and not Path(layouts).is_dir():
-            raise GeneratorUnavailable(f"--layout {layouts}: no such folder (one ID.json layout per suite item)")
-        self.steps, self.expand, self.guidance = steps, expand, guidance
-        self.plan = "scene" if plan is True else plan or None
-        if self.plan not in (None, "scene", "prompt"):
-            raise GeneratorUnavailable(f"plan must be 'scene' or 'prompt'; got {plan!r}")
-        self.layouts, self.sketch = None if layouts is None else Path(layouts), sketch
-        self.tag = (f"model:{Path(model_dir).resolve()}:steps={steps}" + (":expand" if expand else "")
-                    + (f":guidance={guidance:g}" if guidance is not None else "")
-                    + {None: "", "scene": ":plan", "prompt": ":plan=prompt"}[self.plan]
-                    + (f":layout={self.layouts.resolve()}" if self.layouts is not None else "")
-                    + (f":sketch={sketch:g}" if sketch is not None else ""))
-
-    def __call__(self, item: SuiteItem) -> np.ndarray:
-        from tenku.request import Limits, resolve
-
-        req = resolve(self.request(item), self.pipe.geometry, Limits(max_pixels=0))
-        req.scene = self.scene(item)
-        return np.concatenate(list(self.pipe.run(req)))
-
-    def expansion(self, item: SuiteItem) -> Any:
-        """The item's prompt expanded as ``tenku generate`` expands it (verbatim without ``expand``:
-        the scene it implies all the same)."""
-        from tenku.prompts.expand import expand_prompt
-
-        return expand_prompt(item.prompt, item.gen_seed, no_expand=not self.expand, aspect=item.width / item.height,
-                             frames=item.frames, fps=item.fps)
-
-    def scene(self, item: SuiteItem) -> Any:
-        """The scene a layout of ``item`` is planned from and its sketch drawn over: the item's own
-        objects and camera over the background its caption describes (the expansion's), or
-        (``plan="prompt"``, or a layout of the user's) its prompt's expansion's."""
-        from dataclasses import replace
-
-        spec = self.expansion(item).spec
-        return replace(item.spec, background=spec.background) if self.plan == "scene" else spec
-
-    def request(self, item: SuiteItem) -> Any:
-        """The ``tenku.request.Request`` that makes ``item`` (inputs cut from the simulator's render)."""
-        from tenku.request import Input, Request
-
-        r = Request(self.caption(item), seed=item.gen_seed, size=(item.width, item.height), frames=item.frames,
-                    fps=item.fps, steps=self.steps or None, guidance=self.guidance, expand=False, loop=item.mode == "loop",
-                    sketch=self.sketch)
-        if item.mode not in ("t2v", "loop"):
-            ref = reference_frames(SuiteItem(**{**item.__dict__, "mode": "t2v"}))
-            if item.mode == "i2v":
-                r.image = Input.of_array(ref[0], "image", still=True)
-            elif item.mode.startswith("extend"):
-                fwd = item.mode == "extend_forward"
-                r.video = Input.of_array(ref[: item.cond] if fwd else ref[-item.cond:], "video")
-                r.extend, r.frames = "forward" if fwd else "backward", item.frames - item.cond
-            elif item.mode == "connect":
-                r.connect = (Input.of_array(ref[: item.cond], "video"), Input.of_array(ref[-item.cond:], "video"))
-                r.frames = item.frames - 2 * item.cond
-        layout = self.layout(item)
-        if layout is not None:
-            r.conditioning = {"layout": layout}
-        return r
-
-    def layout(self, item: SuiteItem) -> Any:
-        """The layout ``item`` follows over its whole video (``plan``, ``layouts``), or None."""
-        if self.plan:
-            from tenku.layout import from_scene
-
-            return from_scene(self.scene(item), item.width, item.height, item.fps, item.frames)
-        if self.layouts is None:
-            return None
-        from tenku.request.layout import read
-
-        return read(self.layouts / f"{item.id}.json")
-
-    def missing_layouts(self, items: list[SuiteItem]) -> list[str]:
-        """Ids of ``items`` with no layout file in ``layouts``."""
-        return [] if self.layouts is None else sorted({i.id for i in items if not (self.layouts / f"{i.id}.json").is_file()})
-
-    def caption(self, item: SuiteItem) -> str:
-        """What the model is given: the prompt, or (``expand``) its detailed caption."""
-        return self.expansion(item).caption if self.expand else item.prompt
-
-
-class AutoencoderGenerator:
-    """The simulator's render after an autoencoder's round trip (encode, decode): what a
-    perfect transformer on that autoencoder's latents would score, its ceiling.
-
-    ``folder``: a VAE folder, or a pipeline folder (its ``vae/``)."""
-
-    def __init__(self, folder: str | Path):
-        from tenku.vae.model import VAE
-
-        folder = Path(folder)
-        if (folder / "vae").is_dir():
-            folder = folder / "vae"
-        try:
-            self.vae = VAE.load(folder).eval()
-        except ValueError as e:
-            raise GeneratorUnavailable(str(e)) from None
-        self.tag = f"autoencoder:{folder.resolve()}"
-
-    def __call__(self, item: SuiteItem) -> np.ndarray:
-        import torch
-
-        from tenku.io import from_uint8, to_uint8
-
-        ref = reference_frames(item)
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # as the pipeline decodes
-            z = self.vae.encode(from_uint8(ref)[None])
-            return to_uint8(self.vae.decode(z).float().clamp(-1, 1)[0])
 
 
 def _check(item: SuiteItem, frames: np.ndarray) -> np.ndarray:
@@ -248,8 +79,10 @@ def _nanmean(xs: list[float]) -> float:
     return float(np.mean(xs)) if xs else math.nan
 
 
-def evaluate_item(item: SuiteItem, video: np.ndarray) -> dict[str, Any]:
-    """Score one whole video against its item (windows of ``WINDOW_SECONDS`` for long ones)."""
+def evaluate_item(item: SuiteItem, video: np.ndarray, latents: np.ndarray | None = None) -> dict[str, Any]:
+    """Score one whole video against its item (windows of ``WINDOW_SECONDS`` for long ones).
+    ``latents``: which latent frame made each frame (a generator's ``frame_latents``), for the
+    temporal smoothness over the whole video (chunk seams included); None: not scored."""
     ref_frames, gt = reference_render(item)
     ref, vis = reference(item.spec, gt)
     clip = Clip(video, item.spec, item.hints, item.fps, ref, vis)
@@ -268,6 +101,11 @@ def evaluate_item(item: SuiteItem, video: np.ndarray) -> dict[str, Any]:
     if mc is not None:
         res["mode_check"] = mc
         res["rates"]["mode_check"] = float(mc["ok"])
+    if latents is not None:
+        sm = boundary_ratio(video, latents)
+        res["values"].update({k: math.nan if v is None else v for k, v in sm.items() if k != "ratio"},
+                             boundary_ratio=math.nan if sm["ratio"] is None else sm["ratio"])
+        res["rates"]["temporal_smoothness"] = math.nan if sm["ratio"] is None else float(sm["ratio"] <= SMOOTH_LIMIT)
     return res
 
 
@@ -296,10 +134,11 @@ def run_suite(items: list[SuiteItem], generate: Generator, out: str | Path | Non
     if out is not None:
         _manifest(out, tag)
     results, cached = [], 0
+    latents_of = getattr(generate, "frame_latents", None)  # the simulator has no latent frames
     for item in tqdm(items, desc=f"eval {items[0].suite if items else ''}", unit="video", disable=not progress):
         frames, hit = _load_or_generate(item, generate, out / "videos" if out else None)
         cached += hit
-        res = evaluate_item(item, frames)
+        res = evaluate_item(item, frames, None if latents_of is None else latents_of(item))
         path = out / "videos" / f"{item.id}-{item.key()}.npz" if out else None
         results.append({"item": item, "video_path": str(path) if path else None, **res})
     return {"results": results, "summary": summarize(results), "cached": cached}
@@ -314,13 +153,13 @@ def load_video(result: dict[str, Any]) -> np.ndarray | None:
         return z["frames"]
 
 
-def stderr(results: list[dict[str, Any]], metric: str) -> float:
-    """Standard error of a rate's suite mean over items: each item's samples are averaged
-    first (they share a scene, so they are not independent draws of the suite); NaN with
-    fewer than two scored items."""
+def stderr(results: list[dict[str, Any]], metric: str, kind: str = "rates") -> float:
+    """Standard error of a rate's (``kind="values"``: a value's) suite mean over items: each
+    item's samples are averaged first (they share a scene, so they are not independent draws
+    of the suite); NaN with fewer than two scored items."""
     per_item: dict[str, list[float]] = {}
     for r in results:
-        per_item.setdefault(r["item"].id, []).append(r["rates"].get(metric))
+        per_item.setdefault(r["item"].id, []).append(r[kind].get(metric))
     means = [m for m in (_nanmean(v) for v in per_item.values()) if not math.isnan(m)]
     return float(np.std(means, ddof=1) / math.sqrt(len(means))) if len(means) > 1 else math.nan
 
@@ -343,6 +182,12 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
                      for t in tags}
     out["objects"] = object_failures(results)
     out["shapes"] = shape_confusion(results)
+    ratios = [r["values"]["boundary_ratio"] for r in results if "boundary_ratio" in r["values"]]
+    if ratios:  # issue 32's smoothness: the ratio's mean over videos, the share within SMOOTH_LIMIT
+        out["smoothness"] = {"ratio": _nanmean(ratios), "stderr": stderr(results, "boundary_ratio", "values"),
+                             "within": out["rates"]["temporal_smoothness"], "limit": SMOOTH_LIMIT,
+                             "videos": sum(not math.isnan(x) for x in ratios),
+                             "still": sum(math.isnan(x) for x in ratios)}
     drift = [r for r in results if "drift" in r]
     if drift:
         out["drift"] = {m: _nanmean([r["drift"][m] for r in drift]) for m in RATES}

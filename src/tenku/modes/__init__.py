@@ -5,7 +5,8 @@ into sampling calls (``runner``). Sizes and frame counts are the request layer's
 
 from tenku.modes.frames import as_frames, cover_resize, fade, fade_from, fade_into, ramp, resample_fps, resampled_length
 from tenku.modes.plans import Chunk, end_latents, loop_split, plan_connect, plan_rollout, start_latents
-from tenku.modes.runner import Runner
+from tenku.modes.runner import Runner, latent_of_frames
 
-__all__ = ["Chunk", "Runner", "as_frames", "cover_resize", "end_latents", "fade", "fade_from", "fade_into", "loop_split",
-           "plan_connect", "plan_rollout", "ramp", "resample_fps", "resampled_length", "start_latents"]
+__all__ = ["Chunk", "Runner", "as_frames", "cover_resize", "end_latents", "fade", "fade_from", "fade_into",
+           "latent_of_frames", "loop_split", "plan_connect", "plan_rollout", "ramp", "resample_fps", "resampled_length",
+           "start_latents"]

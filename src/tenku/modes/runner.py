@@ -6,12 +6,15 @@ models: it calls the ``sample_chunk`` it is given."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from tenku.modes.frames import fade_from, fade_into, ramp
 from tenku.modes.plans import Chunk, loop_split, plan_connect, plan_rollout
+
+if TYPE_CHECKING:  # tenku.request imports tenku.modes.plans
+    from tenku.request import Resolved
 
 
 class Runner:
@@ -49,6 +52,23 @@ class Runner:
         out = self.sample_chunk(seed, frames, self._guidance(inputs), tick, at=at, **kw)
         self.done += self.steps
         return out
+
+    def make(self, req: Resolved, fit: Callable[..., np.ndarray], chunk: int, overlap: int,
+             step: int) -> Iterator[np.ndarray]:
+        """The frame blocks of a resolved request, by its mode. ``fit(input, count=None)``: an
+        input's frames as the output wants them (``tenku.request.Input.frames``); ``chunk``,
+        ``overlap``, ``step``: the model's geometry (``tenku.request.Geometry``)."""
+        if req.mode == "edit":  # the whole (fitted) video in one call
+            self.total = req.steps
+            return iter([self.chunk(req.frames, x_start=fit(req.video, req.frames), strength=req.strength)])
+        if req.video is not None:
+            return self.extend(fit(req.video), req.frames, chunk, overlap, step, backward=req.mode == "extend-backward")
+        if req.connect is not None:
+            return self.connect(fit(req.connect[0]), fit(req.connect[1]), req.frames, chunk, overlap, step)
+        img = None if req.image is None else fit(req.image)
+        if req.mode == "loop":
+            return self.loop(img, req.frames, chunk, overlap, step)
+        return self.forward(img, req.frames, chunk, overlap, step)
 
     def _guidance(self, inputs: bool) -> float | None:
         """The request's guidance, else the config's context guidance for a chunk given an
@@ -160,3 +180,36 @@ class Runner:
 
         return gen()
 
+
+
+def latent_of_frames(req: Resolved, fit: Callable[..., np.ndarray], chunk: int, overlap: int, step: int,
+                     time_down: int) -> np.ndarray:
+    """Which latent frame decoded each output frame of ``req``: ``(T,)`` int, one id per latent
+    frame of every sampling call (chunk after chunk), -1 for a frame no call generated (an
+    input's frame, kept or faded into its decoding at a seam). The plans are the ones ``make``
+    runs (it is run here with a sampler that only records its calls), so two frames with one
+    id are two frames of one latent; any other neighbours cross a latent-frame boundary or a
+    chunk seam (``tenku.eval.checks.boundary_ratio``). A chunk's latent frame 0 decodes its
+    frame 0 alone, latent frame i >= 1 its frames ``time_down (i - 1) + 1 .. time_down i``
+    (the causal autoencoder, ``tenku.vae``)."""
+    calls: list[tuple[int, int, int, int]] = []
+
+    def record(seed: int, frames: int, guidance: float | None, tick: Callable[[int, int], None], at: int = 0,
+               start: np.ndarray | None = None, end: np.ndarray | None = None, **kw: Any) -> np.ndarray:
+        calls.append((at, frames, 0 if start is None else len(start), 0 if end is None else len(end)))
+        return np.zeros((frames, 1, 1, 3), np.uint8)
+
+    def tiny(i: Any, count: int | None = None) -> np.ndarray:  # the input's length is all the plans need
+        return np.zeros((len(fit(i, count)), 1, 1, 3), np.uint8)
+
+    total = sum(len(b) for b in Runner(record, 0, 1, None, None, overlap).make(req, tiny, chunk, overlap, step))
+    out, base = np.full(total, -1, dtype=np.int64), 0
+    for at, frames, given_start, given_end in calls:
+        local = np.arange(frames)
+        ids = base + np.where(local == 0, 0, (local - 1) // time_down + 1)
+        new = local[given_start : frames - given_end]  # what it makes (frames made only to be dropped fall outside)
+        t = at + new
+        keep = (t >= 0) & (t < total)
+        out[t[keep]] = ids[new[keep]]
+        base = int(ids[-1]) + 1
+    return out
