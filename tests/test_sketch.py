@@ -107,6 +107,22 @@ def test_sampling_starts_from_the_sketch_and_the_sidecar_records_it(tiny_grounde
     assert np.array_equal(again, low)
 
 
+def test_a_sketch_takes_its_share_of_the_steps(tiny_grounded_pipeline, tmp_path):
+    """--steps counts a full noise range's steps; a sketch from 0.5 runs half of them (as
+    diffusers' image-to-image does), and the progress count says so."""
+    from tenku.pipeline import Pipeline
+    from tenku.sketch import sketch_steps
+
+    assert [sketch_steps(20, s) for s in (1.0, 0.4, 0.01)] == [20, 8, 1]
+    pipe = Pipeline.load(tiny_grounded_pipeline, device="cpu")
+    ticks = []
+    r = resolve(Request("a red ball", plan=True, sketch=0.5, steps=6, frames=9), pipe.geometry, Limits(max_pixels=0))
+    from tenku.request.make import expand, stream
+
+    list(stream(pipe, r, expand(r), lambda i, n: ticks.append((i, n))))
+    assert ticks[-1] == (3, 3) and r.steps == 6  # the request (and its sidecar) keep the steps asked
+
+
 def test_sketch_flag_errors_are_one_line(tiny_grounded_pipeline, tmp_path, capsys):
     for extra, says in ((["--sketch", "0.5"], "--sketch draws a layout's objects: give --plan or --layout"),
                         (["--plan", "--sketch", "1.5"], "--sketch must be a number in (0, 1]")):

@@ -27,6 +27,7 @@ from tenku.modes import Runner, end_latents, latent_of_frames, start_latents
 from tenku.request import PYTHON_NAMES, Geometry, Input, Limits, Request, RequestError, Resolved, resolve
 from tenku.text import TextEncoder, load_text_encoder
 from tenku.vae.model import VAE
+from tenku.sketch import sketch_steps
 from tenku.pipeline_config import PipelineConfig, pick_device, save_pipeline  # noqa: F401 - re-exported
 
 
@@ -315,6 +316,7 @@ class Pipeline:
         if layout is not None:  # a request resolved elsewhere (a stored job): refused before any sampling
             self._grounded(layout)
         sketch = self.sketch_of(req)
+        steps = req.steps if sketch is None else sketch_steps(req.steps, req.sketch)
 
         def sample(seed: int, frames: int, guidance: float | None, tick: Callable[[int, int], None], at: int = 0,
                    **kw: Any) -> np.ndarray:
@@ -322,10 +324,10 @@ class Pipeline:
                 sampling["conditioning"] = {**req.conditioning, "layout": self.chunk_layout(layout, at, frames, req.mode)}
             if sketch is not None:  # this chunk's frames of the sketch, noised to the strength
                 kw.update(x_start=sketch.frames(at, frames, wrap=req.mode == "loop"), strength=req.sketch)
-            return self.sample_chunk(req.prompt, seed, (w, h), frames, steps=req.steps, guidance=guidance, callback=tick,
+            return self.sample_chunk(req.prompt, seed, (w, h), frames, steps=steps, guidance=guidance, callback=tick,
                                      **kw, **sampling)
 
-        run = Runner(sample, req.seed, req.steps, req.guidance, self.cfg.context_guidance, overlap, callback)
+        run = Runner(sample, req.seed, steps, req.guidance, self.cfg.context_guidance, overlap, callback)
         return run.make(req, fit, chunk, overlap, step)
 
     def frame_latents(self, req: Resolved) -> np.ndarray:

@@ -7,7 +7,8 @@ sampling starts (SDEdit; Meng et al. 2022). The model decides where objects are 
 outline they have above noise level 0.7 (docs/training-history.md), exactly where it fails;
 a sketch hands it both, as PhysGen and GPT4Motion hand a simulator's render to theirs, and the
 transformer redraws the rest under the caption. Strength 1 is plain sampling: the sketch is
-noised away completely.
+noised away completely. A sketch from strength s takes ``sketch_steps`` of the request's steps
+(s of them, as diffusers' image-to-image does: ``steps`` counts a full noise range's).
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ import numpy as np
 from tenku.layout import Layout
 
 GREY = (0.5, 0.5, 0.5)  # an object whose phrase names no colour the world knows
+
+
+def sketch_steps(steps: int, strength: float) -> int:
+    """Sampling steps of a sketch from ``strength``: the share of ``steps`` (a full noise range's)
+    that its shorter range covers, at least one. On 26 world items 8 steps from 0.4 scored as 20
+    did (docs/layout.md)."""
+    return max(1, round(steps * strength))
 
 
 @lru_cache(maxsize=256)

@@ -59,7 +59,7 @@ class Runner:
         input's frames as the output wants them (``tenku.request.Input.frames``); ``chunk``,
         ``overlap``, ``step``: the model's geometry (``tenku.request.Geometry``)."""
         if req.mode == "edit":  # the whole (fitted) video in one call
-            self.total = req.steps
+            self.total = self.steps
             return iter([self.chunk(req.frames, x_start=fit(req.video, req.frames), strength=req.strength)])
         if req.video is not None:
             return self.extend(fit(req.video), req.frames, chunk, overlap, step, backward=req.mode == "extend-backward")
