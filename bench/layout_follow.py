@@ -10,7 +10,7 @@ at each ``--sketch`` strength with the same seeds (paired), exactly as ``tenku g
 default; the expander invents motions of its own that contradict the layout), and scored by
 ``tenku.eval.follow`` (the benchmark's tracker; ADE in object sizes).
 
-    OMP_NUM_THREADS=1 python bench/layout_follow.py --sketch 1 0.8 0.6 --out /work/runs/follow
+    OMP_NUM_THREADS=1 python bench/layout_follow.py --sketch 1 0.9 0.8 0.7 0.6 --seeds 2 --out /work/runs/layout-follow
 
 Writes OUT/layouts/NAME.json, OUT/sS/NAME-seedK.mp4 (+ its sidecar, + NAME-seedK.follow.json,
 the scores; a rerun reuses them) and OUT/results.json; prints a markdown table.
