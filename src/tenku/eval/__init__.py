@@ -8,7 +8,8 @@ Modules, in the order data flows through them:
 - ``tracking``: detections linked into tracks; pixels <-> world units;
 - ``metrics`` / ``motion``: adherence, permanence, identity, laws of motion;
 - ``checks``: frame-level checks (VBench flickering, background, the modes' checks);
-- ``evaluate``: every metric of one clip; ``report``: metrics.json, report.md, plots.
+- ``evaluate``: every metric of one clip; ``report``: metrics.json, report.md, plots;
+- ``follow``: how closely a video follows a layout (``tenku.layout``): ADE to its boxes, extra tracks.
 
 Definitions, thresholds and calibration numbers: docs/eval.md.
 """
