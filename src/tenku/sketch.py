@@ -46,7 +46,7 @@ def appearance(phrase: str) -> tuple[str, tuple[float, float, float]]:
 
 
 @lru_cache(maxsize=None)
-def _extent(shape: str) -> tuple[float, float, float, float]:
+def outline_extent(shape: str) -> tuple[float, float, float, float]:
     """The outline's bounding box at size radius 1 (x0, y0, x1, y1), y up."""
     from tenku.world.spec import POLYGONS
 
@@ -74,12 +74,12 @@ def _unclip(box: tuple[float, float, float, float], aspect: float, w: int, h: in
     return x0, y0, x1, y1
 
 
-def _draw_object(frame: np.ndarray, shape: str, rgb: np.ndarray, box: tuple[float, float, float, float]) -> None:
+def draw_object(frame: np.ndarray, shape: str, rgb: np.ndarray, box: tuple[float, float, float, float]) -> None:
     """Composite one shape filling ``box`` (pixels) over ``frame`` (H, W, 3) float, in place."""
     from tenku.world.render import coverage
 
     h, w = frame.shape[:2]
-    ex0, ey0, ex1, ey1 = _extent(shape)
+    ex0, ey0, ex1, ey1 = outline_extent(shape)
     x0, y0, x1, y1 = _unclip(box, (ex1 - ex0) / (ey1 - ey0), w, h)
     sx, sy = (x1 - x0) / (ex1 - ex0), (y1 - y0) / (ey1 - ey0)  # pixels per unit of the outline
     if sx <= 0 or sy <= 0:
@@ -119,7 +119,7 @@ class Sketch:
         for obj, shape, rgb in self.objects:
             b = obj.boxes[k]
             if b is not None:
-                _draw_object(img, shape, np.asarray(rgb, np.float32), (b[0] * self.w, b[1] * self.h, b[2] * self.w, b[3] * self.h))
+                draw_object(img, shape, np.asarray(rgb, np.float32), (b[0] * self.w, b[1] * self.h, b[2] * self.w, b[3] * self.h))
         return img
 
     def frames(self, start: int, count: int, wrap: bool = False) -> np.ndarray:

@@ -57,7 +57,7 @@ def reference_points(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
     """(points, sizes): each object's reference point per frame in pixels ``(N, T, 2)`` (x right,
     y down; NaN where it shows nothing) and its box size per frame ``(N, T)`` (the mean of the
     box's width and height in pixels; NaN where the box is null). See the module's docstring."""
-    from tenku.sketch import _draw_object, appearance
+    from tenku.sketch import draw_object, appearance
 
     W, H, T, N = layout.width, layout.height, layout.frames, len(layout.objects)
     order = sorted(range(N), key=lambda i: (layout.objects[i].depth or 0, i))  # back to front, as Sketch draws
@@ -73,7 +73,7 @@ def reference_points(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
                 continue
             sizes[i, t] = ((b[2] - b[0]) * W + (b[3] - b[1]) * H) / 2
             canvas = np.zeros((H, W, 3), np.float32)
-            _draw_object(canvas, appearance(layout.objects[i].phrase)[0], one, (b[0] * W, b[1] * H, b[2] * W, b[3] * H))
+            draw_object(canvas, appearance(layout.objects[i].phrase)[0], one, (b[0] * W, b[1] * H, b[2] * W, b[3] * H))
             a = canvas[..., 0]
             alphas[i] = a * (1 - front)
             front = front + a * (1 - front)
