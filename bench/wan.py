@@ -6,10 +6,11 @@ One diffusers model at the Wan2.1-T2V-1.3B transformer configuration (dim 1536, 
 12 heads, ffn 8960, text_dim 4096) with random weights; tenku's DiT is built from its state
 dict (tenku.wan.dit_from_wan_state, sharing the tensors), so both hold the same weights and
 get the same inputs: a latent (1, 16, T, H, W), 512 text tokens (Wan pads every prompt to
-512), sigma 0.75 (timestep 750). A step is one transformer forward (twice that with CFG).
+512), sigma 0.75 (timestep 750); in bf16 the latent and text in bf16 for both, as WanPipeline
+hands them to its transformer. A step is one transformer forward (twice that with CFG).
 Each library runs as it is meant to: fp32 as is; bf16 as diffusers' ``from_pretrained(
 torch_dtype=bf16)`` leaves the model (its fp32 modules kept) without autocast, tenku with
-bf16 weights under bf16 autocast as its pipeline runs. Calls are interleaved (warm-up, then
+bf16 weights (and so a bf16 residual stream, as diffusers) under bf16 autocast as its pipeline runs. Calls are interleaved (warm-up, then
 ``--repeats`` rounds of tenku, diffusers) and each reports its median, so a busy machine
 slows both alike.
 
@@ -153,7 +154,7 @@ def main() -> None:
 
         def run_ours():
             with torch.no_grad(), torch.autocast(**ac):
-                return ours(x, sigma, ctx)
+                return ours(xin, sigma, cin)
 
         def run_theirs():
             with torch.no_grad():

@@ -92,6 +92,24 @@ def nonneg_float(text: str) -> float:
     return v
 
 
+def offload_mode(text: str) -> str:
+    """argparse type: a ``tenku.memory`` offload mode (none, model or block)."""
+    from tenku.memory import check_offload
+
+    try:
+        return check_offload(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_offload_arg(parser: argparse.ArgumentParser) -> None:
+    """``--offload``, the same on every command that loads a pipeline."""
+    parser.add_argument("--offload", type=offload_mode, default=None, metavar="{none,model,block}",
+                        help="where the transformer waits on a GPU (tenku.memory; docs/wan.md): none (all on the GPU), "
+                        "model (on the GPU only while it samples), block (one block at a time); default: the model "
+                        "folder's setting (none). The output is the same.")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tenku import __version__
 

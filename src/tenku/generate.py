@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tenku import SEED_MAX
-from tenku.cli import UsageError, fps_float, nonneg_float, positive_float, positive_int, seed_int
+from tenku.cli import UsageError, add_offload_arg, fps_float, nonneg_float, positive_float, positive_int, seed_int
 
 BUNDLED = Path(__file__).resolve().parents[2] / "models" / "tenku-world"
 
@@ -50,6 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--sampler", default=None, choices=["euler", "dpm++2m"], help="sampler (default: the model's)")
     g.add_argument("--seed", type=seed_int, default=None, help="noise seed (default 0; an upscale reuses the draft's)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_offload_arg(g)
     g.add_argument("--max-work", type=positive_float, default=None, metavar="N",
                    help="refuse a request over N frames sampled x width x height x steps (default: no limit; "
                    "tenku serve has one)")
@@ -168,7 +169,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             " (no bundled model yet: pass --model DIR)"
         raise UsageError(f"model folder {model} not found{why}")
     try:
-        pipe = Pipeline.load(model, device=args.device)
+        pipe = Pipeline.load(model, device=args.device, offload=args.offload)
     except ValueError as e:
         raise UsageError(str(e)) from None
     if args.autoguidance is not None:

@@ -63,18 +63,21 @@ class Pipeline:
         self.guide = None if guide is None else place(guide, device, cfg.offload)
 
     @classmethod
-    def load(cls, folder: str | Path, device: str = "auto") -> "Pipeline":
+    def load(cls, folder: str | Path, device: str = "auto", offload: str | None = None) -> "Pipeline":
         """Load a pipeline folder: vae/, transformer/ (``dit/`` in folders from before 0.1),
         pipeline.yaml (text encoder, sampler and defaults), model_index.json; or a diffusers
-        Wan folder (``tenku.wan.load_wan``)."""
+        Wan folder (``tenku.wan.load_wan``). ``offload`` (none, model, block: ``tenku.memory``)
+        overrides the folder's setting; None keeps it."""
         from tenku.wan.folder import is_wan_folder, load_wan
 
         folder = Path(folder)
+        over = {} if offload is None else {"offload": check_offload(offload)}
         if is_wan_folder(folder):
-            return load_wan(folder, device)
+            return load_wan(folder, device, **over)
         if not (folder / "pipeline.yaml").exists():
             raise ValueError(f"{folder}: not a tenku pipeline folder (expected pipeline.yaml, vae/, transformer/)")
         cfg = load_config(PipelineConfig, folder / "pipeline.yaml")
+        cfg.offload = over.get("offload", cfg.offload)
         dev = pick_device(device)
         dit = folder / "transformer" if (folder / "transformer").exists() else folder / "dit"
         guide = load_dit(str(folder / "guide")) if (folder / "guide").is_dir() else None

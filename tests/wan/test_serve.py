@@ -85,3 +85,12 @@ def test_image_to_video(served, tmp_path):
     v = client.videos.poll(create().id, poll_interval_ms=50)
     assert v.status == "completed" and v.tenku["mode"] == "image-to-video"
     assert _download(client, v.id, tmp_path)[0].shape == (9, 32, 64, 3)
+
+
+def test_serve_and_worker_take_a_wan_folder(wan21, tmp_path):
+    from tenku.cli import UsageError
+    from tenku.serve.cli import model_folder
+
+    assert model_folder(str(wan21[0])) == wan21[0]  # tenku serve / tenku worker --model WAN_FOLDER
+    with pytest.raises(UsageError, match=r"not a pipeline folder \(pipeline.yaml\) or a Wan folder"):
+        model_folder(str(tmp_path))

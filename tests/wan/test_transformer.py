@@ -104,10 +104,15 @@ def test_bf16_load_keeps_tables_fp32_and_runs_under_autocast(tmp_path):
     assert dit16.blocks[0].attn.qkv.weight.dtype == torch.bfloat16
     assert dit16.blocks[0].table.dtype == dit16.final_table.dtype == dit16.blocks[0].norm_cross.weight.dtype == torch.float32
     x, ctx, sigma = torch.randn(1, 4, 2, 4, 4), torch.randn(1, 3, 16), torch.full((1, 2), 0.7)
+    streams = []  # the residual stream between blocks: bf16 with bf16 weights (as diffusers), else fp32
+    for dit in (dit16, dit32):
+        dit.blocks[0].register_forward_hook(lambda m, args, out: streams.append(out.dtype) and None)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         low = dit16(x, sigma, ctx).float()
     with torch.no_grad():
         full = dit32(x, sigma, ctx)
+    assert (dit16.cfg.residual, dit32.cfg.residual) == ("weights", "fp32")
+    assert streams == [torch.bfloat16, torch.float32]
     assert (low - full).abs().max() <= 0.05 * full.abs().max()
 
 

@@ -4,8 +4,8 @@ A latent (C, T', H', W') becomes T'/pt * H'/ph * W'/pw tokens (Conv3d, kernel =
 stride = patch) with 3D rotary codes. Each block: self-attention over all
 spacetime tokens, cross-attention to text tokens, an MLP; adaLN modulation from
 the noise level **per latent frame** (adaLN-single: one shared projection plus a
-learned table per block). The residual stream, modulation, norms and rotary maths
-are fp32, the matrix products and attention in the compute dtype (bf16 under autocast);
+learned table per block). The residual stream (unless ``residual="weights"``), modulation,
+norms and rotary maths are fp32, the matrix products and attention in the compute dtype (bf16 under autocast);
 modulation and the output layer start at zero, so a fresh model outputs zeros.
 
 Tokens are handled in groups that share a noise level: for a batch of one
@@ -13,7 +13,7 @@ shape a group is a frame of H'W' tokens; for a packed batch of mixed shapes
 every token is its own group and attention is block-diagonal.
 
 Other families' weights (Wan, tenku.wan) run through a few DiTConfig switches (qk_norm,
-gelu, mlp_hidden, cross_norm, eps) whose defaults are tenku's own model.
+gelu, mlp_hidden, cross_norm, eps, residual) whose defaults are tenku's own model.
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ class DiTConfig:
     mlp_hidden: int = 0  # the block MLP's width; 0: dim * mlp_ratio
     cross_norm: bool = True  # an affine LayerNorm before cross-attention (False: none)
     eps: float = 1e-6  # of every norm
+    # the residual stream's dtype: "fp32" (tenku's), or "weights": the patch embedding's weight dtype,
+    # so bf16 weights carry a bf16 stream as diffusers runs Wan (half its memory; tenku.wan sets it
+    # for bf16 weights). The branch updates are computed in fp32 either way, then stored.
+    residual: str = "fp32"
 
 
 # One model class, a registry of sizes (DiT's DiT_models).
@@ -102,29 +106,25 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None, mask: torch.Tensor | None = None,
                 rope: torch.Tensor | None = None) -> torch.Tensor:
         b, n, d = x.shape
-        if self.across:
-            q, k, v = self._across(x, context)
-        else:
-            if self.cross:
-                q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)  # (B, h, L, hd)
-                k, v = self.kv(context).view(b, context.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)
-            else:
-                q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # (B, h, L, hd) each
-            q, k = self.q_norm(q), self.k_norm(k)  # fp32
-        if rope is not None:
-            q, k = apply_rope(q, rope), apply_rope(k, rope)
-        o = F.scaled_dot_product_attention(q.type_as(v), k.type_as(v), v, attn_mask=mask)  # (B, h, L, hd)
-        return self.out(o.transpose(1, 2).reshape(b, n, d))
-
-    def _across(self, x: torch.Tensor, context: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        """q, k, v (B, h, L, hd) with q/k RMSNorm over all heads at once (q, k fp32), normed before the split."""
-        b, n, d = x.shape
         if self.cross:
             q, (k, v) = self.q(x), self.kv(context).view(b, -1, 2, d).unbind(2)  # (B, L, D) each
         else:
             q, k, v = self.qkv(x).view(b, n, 3, d).unbind(2)  # (B, L, D) each
-        q, k = self.q_norm(q), self.k_norm(k)
-        return tuple(t.view(b, t.shape[1], self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        # one at a time, so only one of q, k is ever in fp32 (norm and rotary codes), then the compute dtype
+        q = self._norm_rope(q, self.q_norm, rope, v.dtype)
+        k = self._norm_rope(k, self.k_norm, rope, v.dtype)
+        o = F.scaled_dot_product_attention(q, k, self._heads(v), attn_mask=mask)  # (B, h, L, hd)
+        return self.out(o.transpose(1, 2).reshape(b, n, d))
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        """(B, L, D) -> (B, h, L, hd), a view."""
+        return t.view(t.shape[0], t.shape[1], self.heads, -1).transpose(1, 2)
+
+    def _norm_rope(self, t: torch.Tensor, norm: RMSNorm, rope: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """q or k (B, L, D) -> RMSNorm over each head (or all heads, ``across``) and rotary codes in
+        fp32 -> (B, h, L, hd) in ``dtype``."""
+        t = self._heads(norm(t)) if self.across else norm(self._heads(t))
+        return (t if rope is None else apply_rope(t, rope)).to(dtype)
 
 
 class Block(nn.Module):
@@ -143,16 +143,17 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, mod: torch.Tensor, context: torch.Tensor, ctx_mask: torch.Tensor | None,
                 self_mask: torch.Tensor | None, rope: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
-        g = mod.shape[1]
+        g, dt = mod.shape[1], x.dtype  # the gated updates promote to fp32: stored back in the stream's dtype
         m = (self.table[None, None].float() + mod.float()).unbind(2)  # 6 x (B, G, D), fp32
         shift1, scale1, gate1, shift2, scale2, gate2 = (t[:, :, None] for t in m)  # (B, G, 1, D)
         xg = x.view(b, g, n // g, d)  # tokens grouped by noise level
         h = modulate(layer_norm(xg, self.eps), shift1, scale1).to(context.dtype).view(b, n, d)
-        x = torch.addcmul(xg, gate1, self.attn(h, mask=self_mask, rope=rope).view(b, g, -1, d)).view(b, n, d)
-        x = x + self.cross(self.norm_cross(x), context, ctx_mask)
+        x = torch.addcmul(xg, gate1, self.attn(h, mask=self_mask, rope=rope).view(b, g, -1, d)).to(dt).view(b, n, d)
+        del xg, h  # the old stream and the attention's input: freed before the cross-attention's peak
+        x = x + self.cross(self.norm_cross(x).to(context.dtype), context, ctx_mask)  # the norm's fp32 out, not kept
         xg = x.view(b, g, n // g, d)
         h = modulate(layer_norm(xg, self.eps), shift2, scale2).to(context.dtype)
-        return torch.addcmul(xg, gate2, self.mlp(h)).view(b, n, d)
+        return torch.addcmul(xg, gate2, self.mlp(h)).to(dt).view(b, n, d)
 
 
 def timestep_features(sigma: torch.Tensor, dim: int) -> torch.Tensor:
@@ -168,9 +169,10 @@ class DiT(nn.Module):
 
     def __init__(self, cfg: DiTConfig):
         super().__init__()
-        if cfg.qk_norm not in ("head", "across") or cfg.gelu not in ("none", "tanh"):
-            raise ValueError(f"DiTConfig: qk_norm must be 'head' or 'across' (got {cfg.qk_norm!r}), "
-                             f"gelu 'none' or 'tanh' (got {cfg.gelu!r})")
+        if cfg.qk_norm not in ("head", "across") or cfg.gelu not in ("none", "tanh") or cfg.residual not in (
+                "fp32", "weights"):
+            raise ValueError(f"DiTConfig: qk_norm must be 'head' or 'across' (got {cfg.qk_norm!r}), gelu 'none' or "
+                             f"'tanh' (got {cfg.gelu!r}), residual 'fp32' or 'weights' (got {cfg.residual!r})")
         self.cfg = cfg
         d, pt, ph, pw = cfg.dim, *cfg.patch
         self.patch_embed = nn.Conv3d(cfg.in_channels, d, kernel_size=cfg.patch, stride=cfg.patch)
@@ -207,7 +209,8 @@ class DiT(nn.Module):
         emb = self.t_embed(timestep_features(sigma, self.cfg.freq_dim))  # (B, G, D)
         mod = self.t_mod(emb).view(b, emb.shape[1], 6, d)  # (B, G, 6, D)
         ctx = self.text_proj(context)  # (B, Lc, D)
-        x = tokens.float()  # the residual stream stays fp32; blocks cast their branch inputs to ctx's dtype
+        # the residual stream (fp32, or the weights' dtype); blocks cast their branch inputs to ctx's dtype
+        x = tokens.float() if self.cfg.residual == "fp32" else tokens.to(self.patch_embed.weight.dtype)
         g = self.grounding.tokens(ground, ctx.dtype) if ground is not None else None
         for k, blk in enumerate(self.blocks):
             x = blk(x, mod, ctx, ctx_mask, self_mask, rope)  # (B, L, D)

@@ -65,7 +65,7 @@ class PipelineGenerator:
 
     def __init__(self, model_dir: str | Path, steps: int | None = None, device: str = "cpu", expand: bool = False,
                  guidance: float | None = None, plan: bool | str = False, layouts: str | Path | None = None,
-                 sketch: float | None = None):
+                 sketch: float | None = None, offload: str | None = None):
         try:
             from tenku.pipeline import Pipeline  # type: ignore[import-not-found]
         except ImportError as e:
@@ -73,7 +73,7 @@ class PipelineGenerator:
                                        "use --reference to score the simulator") from None
         if not Path(model_dir).is_dir():
             raise GeneratorUnavailable(f"model folder {model_dir} does not exist")
-        self.pipe = Pipeline.load(str(model_dir), device=device)
+        self.pipe = Pipeline.load(str(model_dir), device=device, offload=offload)
         if (plan or layouts) and not self.pipe.dit.cfg.grounding:
             raise GeneratorUnavailable(f"this model has no grounding; --{'plan' if plan else 'layout'} needs a "
                                        "transformer trained to follow layouts (docs/layout.md)")
@@ -104,6 +104,21 @@ class PipelineGenerator:
     def frame_latents(self, item: SuiteItem) -> np.ndarray:
         """Which latent frame made each frame of the item's video (``Pipeline.frame_latents``)."""
         return self.pipe.frame_latents(self.resolved(item))
+
+    def refuses(self, item: SuiteItem) -> str:
+        """Why this model cannot make ``item`` at all (the request rules' ``unsupported_request``
+        for a model that refuses clean frames: Wan2.1), or "" when it can; ``tenku eval`` then
+        skips the suite. Other models make every mode: no check (it would render each input twice)."""
+        from tenku.request import Limits, RequestError, resolve
+
+        if not self.pipe.geometry.clean_frames_refused:
+            return ""
+        try:
+            resolve(self.request(item), self.pipe.geometry, Limits(max_pixels=0))
+        except RequestError as e:
+            if e.code == "unsupported_request":
+                return str(e)
+        return ""
 
     def expansion(self, item: SuiteItem) -> Any:
         """The item's prompt expanded as ``tenku generate`` expands it (verbatim without ``expand``:

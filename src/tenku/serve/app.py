@@ -105,7 +105,7 @@ def create_app(cfg: ServeConfig, pipe: Any = None, loader: Any = None) -> FastAP
     from tenku.pipeline import Pipeline
 
     store = open_store(cfg.store, cfg.data_dir, cfg.max_attempts, cfg.lease_s, bucket=cfg.bucket, endpoint=cfg.s3_endpoint)  # first: refuses a data dir in use
-    loader = loader or (lambda: Pipeline.load(cfg.model, device=cfg.device))
+    loader = loader or (lambda: Pipeline.load(cfg.model, device=cfg.device, offload=cfg.offload))
     pipe = pipe if pipe is not None else loader()
     requeued, failed = store.recover()
     if requeued or failed:

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from tenku.cli import UsageError, nonneg_float, nonneg_int, positive_float, positive_int
+from tenku.cli import UsageError, add_offload_arg, nonneg_float, nonneg_int, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_bucket_args(s)
     s.add_argument("--model", default=None, help="pipeline folder (default: the bundled model)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_offload_arg(s)
     s.add_argument("--token", default=None,
                    help="bearer token clients must send (default: $TENKU_API_TOKEN); required off loopback")
     s.add_argument("--workers", type=nonneg_int, default=1, help="videos made at once (each loads the model; default 1)")
@@ -55,6 +56,19 @@ def add_bucket_args(s: argparse.ArgumentParser) -> None:
     s.add_argument("--s3-endpoint", default=None, metavar="URL", help="the bucket's server, if not AWS (MinIO, R2...)")
 
 
+def model_folder(given: str | None) -> Path:
+    """The folder --model names (default: the bundled model): a tenku pipeline folder or a Wan
+    folder (docs/wan.md), else a UsageError said before anything loads."""
+    from tenku.generate import BUNDLED
+    from tenku.wan.folder import is_wan_folder
+
+    model = Path(given) if given else BUNDLED
+    if not (model / "pipeline.yaml").exists() and not is_wan_folder(model):
+        raise UsageError(f"{model}: not a pipeline folder (pipeline.yaml) or a Wan folder (model_index.json)"
+                         + ("" if given else " (no bundled model yet: pass --model DIR)"))
+    return model
+
+
 def port_int(text: str) -> int:
     """argparse type: a TCP port to listen on."""
     v = positive_int(text)
@@ -82,7 +96,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from tenku.generate import BUNDLED
     from tenku.prompts.cli import llm_config
     from tenku.serve import ServeConfig, create_app
     from tenku.serve.config import is_loopback
@@ -91,14 +104,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not is_loopback(args.host) and not token:
         raise UsageError(f"binding to {args.host} (not loopback) needs a bearer token: --token T or $TENKU_API_TOKEN")
     check_listen(args.host, args.port)
-    model = Path(args.model) if args.model else BUNDLED
-    if not (model / "pipeline.yaml").exists():
-        raise UsageError(f"{model}: not a pipeline folder" + ("" if args.model else " (no bundled model yet: pass --model DIR)"))
-    cfg = ServeConfig(data_dir=Path(args.data_dir), model=model, device=args.device, host=args.host, port=args.port,
-                      token=token, workers=args.workers, max_queue=args.max_queue, ttl_hours=args.ttl_hours,
-                      max_seconds=args.max_seconds, max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb,
-                      max_steps=args.max_steps, max_work=args.max_work, quota_gb=args.quota_gb,
-                      bucket=args.bucket, s3_endpoint=args.s3_endpoint,
+    model = model_folder(args.model)
+    cfg = ServeConfig(data_dir=Path(args.data_dir), model=model, device=args.device, offload=args.offload,
+                      host=args.host, port=args.port, token=token, workers=args.workers, max_queue=args.max_queue,
+                      ttl_hours=args.ttl_hours, max_seconds=args.max_seconds, max_pixels=args.max_pixels,
+                      max_upload_mb=args.max_upload_mb, max_steps=args.max_steps, max_work=args.max_work,
+                      quota_gb=args.quota_gb, bucket=args.bucket, s3_endpoint=args.s3_endpoint,
                       key_quota_gb=args.key_quota_gb, llm=llm_config(args), store=args.store)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -13,6 +13,7 @@ class ServeConfig:
     data_dir: Path  # the videos' files (and, with no ``store``, the SQLite job database)
     model: Path
     device: str = "auto"
+    offload: str | None = None  # tenku.memory's none, model or block; None: the model folder's setting
     host: str = "127.0.0.1"
     port: int = 8000
     token: str | None = None  # bearer token; required when host is not a loopback address

@@ -8,7 +8,7 @@ import argparse
 import re
 from pathlib import Path
 
-from tenku.cli import UsageError, nonneg_float, positive_float, positive_int
+from tenku.cli import UsageError, add_offload_arg, nonneg_float, positive_float, positive_int
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,6 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_bucket_args(s)
     s.add_argument("--model", default=None, help="pipeline folder: the servers' model (default: the bundled model)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    add_offload_arg(s)
     s.add_argument("--workers", type=positive_int, default=1, help="videos made at once (each loads the model; default 1)")
     s.add_argument("--lease-seconds", type=positive_float, default=30.0,
                    help="a job whose worker is silent this long goes to another worker (default 30)")
@@ -46,18 +47,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from tenku.generate import BUNDLED
     from tenku.pipeline import Pipeline
     from tenku.prompts.cli import llm_config
     from tenku.serve.store import open_store
+    from tenku.serve.cli import model_folder
     from tenku.serve.worker import Workers
 
     if not args.store.startswith(("postgresql://", "postgres://")):
         raise UsageError(f"--store {args.store!r}: tenku worker needs postgresql://... (the SQLite store belongs to "
                          "one tenku serve, whose --workers run the jobs)")
-    model = Path(args.model) if args.model else BUNDLED
-    if not (model / "pipeline.yaml").exists():
-        raise UsageError(f"{model}: not a pipeline folder" + ("" if args.model else " (no bundled model yet: pass --model DIR)"))
+    model = model_folder(args.model)
     if not Path(args.data_dir).is_dir():
         raise UsageError(f"--videos {args.data_dir}: no such folder (give the servers' --data-dir, mounted here)")
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -70,8 +69,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     ttl = args.ttl_hours * 3600 if args.ttl_hours > 0 else None
-    pipe = Pipeline.load(model, device=args.device)
-    workers = Workers(store, lambda: Pipeline.load(model, device=args.device), args.workers, ttl, llm_config(args),
+    pipe = Pipeline.load(model, device=args.device, offload=args.offload)
+    workers = Workers(store, lambda: Pipeline.load(model, device=args.device, offload=args.offload), args.workers, ttl, llm_config(args),
                       first=pipe)
     workers.start()
     shown = re.sub(r"://([^:@/]+):[^@/]*@", r"://\1:***@", args.store)  # never print the password

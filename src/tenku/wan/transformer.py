@@ -17,6 +17,7 @@ tensors do not match its config is refused with the names of the tensors. Needs 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -197,7 +198,11 @@ def dit_from_wan_state(conf: dict[str, Any], state: dict[str, torch.Tensor], dty
 
 def _build(cfg: DiTConfig, shapes: dict[str, tuple[int, ...]], get: Callable[[str], torch.Tensor],
            dtype: torch.dtype | None, device: str | torch.device) -> DiT:
-    """Check the tensors' names and shapes against ``cfg`` (all mismatches named), then fill a DiT."""
+    """Check the tensors' names and shapes against ``cfg`` (all mismatches named), then fill a DiT.
+    bf16 weights carry a bf16 residual stream (``residual="weights"``), as diffusers runs them: the
+    same memory as diffusers; fp32 (and training's fp32 master weights) keep tenku's fp32 stream."""
+    if dtype is not None and dtype != torch.float32:
+        cfg = dataclasses.replace(cfg, residual="weights")
     with torch.device("meta"):
         dit = DiT(cfg)
     kmap = key_map(cfg)
