@@ -98,3 +98,18 @@ def test_the_layout_command_writes_a_loadable_plan_and_refuses_more_than_a_minut
     assert (lay.frames, lay.width, lay.height) == (9, 96, 64) and any("red" in o.phrase for o in lay.objects)
     assert main(["layout", "a red ball", "-o", str(tmp_path / "c.json"), "--seconds", "61"]) == 2
     assert "a minute" in capsys.readouterr().err
+
+
+def test_the_layout_command_writes_the_plans_sketch(tmp_path, capsys):
+    from tenku.cli import main
+    from tenku.io import read_video
+    from tenku.sketch import Sketch
+
+    argv = ["layout", "a red ball falls", "-o", str(tmp_path / "b.json"), "--seconds", "1", "--size", "96x64"]
+    assert main([*argv, "--sketch", str(tmp_path / "s.gif")]) == 0
+    frames = read_video(tmp_path / "s.gif")[0]
+    lay, exp = plan("a red ball falls", 0, width=96, height=64, fps=8.0, frames=9)
+    assert frames.shape == (9, 64, 96, 3) and np.array_equal(frames, Sketch(lay, exp.spec, 96, 64).frames(0, 9))
+    assert main([*argv, "--sketch", str(tmp_path / "b.json" / "s.mp4")]) == 2  # under a file
+    err = capsys.readouterr().err.strip()
+    assert "cannot write" in err and len(err.splitlines()) == 1

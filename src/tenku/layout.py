@@ -308,6 +308,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--fps", type=fps_float, default=8.0)
     p.add_argument("--seconds", type=positive_float, default=4.0, help="length, up to 60")
     p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--sketch", default=None, metavar="VIDEO",
+                   help="also write the plan's sketch (what --plan's sampling starts from, before noise; tenku.sketch) "
+                        "as an .mp4 or .gif")
     p.set_defaults(func=_cmd, command="layout")
 
 
@@ -318,12 +321,19 @@ def _cmd(args: Any) -> int:
     try:
         lay, exp = plan(args.prompt, args.seed, width=w, height=h, fps=args.fps, frames=int(round(args.seconds * args.fps)) + 1)
         save(lay, args.out)
+        if args.sketch:
+            from tenku.io import write_video
+            from tenku.sketch import Sketch
+
+            sk = Sketch(lay, exp.spec, w, h)
+            write_video(args.sketch, (sk.frames(k, min(32, lay.frames - k)) for k in range(0, lay.frames, 32)), lay.fps)
     except ValueError as e:
         raise UsageError(str(e)) from None
     except OSError as e:
-        raise UsageError(f"cannot write {args.out}: {e.strerror or e}") from None
+        raise UsageError(f"cannot write {e.filename or args.out}: {e.strerror or e}") from None
     for warning in exp.warnings:
         print(f"warning: {warning}")
     print(exp.caption)
-    print(f"wrote {args.out}: {len(lay.objects)} object(s), {lay.frames} frames at {lay.fps:g} fps, {w}x{h}")
+    print(f"wrote {args.out}: {len(lay.objects)} object(s), {lay.frames} frames at {lay.fps:g} fps, {w}x{h}"
+          + (f"; its sketch: {args.sketch}" if args.sketch else ""))
     return 0
