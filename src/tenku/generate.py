@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        '  tenku generate --video v.mp4 --edit "a blue ball bounces" --strength 0.6\n'
                        '  tenku generate "..." --seconds 60               a long video, chunk by chunk\n'
                        '  tenku generate "..." --preview -o d.mp4; tenku generate --upscale d.mp4 -o full.mp4\n'
-                       '  tenku generate "..." --plan                     the simulator plans the motion (a grounded model)\n'
+                       '  tenku generate "..." --plan                     the simulator plans and sketches the motion (a grounded model)\n'
                        '  tenku generate "..." --layout boxes.json        your boxes (tenku layout; docs/layout.md)',
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     g.add_argument("prompt", nargs="?", help="what to show (not needed with --edit or --upscale)")
@@ -65,7 +65,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--preview", action="store_true", help="a fast draft at half size (then --upscale it)")
     m.add_argument("--upscale", default=None, metavar="DRAFT", help="refine a --preview draft at full size, same prompt and seed")
     m.add_argument("--plan", action="store_true",
-                   help="the built-in simulator plans every object's boxes and the model follows them (a grounded model)")
+                   help="the built-in simulator plans every object's boxes, sketches them, and the model redraws the "
+                        "sketch following the boxes (a grounded model; --sketch sets how much is redrawn)")
     m.add_argument("--layout", default=None, metavar="JSON",
                    help="the boxes to follow: a layout file (tenku layout, docs/layout.md) or a video's sidecar .json")
     m.add_argument("--sketch", type=positive_float, default=None, metavar="S",
