@@ -187,3 +187,13 @@ def test_real_scenes_round_trip():
         assert sorted((o.color, o.shape, o.motion) for o in q.objects for _ in range(o.count)) == \
             sorted(w[1:] for w in want), short
         assert (p.background.kind, p.background.floor) == (spec.background.kind, spec.background.floor)
+
+
+def test_a_patterned_floor_patterns_the_backdrop():
+    """The world's floor is one colour: "a checkered floor" keeps the floor and gives the pattern
+    to the backdrop above it, instead of dropping the word without a trace."""
+    bg = parse_prompt("a green star and a yellow triangle collide over a checkered floor").background
+    assert (bg.kind, bg.floor) == ("checker", True)
+    bg = parse_prompt("a red ball rolls on a striped grey floor in front of a checkered wall").background
+    assert bg.kind == "stripes" and bg.floor and bg.floor_color == "grey"
+    assert parse_prompt("a red ball with no striped floor").background.kind is None

@@ -248,6 +248,8 @@ class _Parser:
         elif hk == "floor":
             if self.bg.floor is None:
                 self.bg.floor = not negated
+            if kinds and self.bg.kind is None and not negated:  # "a checkered floor": the world's floor is one
+                self.bg.kind = kinds[0]  # colour, so the pattern goes to the backdrop above it, not lost
             self.floor_colors(np_)
             ents = ["floor"]
         elif hk in ("camera", "frame"):
