@@ -107,6 +107,7 @@ class Sketch:
 
         self.layout, self.scene, self.w, self.h = layout, scene, width, height
         self.view = View(scene, width, height)
+        self._still: np.ndarray | None = None  # the background of the last frame drawn
         order = sorted(range(len(layout.objects)), key=lambda i: (layout.objects[i].depth or 0, i))
         self.objects = [(layout.objects[i], *appearance(layout.objects[i].phrase)) for i in order]  # back to front
 
@@ -115,7 +116,9 @@ class Sketch:
         from tenku.world.render import background
 
         k = min(max(k, 0), self.layout.frames - 1)
-        img = background(self.scene, self.view, self.scene.pan * k / self.layout.fps).astype(np.float32)
+        if self.scene.pan or self._still is None:  # a still camera's background is drawn once
+            self._still = background(self.scene, self.view, self.scene.pan * k / self.layout.fps).astype(np.float32)
+        img = self._still.copy()
         for obj, shape, rgb in self.objects:
             b = obj.boxes[k]
             if b is not None:

@@ -84,6 +84,7 @@ class PipelineGenerator:
         if self.plan not in (None, "scene", "prompt"):
             raise GeneratorUnavailable(f"plan must be 'scene' or 'prompt'; got {plan!r}")
         self.layouts, self.sketch = None if layouts is None else Path(layouts), sketch
+        self._expanded: tuple[Any, Any] = (None, None)  # (item key, its expansion): the last one made
         self.tag = (f"model:{Path(model_dir).resolve()}:steps={steps}" + (":expand" if expand else "")
                     + (f":guidance={guidance:g}" if guidance is not None else "")
                     + {None: "", "scene": ":plan", "prompt": ":plan=prompt"}[self.plan]
@@ -98,7 +99,8 @@ class PipelineGenerator:
         from tenku.request import Limits, resolve
 
         req = resolve(self.request(item), self.pipe.geometry, Limits(max_pixels=0))
-        req.scene = self.scene(item)
+        if self.plan or self.layouts is not None:  # only a layout's sketch draws the scene
+            req.scene = self.scene(item)
         return req
 
     def frame_latents(self, item: SuiteItem) -> np.ndarray:
@@ -125,8 +127,11 @@ class PipelineGenerator:
         the scene it implies all the same)."""
         from tenku.prompts.expand import expand_prompt
 
-        return expand_prompt(item.prompt, item.gen_seed, no_expand=not self.expand, aspect=item.width / item.height,
-                             frames=item.frames, fps=item.fps)
+        key = (item.prompt, item.gen_seed, item.width, item.height, item.frames, item.fps)
+        if self._expanded[0] != key:  # the caption, the plan and the sketch ask for the same one
+            self._expanded = (key, expand_prompt(item.prompt, item.gen_seed, no_expand=not self.expand,
+                                                 aspect=item.width / item.height, frames=item.frames, fps=item.fps))
+        return self._expanded[1]
 
     def scene(self, item: SuiteItem) -> Any:
         """The scene a layout of ``item`` is planned from and its sketch drawn over: the item's own
