@@ -6,7 +6,8 @@
                   "boxes": [[x0, y0, x1, y1], ..., null, ...]}]}
 
 Boxes are normalised to the frame (0, 0 top left, 1, 1 bottom right), one per frame, ``null``
-(or a short list) where the object is not visible; ``depth`` is optional (higher is in front).
+(or a short list) where the object is not visible; ``depth`` is optional (higher is in front),
+``angle`` too (degrees anticlockwise: how the sketch turns the object's outline in its box).
 ``plan`` makes one from a prompt through the built-in expander and the simulator,
 ``from_ground_truth`` from a world render's ground truth.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,14 @@ MAX_FRAMES = 24 * 60 * 4  # a minute at 96 fps: more is a mistake, not a video
 
 @dataclass
 class LayoutObject:
-    """One object: a short phrase ("a large red ball"), a box per frame (None: not visible) and
-    an optional depth (higher is drawn in front)."""
+    """One object: a short phrase ("a large red ball"), a box per frame (None: not visible), an
+    optional depth (higher is drawn in front) and an optional fixed rotation of its outline in
+    degrees anticlockwise (what the sketch draws; the world's objects are tilted so)."""
 
     phrase: str
     boxes: list[Box | None]
     depth: int | None = None
+    angle: float | None = None
 
 
 @dataclass
@@ -50,6 +53,8 @@ class Layout:
             d: dict[str, Any] = {"phrase": o.phrase, "boxes": [None if b is None else [round(c, 4) for c in b] for b in o.boxes]}
             if o.depth is not None:
                 d["depth"] = o.depth
+            if o.angle:
+                d["angle"] = round(o.angle, 2)
             objs.append(d)
         return {"fps": self.fps, "frames": self.frames, "width": self.width, "height": self.height, "objects": objs}
 
@@ -90,6 +95,10 @@ def from_dict(doc: Any) -> Layout:
         depth = o.get("depth")
         if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool)):
             raise ValueError(f"{where}: depth must be an integer (higher is in front); got {depth!r}")
+        angle = o.get("angle")
+        if angle is not None and (not _num(angle) or abs(angle) > 360):
+            raise ValueError(f"{where}: angle must be a number of degrees from -360 to 360 (the outline's "
+                             f"rotation, anticlockwise); got {angle!r}")
         out: list[Box | None] = []
         for f, b in enumerate(boxes):
             if b is None:
@@ -104,7 +113,8 @@ def from_dict(doc: Any) -> Layout:
                 raise ValueError(f"{where}, frame {f}: box {list(b)} lies outside the frame (coordinates are "
                                  f"normalised to 0..1; use null where the object is not visible)")
             out.append((x0, y0, x1, y1))
-        objects.append(LayoutObject(phrase.strip(), out + [None] * (frames - len(out)), depth))
+        objects.append(LayoutObject(phrase.strip(), out + [None] * (frames - len(out)), depth,
+                                    None if angle is None else float(angle)))
     return Layout(float(fps), frames, w, h, objects)
 
 
@@ -149,7 +159,7 @@ def resample(layout: Layout, fps: float, frames: int | None = None) -> Layout:
         raise ValueError(f"fps must be positive; got {fps}")
     n = frames if frames is not None else max(1, int(round((layout.frames - 1) * fps / layout.fps)) + 1)
     times = [k * layout.fps / fps for k in range(n)]
-    objs = [LayoutObject(o.phrase, [_interp(o.boxes, t) for t in times], o.depth) for o in layout.objects]
+    objs = [replace(o, boxes=[_interp(o.boxes, t) for t in times]) for o in layout.objects]
     return Layout(float(fps), n, layout.width, layout.height, objs)
 
 
@@ -159,7 +169,7 @@ def window(layout: Layout, start: int, frames: int, wrap: bool = False) -> Layou
     loop, whose last chunk lands on its first frames) wrap around."""
     n = layout.frames
     idx = [(start + k) % n if wrap else min(max(start + k, 0), n - 1) for k in range(frames)]
-    objs = [LayoutObject(o.phrase, [o.boxes[i] for i in idx], o.depth) for o in layout.objects]
+    objs = [replace(o, boxes=[o.boxes[i] for i in idx]) for o in layout.objects]
     return Layout(layout.fps, frames, layout.width, layout.height, objs)
 
 
@@ -212,7 +222,7 @@ def from_ground_truth(gt: dict[str, Any], spec: dict[str, Any]) -> Layout:
     for o, boxes, seen in zip(spec["objects"], gt["bbox"], gt["visible"]):
         bs: list[Box | None] = [None if b is None or not v else (b[0] / w, b[1] / h, b[2] / w, b[3] / h)
                                 for b, v in zip(boxes, seen)]
-        objs.append(LayoutObject(phrase(o), bs, int(o.get("depth", 0))))
+        objs.append(LayoutObject(phrase(o), bs, int(o.get("depth", 0)), float(o.get("angle", 0.0)) or None))
     return Layout(float(gt["fps"]), int(gt["frames"]), w, h, objs)
 
 
@@ -244,7 +254,7 @@ def to_model(layout: Layout, phrase_states: Any, time_down: int = 4, latent_t: i
 
     from tenku.dit.grounding import ObjectLayout
 
-    boxes = torch.from_numpy(latent_boxes(layout, time_down))
+    boxes = torch.from_numpy(latent_boxes(layout, time_down)).clamp(0.0, 1.0)  # as trained: in-frame boxes (NaN stays)
     if latent_t is not None:
         if latent_t > boxes.shape[1]:
             raise ValueError(f"a layout of {layout.frames} frames has {boxes.shape[1]} latent frames; {latent_t} asked")
@@ -260,21 +270,37 @@ PLAN_PIXELS = 256 * 256  # the simulator's boxes are read from a render of at mo
 
 def from_scene(spec: Any, width: int, height: int, fps: float, frames: int) -> Layout:
     """The layout of a world scene (``tenku.world.spec.SceneSpec``) over ``frames`` frames at
-    ``fps``: one simulation for the whole length. Boxes come from the renderer's ground truth
-    at this size, or for a frame over ``PLAN_PIXELS`` at a smaller one of the same aspect
-    (normalised boxes differ by under a pixel of that render)."""
-    from tenku.world.render import render_frames
+    ``fps``: one simulation for the whole length. Each box is the object's outline where the
+    simulator puts it, to the sub-pixel (its centre plus the turned outline's extent, reaching
+    past the frame's edge for an object half out of it; a render's ground truth, ``bbox``, is
+    whole pixels of coverage >= 0.5, which cuts a star's points and a triangle's apex, so a
+    sketch filling those boxes drew them a pixel or two small), with the object's angle; visible
+    where the renderer counts it visible (in frame and not wholly hidden), read from a render at
+    this size, or for a frame over ``PLAN_PIXELS`` at a smaller one of the same aspect."""
     from tenku.world.physics import simulate
+    from tenku.world.render import View, render_frames
+    from tenku.world.spec import outline_extent
 
     scale = min(1.0, math.sqrt(PLAN_PIXELS / (width * height)))
     w, h = max(2, int(round(width * scale))), max(2, int(round(height * scale)))
     times = np.arange(frames) / float(fps)
-    _, st = render_frames(spec, w, h, times, simulate(spec, float(times[-1])))
-    gt = {"width": w, "height": h, "fps": fps, "frames": frames,
-          "bbox": [[None if np.isnan(b[0]) else list(b) for b in boxes] for boxes in st["bbox"]],
-          "visible": _visible(st)}
-    lay = from_ground_truth(gt, spec.to_dict())
-    return Layout(float(fps), frames, width, height, lay.objects)
+    traj = simulate(spec, float(times[-1]))
+    _, st = render_frames(spec, w, h, times, traj)
+    view, (pos, _) = View(spec, w, h), traj.state(times)
+    seen = _visible(st)
+    objs = []
+    for i, o in enumerate(spec.objects):
+        ex0, ey0, ex1, ey1 = outline_extent(o.shape, o.angle)
+        r = o.radius * view.scale
+        boxes: list[Box | None] = []
+        for k, t in enumerate(times):
+            if not seen[i][k]:
+                boxes.append(None)
+                continue
+            px, py = view.to_px(pos[i, k, 0], pos[i, k, 1], spec.pan * float(t))
+            boxes.append((float(px + ex0 * r) / w, float(py - ey1 * r) / h, float(px + ex1 * r) / w, float(py - ey0 * r) / h))
+        objs.append(LayoutObject(phrase(asdict(o)), boxes, int(o.depth), float(o.angle) or None))
+    return Layout(float(fps), frames, width, height, objs)
 
 
 def _visible(st: dict[str, np.ndarray]) -> list[list[bool]]:

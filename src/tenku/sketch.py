@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tenku.layout import Layout
+from tenku.world.spec import outline_extent  # noqa: F401  (bench/layout_follow.py reads it here)
 
 GREY = (0.5, 0.5, 0.5)  # an object whose phrase names no colour the world knows
 
@@ -45,17 +46,6 @@ def appearance(phrase: str) -> tuple[str, tuple[float, float, float]]:
     return shape, rgb  # type: ignore[return-value]
 
 
-@lru_cache(maxsize=None)
-def outline_extent(shape: str) -> tuple[float, float, float, float]:
-    """The outline's bounding box at size radius 1 (x0, y0, x1, y1), y up."""
-    from tenku.world.spec import POLYGONS
-
-    if shape in POLYGONS:
-        p = POLYGONS[shape]
-        return float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max())
-    return -1.0, -1.0, 1.0, 1.0
-
-
 def _unclip(box: tuple[float, float, float, float], aspect: float, w: int, h: int) -> tuple[float, float, float, float]:
     """A box in pixels cut by the frame's edge, grown past that edge back to the shape's own
     ``aspect`` (width / height), so that a half-visible ball is half a ball, not a squashed one."""
@@ -74,12 +64,14 @@ def _unclip(box: tuple[float, float, float, float], aspect: float, w: int, h: in
     return x0, y0, x1, y1
 
 
-def draw_object(frame: np.ndarray, shape: str, rgb: np.ndarray, box: tuple[float, float, float, float]) -> None:
-    """Composite one shape filling ``box`` (pixels) over ``frame`` (H, W, 3) float, in place."""
+def draw_object(frame: np.ndarray, shape: str, rgb: np.ndarray, box: tuple[float, float, float, float],
+                angle: float = 0.0) -> None:
+    """Composite one shape, turned ``angle`` degrees anticlockwise, filling ``box`` (pixels) over
+    ``frame`` (H, W, 3) float, in place."""
     from tenku.world.render import coverage
 
     h, w = frame.shape[:2]
-    ex0, ey0, ex1, ey1 = outline_extent(shape)
+    ex0, ey0, ex1, ey1 = outline_extent(shape, angle)
     x0, y0, x1, y1 = _unclip(box, (ex1 - ex0) / (ey1 - ey0), w, h)
     sx, sy = (x1 - x0) / (ex1 - ex0), (y1 - y0) / (ey1 - ey0)  # pixels per unit of the outline
     if sx <= 0 or sy <= 0:
@@ -92,7 +84,7 @@ def draw_object(frame: np.ndarray, shape: str, rgb: np.ndarray, box: tuple[float
         return
     u = (np.arange(X0, X1) + 0.5 - cx)[None, :] * (r / sx)
     v = (cy - (np.arange(Y0, Y1) + 0.5))[:, None] * (r / sy)
-    a = coverage(shape, u, v, r, 0.0)[..., None]
+    a = coverage(shape, u, v, r, angle)[..., None]
     frame[Y0:Y1, X0:X1] = frame[Y0:Y1, X0:X1] * (1 - a) + a * rgb
 
 
@@ -122,7 +114,8 @@ class Sketch:
         for obj, shape, rgb in self.objects:
             b = obj.boxes[k]
             if b is not None:
-                draw_object(img, shape, np.asarray(rgb, np.float32), (b[0] * self.w, b[1] * self.h, b[2] * self.w, b[3] * self.h))
+                draw_object(img, shape, np.asarray(rgb, np.float32), (b[0] * self.w, b[1] * self.h, b[2] * self.w, b[3] * self.h),
+                            obj.angle or 0.0)
         return img
 
     def frames(self, start: int, count: int, wrap: bool = False) -> np.ndarray:

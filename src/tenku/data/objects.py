@@ -9,6 +9,7 @@ default clip policy)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -120,15 +121,15 @@ class ObjectMasks:
     def layout(self, i: int) -> Any:
         """Clip ``i``'s ``tenku.layout.Layout`` from its ground truth, its boxes normalised to the
         latent's extent (the frames were cropped top-left to it)."""
-        from tenku.layout import LayoutObject, from_ground_truth
+        from tenku.layout import from_ground_truth
 
         cache = self.data.sources[i]
         record = self.records[cache][int(self.data.names[i])]
         lay = from_ground_truth(read_gt(self.folders[cache], record), record["spec"])
         sx, sy = lay.width / (self.data.shapes[i][3] * self.sd), lay.height / (self.data.shapes[i][2] * self.sd)
         if (sx, sy) != (1.0, 1.0):
-            lay.objects = [LayoutObject(o.phrase, [None if b is None else (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)
-                                                   for b in o.boxes], o.depth) for o in lay.objects]
+            lay.objects = [replace(o, boxes=[None if b is None else (b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy)
+                                            for b in o.boxes]) for o in lay.objects]
         return lay
 
     def __getitem__(self, i: int) -> torch.Tensor:

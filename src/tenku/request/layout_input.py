@@ -109,7 +109,7 @@ def _continued(req: Any, spec: Any, frames: np.ndarray, reverse: bool) -> Any:
     """The layout of the whole output seeded by ``frames`` (in simulation order: the seam is the
     last), simulated on from the seam; ``reverse``: ``frames`` are played backward (the seam is
     the output's first given frame) and so is the plan, into the output's order."""
-    from tenku.layout import Layout, LayoutObject, from_scene
+    from tenku.layout import Layout, from_scene
 
     w, h = req.size
     scene, owner, s = seam_scene(spec, frames, req.fps)
@@ -122,7 +122,7 @@ def _continued(req: Any, spec: Any, frames: np.ndarray, reverse: bool) -> Any:
                 x0, y0, x1, y1 = d.bbox
                 before[f] = (x0 / w, y0 / h, x1 / w, y1 / h)
         boxes = before + o.boxes
-        objects.append(LayoutObject(o.phrase, boxes[::-1] if reverse else boxes, o.depth))
+        objects.append(replace(o, boxes=boxes[::-1] if reverse else boxes))
     return Layout(req.fps, req.total, w, h, objects)
 
 
@@ -146,7 +146,7 @@ def _connect(fwd: Any, back: Any, a: int, n: int) -> Any:
     on ``back`` at transition frame k), so each seam continues its own clip's motion. The objects of
     the expanded scene come first in both (in the same order) and blend; objects only one clip
     shows keep that plan's boxes."""
-    from tenku.layout import Layout, LayoutObject
+    from tenku.layout import Layout
 
     shared = min(len(fwd.objects), len(back.objects))
     shared = next((i for i in range(shared) if fwd.objects[i].phrase != back.objects[i].phrase), shared)
@@ -156,8 +156,8 @@ def _connect(fwd: Any, back: Any, a: int, n: int) -> Any:
         boxes = list(f[: a]) + [None] * n + list(b[a + n:])
         for k in range(n):
             boxes[a + k] = _hand_over(f[a + k], b[a + k], (k + 1) / (n + 1))
-        objects.append(LayoutObject(fwd.objects[i].phrase, boxes, fwd.objects[i].depth))
-    only = lambda o, keep: LayoutObject(o.phrase, [x if keep(k) else None for k, x in enumerate(o.boxes)], o.depth)  # noqa: E731
+        objects.append(replace(fwd.objects[i], boxes=boxes))
+    only = lambda o, keep: replace(o, boxes=[x if keep(k) else None for k, x in enumerate(o.boxes)])  # noqa: E731
     objects += [only(o, lambda k: k < a + n) for o in fwd.objects[shared:]]  # one clip's own: not in the other
     objects += [only(o, lambda k: k >= a) for o in back.objects[shared:]]
     return Layout(fwd.fps, fwd.frames, fwd.width, fwd.height, objects)
@@ -168,7 +168,7 @@ def periodic(req: Any, lay: Any, spec: Any) -> Any:
     ``(k + 1) / (m + 1)`` at the k-th of those m frames, ``_hand_over``) to the plan run back in
     time from its first frame (the scene's start, or where a loop's image shows the objects), so
     the last frame flows into the first as the video does."""
-    from tenku.layout import Layout, LayoutObject, from_scene
+    from tenku.layout import Layout, from_scene
 
     w, h = req.size
     n = lay.frames
@@ -185,5 +185,5 @@ def periodic(req: Any, lay: Any, spec: Any) -> Any:
         for k in range(m):
             f = n - m + k
             boxes[f] = _hand_over(boxes[f], back.objects[i].boxes[n - f], (k + 1) / (m + 1))
-        objects.append(LayoutObject(o.phrase, boxes, o.depth))
+        objects.append(replace(o, boxes=boxes))
     return Layout(lay.fps, n, lay.width, lay.height, objects)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,19 @@ POLYGONS: dict[str, np.ndarray] = {
     "star": _star(5, 1.25, 0.52),
 }
 RING_INNER = 0.55  # inner radius of a ring, as a fraction of its size radius
+
+
+@lru_cache(maxsize=1024)
+def outline_extent(shape: str, angle: float = 0.0) -> tuple[float, float, float, float]:
+    """The bounding box (x0, y0, x1, y1), y up, of a shape's outline at size radius 1 turned
+    ``angle`` degrees anticlockwise (as the renderer turns it); a circle's and a ring's is the unit square."""
+    if shape not in POLYGONS:
+        return -1.0, -1.0, 1.0, 1.0
+    p = POLYGONS[shape]
+    if angle:
+        c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        p = p @ np.array([[c, s], [-s, c]])
+    return float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max())
 
 
 def shape_area(shape: str, radius: float) -> float:
