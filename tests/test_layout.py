@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tenku.layout import (Layout, LayoutObject, from_dict, from_ground_truth, latent_boxes, latent_frames, load, plan,
-                          resample, save)
+                          resample, save, window)
 
 
 def doc(**kw):
@@ -25,6 +25,8 @@ def doc(**kw):
     ([{"phrase": "", "boxes": []}], "object 0: phrase"),
     ([{"phrase": "a", "boxes": [None] * 4}], "4 boxes for 3 frames"),
     ([{"phrase": "a", "boxes": [], "depth": "front"}], "depth must be an integer"),
+    ([{"phrase": "a star", "boxes": [], "angle": "tilted"}], "object 0 ('a star'): angle must be a number of degrees"),
+    ([{"phrase": "a star", "boxes": [], "angle": 720}], "from -360 to 360"),
 ])
 def test_validation_names_the_object_and_frame(objects, says):
     with pytest.raises(ValueError) as e:
@@ -42,11 +44,16 @@ def test_bad_header_and_file_errors_are_one_line(tmp_path):
 
 
 def test_save_load_round_trip_and_short_box_lists_pad_with_none(tmp_path):
-    lay = from_dict(doc(objects=[{"phrase": "a red ball", "boxes": [[0.1, 0.1, 0.3, 0.3]], "depth": 2}]))
+    lay = from_dict(doc(objects=[{"phrase": "a red ball", "boxes": [[0.1, 0.1, 0.3, 0.3]], "depth": 2},
+                                 {"phrase": "a star", "boxes": [[0.5, 0.5, 0.7, 0.7]] * 3, "angle": -13.4}]))
     assert lay.objects[0].boxes[1:] == [None, None]
     save(lay, tmp_path / "l.json")
     assert load(tmp_path / "l.json") == lay
-    assert json.loads((tmp_path / "l.json").read_text())["objects"][0]["depth"] == 2
+    objs = json.loads((tmp_path / "l.json").read_text())["objects"]
+    assert objs[0]["depth"] == 2 and "angle" not in objs[0] and objs[1]["angle"] == -13.4
+    # retiming and cutting keep what an object is: its phrase, depth and angle
+    for o in (resample(lay, 16.0).objects[1], window(lay, 1, 5).objects[1]):
+        assert (o.phrase, o.depth, o.angle) == ("a star", None, -13.4)
 
 
 def test_resample_interpolates_between_visible_frames_and_keeps_gaps():

@@ -8,6 +8,7 @@ from tenku.vae.losses import (
     LossConfig,
     PatchDiscriminator,
     d_hinge_loss,
+    edge_mask,
     freq_loss,
     g_hinge_loss,
     kl_loss,
@@ -75,3 +76,20 @@ def test_discriminator_and_hinge() -> None:
     assert d_hinge_loss(ones, -ones).item() == 0.0  # confident and right: no loss
     assert d_hinge_loss(-ones, ones).item() == 4.0
     assert g_hinge_loss(ones).item() == -1.0
+
+
+def test_edge_term_weighs_errors_at_the_targets_edges_only() -> None:
+    x = -torch.ones(1, 3, 2, 16, 16)
+    x[0, :, :, 5:9, 5:9] = 1.0  # a still 4x4 white square: no motion, but four edges
+    x[0, 0, :, :, 12:] += 0.1  # a faint step (0.1) stays below the threshold
+    m = edge_mask(x)
+    assert m.shape == (1, 1, 2, 16, 16)
+    assert m[0, 0, 0, 5, 5] == 1 and m[0, 0, 0, 4, 6] == 1 and m[0, 0, 0, 8, 9] == 1  # the edges, grown a pixel
+    assert m[0, 0, 0, 0, 0] == 0 and m[0, 0, 0, 6, 6] == 0 and not m[0, 0, 0, :, 11:].any()  # flat areas are not
+    z = torch.zeros(1, 4, 1, 2, 2)
+    corner, flat = x.clone(), x.clone()
+    corner[0, :, :, 5, 5] = -1.0  # a corner rounded off
+    flat[0, :, :, 0, 0] = 1.0  # the same error in the flat background
+    _, lc = reconstruction_loss(x, corner, z, z, LossConfig(edge=1.0))
+    _, lf = reconstruction_loss(x, flat, z, z, LossConfig(edge=1.0))
+    assert lc["edge"] > 0 and lf["edge"] == 0.0 and math.isclose(lc["l1"], lf["l1"], rel_tol=1e-6)
