@@ -135,6 +135,21 @@ def test_interactions_are_staged_and_told(prompt, event):
             assert any(w in e.caption for w in ("behind", "hidden", "hiding", "in front of")), e.caption
 
 
+@pytest.mark.parametrize("prompt", ["a red ball and a blue square slide towards each other",
+                                    "two balls roll toward one another", "a red ball and a green star approach each other"])
+def test_objects_moving_towards_each_other_come_from_the_two_sides_and_meet(prompt):
+    plan = plan_scene(prompt)
+    assert plan.head_on and plan.scenario == "collision"
+    target, mover = plan.pair
+    for seed in range(3):
+        e = expand(prompt, seed=seed)
+        assert e.warnings == [], e.warnings
+        left, right = e.spec.objects[mover], e.spec.objects[target]
+        assert left.x < right.x and left.vx > 0 > right.vx and left.y == right.y  # level, heading at each other
+        _, gt = render_scene(e.spec, 64, 64, 8.0, 33)
+        assert any(ev.type == "collision" and set(ev.objects) == {target, mover} for ev in gt.events)
+
+
 def test_hitting_the_floor_or_a_wall_is_not_an_interaction_between_objects():
     assert plan_scene("a red ball falls and hits the ground, while a blue box rests").pair is None
     assert plan_scene("a red ball hits the left wall and a green star sits").pair is None

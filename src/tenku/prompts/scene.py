@@ -34,6 +34,7 @@ MOTION_DIRECTIONS: dict[str, tuple[str, ...]] = {
 # Interaction cues (base forms, as the lexicon reduces them) -> scenario.
 HIT_WORDS = ("hit", "strike", "struck", "collide", "bump", "crash", "knock", "smash", "slam", "ram", "collision")
 HIDE_WORDS = ("hide", "hidden", "cover", "obscure", "conceal")
+EACH_OTHER = ("each other", "one another")  # "slide towards each other", "approach one another": head on
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Plan:
     scenario: str | None = None  # a sample.SCENARIOS value
     pair: tuple[int, int] | None = None  # (target, mover) hint indices of the staged interaction
     warnings: list[str] = field(default_factory=list)
+    head_on: bool = False  # the pair move towards each other from the two sides (and meet)
 
 
 # --- reading the prompt ------------------------------------------------------------
@@ -94,11 +96,14 @@ def _group(parsed: ParsedPrompt, attrs: dict[str, str] | str | None, avoid: int 
 
 def find_interaction(text: str, parsed: ParsedPrompt) -> tuple[str, int, int] | None:
     """The first interaction the text asks for: (scenario, target group, mover group),
-    groups being indices into ``parsed.objects`` (equal for "two discs collide")."""
+    groups being indices into ``parsed.objects`` (equal for "two discs collide"); the scenario
+    "head-on" for objects that move towards each other (they meet: a collision)."""
     items = tokenize(text)
     for k, it in enumerate(items):
         nxt = items[k + 1].text if k + 1 < len(items) else ""
-        if it.kind in ("verb", "fn") and it.text in HIT_WORDS:
+        if it.text in ("toward", "towards", "approach") and nxt in EACH_OTHER:
+            scenario, passive, subject_moves = "head-on", False, True
+        elif it.kind in ("verb", "fn") and it.text in HIT_WORDS:
             scenario, passive, subject_moves = "collision", nxt == "by", True
         elif it.kind == "prep" and it.text == "behind":
             scenario, passive, subject_moves = "occlusion", False, True
@@ -109,7 +114,7 @@ def find_interaction(text: str, parsed: ParsedPrompt) -> tuple[str, int, int] | 
             scenario, passive, subject_moves = "occlusion", nxt == "by", False
         else:
             continue
-        left, right = _np_attrs(items, k, -1), _np_attrs(items, k, +1)
+        left, right = _np_attrs(items, k, -1), None if scenario == "head-on" else _np_attrs(items, k, +1)
         if "scenery" in (left, right):
             continue
         before = len(parse_prompt(" ".join(i.text for i in items[:k])).objects)
@@ -164,7 +169,13 @@ def plan_scene(text: str, parsed: ParsedPrompt | None = None) -> Plan:
         if t is None or m is None:
             warnings.append("could not tell which objects interact; the interaction is left to chance")
         else:
-            plan.scenario, plan.pair = scenario, (t, m)
+            plan.head_on = scenario == "head-on"  # they meet: a collision
+            plan.scenario, plan.pair = ("collision" if plan.head_on else scenario), (t, m)
+            if plan.head_on:  # each comes from its side: the mover from the left, the target from the right
+                for i, side in ((m, "right"), (t, "left")):
+                    if hints[i].get("motion") in (None, "move", "bounce"):
+                        hints[i]["motion"] = hints[i].get("motion") or "move"
+                        hints[i]["direction"] = side
     return plan
 
 
@@ -197,6 +208,8 @@ def _draw(plan: Plan, rng: np.random.Generator, aspect: float) -> tuple[SceneSpe
         for k, i in enumerate(order):
             objs[i] = spec.objects[k]
         spec.objects = objs  # type: ignore[assignment]
+    if plan.head_on and plan.pair:
+        _head_on(spec, *plan.pair, rng)
     for i, region in enumerate(plan.regions if hints else []):
         if region and not (plan.pair and i in plan.pair):
             note = _place(spec, i, region, rng)
@@ -204,6 +217,23 @@ def _draw(plan: Plan, rng: np.random.Generator, aspect: float) -> tuple[SceneSpe
                 notes.append(note)
     spec.validate()
     return spec, notes
+
+
+def _head_on(spec: SceneSpec, t: int, m: int, rng: np.random.Generator) -> None:
+    """Put the pair that move towards each other level, the mover in the left third and the
+    target in the right, fast enough to meet within about two seconds."""
+    a, b, w = spec.objects[m], spec.objects[t], spec.width
+    if a.motion not in ("move", "bounce") or b.motion not in ("move", "bounce") or a.vx <= 0 or b.vx >= 0:
+        return  # a stated motion that does not go sideways: left as drawn
+    a.x = float(np.clip(rng.uniform(0.1, 0.3) * w, a.radius, w / 2 - a.radius))
+    b.x = float(np.clip(rng.uniform(0.7, 0.9) * w, w / 2 + b.radius, w - b.radius))
+    lo, hi = spec.floor_y + max(a.radius, b.radius), 1 - max(a.radius, b.radius)
+    a.y = b.y = float(np.clip(b.y, lo, hi))
+    a.vy = b.vy = 0.0
+    gap = b.x - a.x - a.radius - b.radius
+    if gap / (a.vx - b.vx) > 2.0:
+        k = gap / 2.0 / (a.vx - b.vx)
+        a.vx, b.vx = a.vx * k, b.vx * k
 
 
 def _parts(region: str) -> tuple[str, str]:
