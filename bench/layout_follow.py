@@ -47,7 +47,8 @@ def obj(phrase: str, path: Route, radius: float | Callable[[float], float] | Non
     """An object of ``phrase`` whose box is centred on ``path(u)`` at frame ``u * (T - 1)``,
     as large as the shape's outline at ``radius`` (default: the phrase's size word); boxes wholly
     outside the frame become null."""
-    from tenku.sketch import outline_extent, appearance
+    from tenku.sketch import appearance
+    from tenku.world.spec import outline_extent
 
     ex0, ey0, ex1, ey1 = outline_extent(appearance(phrase)[0])
     boxes: list[Box | None] = []

@@ -114,7 +114,7 @@ def from_dict(doc: Any) -> Layout:
                                  f"normalised to 0..1; use null where the object is not visible)")
             out.append((x0, y0, x1, y1))
         objects.append(LayoutObject(phrase.strip(), out + [None] * (frames - len(out)), depth,
-                                    None if angle is None else float(angle)))
+                                    float(angle or 0.0) or None))  # 0 is upright: as if unstated
     return Layout(float(fps), frames, w, h, objects)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from tenku.layout import Layout
-from tenku.world.spec import outline_extent  # noqa: F401  (bench/layout_follow.py reads it here)
+from tenku.world.spec import outline_extent
 
 GREY = (0.5, 0.5, 0.5)  # an object whose phrase names no colour the world knows
 
